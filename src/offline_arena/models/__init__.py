@@ -1,0 +1,65 @@
+"""Models by name: parse a spec (see spec.py) and build its generator, cached through the run's store."""
+
+from __future__ import annotations
+
+from .base import Completion, GenerationRequest, SamplingParams  # noqa: F401  (the public interface)
+from .spec import ModelSpec, parse_model_spec  # noqa: F401
+
+
+def resolve_local_path(spec: ModelSpec) -> str:
+    """A folder (or Hub id) transformers can load for a builtin/hf/vllm spec."""
+    if spec.kind == "builtin":
+        from .builtin import materialise
+
+        return str(materialise(spec.location))
+    if spec.kind in ("hf", "vllm"):
+        return spec.location
+    raise ValueError(f"{spec.raw}: an OpenAI-compatible endpoint has no local weights")
+
+
+def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: str | None = None,
+                   batch_size: int = 16, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                   revision: str | None = None, chunk_size: int | None = None):
+    """Build the generator a spec names. With a store, every completion (and each best-of-n candidate)
+    goes through it, so nothing is generated twice, and every `chunk_size` answers (default: two
+    batches) are committed, which bounds what a crash can lose. A best-of-n spec needs a scorer."""
+    chunk_size = chunk_size or 2 * batch_size
+    if isinstance(spec, str):
+        spec = parse_model_spec(spec)
+    if spec.best_of:
+        if scorer is None:
+            raise ValueError(f"{spec.raw}: best-of-n needs a scorer (a verifier or judge) to pick the best answer")
+        from .best_of_n import BestOfN
+
+        inner = load_generator(spec.inner, store, batch_size=batch_size, api_key_env=api_key_env,
+                               concurrency=concurrency, revision=revision, chunk_size=chunk_size)
+        best = BestOfN(inner, spec.best_of, scorer, scorer_name or getattr(scorer, "__name__", "scorer"))
+        return _cached(best, store, chunk_size)
+
+    if spec.kind == "openai":
+        from .openai_http import OpenAIChatGenerator
+
+        generator = OpenAIChatGenerator(spec.location, spec.served_name, api_key_env=api_key_env,
+                                        concurrency=concurrency, revision=revision)
+    elif spec.kind == "vllm":
+        from .vllm_backend import VLLMGenerator
+
+        generator = VLLMGenerator(spec.location)
+    else:
+        from .hf import TransformersGenerator
+
+        fingerprint = None
+        if spec.kind == "builtin":
+            from .builtin import builtin_fingerprint
+
+            fingerprint = builtin_fingerprint(spec.location)
+        generator = TransformersGenerator(resolve_local_path(spec), fingerprint=fingerprint, batch_size=batch_size)
+    return _cached(generator, store, chunk_size)
+
+
+def _cached(generator, store, chunk_size: int):
+    if store is None:
+        return generator
+    from .cached import CachedGenerator
+
+    return CachedGenerator(generator, store, chunk_size)

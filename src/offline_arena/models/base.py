@@ -1,0 +1,92 @@
+"""The one interface every generation backend implements: chat messages in, completions out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. `temperature == 0` means greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k truncation
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One completion to produce. `(seed, sample_index)` tell apart several samples of one prompt."""
+
+    messages: tuple[Message, ...]
+    params: SamplingParams = SamplingParams()
+    seed: int = 0
+    sample_index: int = 0
+
+    @classmethod
+    def of(cls, messages: Sequence[Message], **kwargs) -> "GenerationRequest":
+        return cls(messages=tuple(dict(m) for m in messages), **kwargs)
+
+    def __hash__(self):  # messages hold dicts; hash their canonical JSON
+        return hash((canonical_json(list(self.messages)), self.params, self.seed, self.sample_index))
+
+
+@dataclass
+class Completion:
+    """A generated answer. `stopped` is True when the model ended its turn by itself, False when it
+    ran into the token limit (a *runaway*)."""
+
+    text: str
+    stopped: bool
+    num_tokens: int
+    meta: dict = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    """A model that answers chat requests. Implementations: transformers, OpenAI-compatible HTTP,
+    vLLM, and the wrappers (best-of-n, store-cached)."""
+
+    fingerprint: str  # identifies the weights (and wrapper settings): part of every cache key
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The exact prompt the model sees (its chat template applied), used in the cache key."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """One completion per request, in order."""
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def validate_messages(messages: Sequence[Message], where: str = "messages") -> None:
+    """Raise ValueError naming `where` when messages are not a non-empty list of role/content dicts."""
+    if not isinstance(messages, (list, tuple)) or not messages:
+        raise ValueError(f"{where}: expected a non-empty list of messages, got {type(messages).__name__}")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValueError(f"{where}[{i}]: expected an object with 'role' and 'content'")
+        if m.get("role") not in ("system", "user", "assistant"):
+            raise ValueError(f"{where}[{i}].role: expected system/user/assistant, got {m.get('role')!r}")
+        if not isinstance(m.get("content"), str):
+            raise ValueError(f"{where}[{i}].content: expected a string")
+    if messages[-1]["role"] == "assistant":
+        raise ValueError(f"{where}: the last message is the assistant's; nothing is left to answer")

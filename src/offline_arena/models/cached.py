@@ -1,0 +1,40 @@
+"""Generation through the store: only requests whose key is not stored yet reach the model, and each
+chunk is committed as soon as it is generated, so a killed run loses at most the chunk in flight."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ..store import Store, completion_key
+from .base import Completion, GenerationRequest
+
+
+class CachedGenerator:
+    def __init__(self, inner, store: Store, chunk_size: int = 32):
+        self.inner, self.store, self.chunk_size = inner, store, chunk_size
+        self.fingerprint = inner.fingerprint
+
+    def render(self, messages) -> str:
+        return self.inner.render(messages)
+
+    def keys(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        return [completion_key(self.fingerprint, self.render(r.messages), r.params, r.seed, r.sample_index)
+                for r in requests]
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        keys = self.keys(requests)
+        found = self.store.get_completions(keys)
+        missing: dict[str, GenerationRequest] = {}
+        for key, request in zip(keys, requests):
+            if key not in found:
+                missing.setdefault(key, request)  # identical requests in one call are generated once
+        todo = list(missing.items())
+        for start in range(0, len(todo), self.chunk_size):
+            chunk = todo[start:start + self.chunk_size]
+            completions = self.inner.generate([request for _, request in chunk])
+            self.store.put_completions([
+                (key, self.fingerprint, self.render(r.messages), r.params, r.seed, r.sample_index, c)
+                for (key, r), c in zip(chunk, completions)
+            ])
+            found.update({key: c for (key, _), c in zip(chunk, completions)})
+        return [found[key] for key in keys]

@@ -1,0 +1,43 @@
+"""Generation with vLLM's offline engine (extra `[vllm]`, needs a GPU). Same interface as the others:
+vLLM schedules and batches internally, so we hand it every request at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .base import Completion, GenerationRequest
+
+
+class VLLMGenerator:
+    def __init__(self, model: str, fingerprint: str | None = None, **engine_kwargs):
+        try:
+            from vllm import LLM
+        except ImportError as error:
+            raise ImportError("the vllm: backend needs the vllm extra: pip install 'offline-arena[vllm]'") from error
+        from .hf import _local_fingerprint
+
+        self.llm = LLM(model=model, **engine_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.fingerprint = fingerprint or _local_fingerprint(model).replace("hf:", "vllm:", 1)
+        self.num_generated = 0
+
+    def render(self, messages) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        from vllm import SamplingParams
+
+        sampling = [
+            SamplingParams(max_tokens=r.params.max_new_tokens, temperature=r.params.temperature,
+                           top_p=r.params.top_p, top_k=r.params.top_k or -1,
+                           seed=r.seed * 100_003 + r.sample_index)
+            for r in requests
+        ]
+        outputs = self.llm.chat([list(r.messages) for r in requests], sampling, use_tqdm=True)
+        self.num_generated += len(requests)
+        return [
+            Completion(text=o.outputs[0].text.strip(), stopped=o.outputs[0].finish_reason == "stop",
+                       num_tokens=len(o.outputs[0].token_ids), meta={"finish_reason": o.outputs[0].finish_reason})
+            for o in outputs
+        ]

@@ -1,0 +1,54 @@
+"""Shared fixtures: pico random models that use the real SmolLM2 tokenizer, so tests exercise the real
+chat template, special tokens and padding, yet run in seconds on 2 cores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the test suite may reach the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+BUILTIN = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer_dir() -> Path:
+    from offline_arena.models.builtin import materialise
+
+    return materialise(BUILTIN, tokenizer_only=True)
+
+
+def build_pico_model(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer, hidden-64 Llama with the SmolLM2 vocabulary and random weights, saved with the real
+    tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def pico_model_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
+    return build_pico_model(smol_tokenizer_dir, tmp_path_factory.mktemp("pico"))
+
+
+@pytest.fixture(scope="session")
+def pico_generator(pico_model_dir):
+    from offline_arena.models.hf import TransformersGenerator
+
+    return TransformersGenerator(pico_model_dir, batch_size=4, progress=False)

@@ -1,0 +1,154 @@
+"""The OpenAI-compatible backend against a real server: `transformers serve` on 127.0.0.1 serving a pico
+model, behind a small real HTTP proxy that can inject failures (429/503) to exercise the retries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models.openai_http import HTTPGenerationError, OpenAIChatGenerator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(pico_model_dir):
+    """A real OpenAI-compatible server; yields (base_url, served model name)."""
+    port = free_port()
+    serve = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen([serve, "serve", str(pico_model_dir), "--host", "127.0.0.1", "--port", str(port),
+                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"transformers serve did not start: {process.stderr.read().decode()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1", str(pico_model_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+class FaultyProxy:
+    """Forwards to the server, but answers the first `failures` POSTs with `status` instead."""
+
+    def __init__(self, upstream: str, failures: int, status: int = 503):
+        self.failures_left, self.status, self.posts, self.auth_headers = failures, status, 0, []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.posts += 1
+                proxy.auth_headers.append(self.headers.get("Authorization"))
+                if proxy.failures_left > 0:
+                    proxy.failures_left -= 1
+                    self.send_response(proxy.status)
+                    self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "injected failure"}')
+                    return
+                request = urllib.request.Request(upstream + self.path.removeprefix("/v1"), data=body,
+                                                 headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    payload = response.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def chat_requests(n, max_new_tokens=6):
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.7)
+    return [GenerationRequest.of([{"role": "user", "content": f"Say {i}"}], params=params, sample_index=i)
+            for i in range(n)]
+
+
+def test_completions_from_a_real_server(server):
+    url, name = server
+    generator = load_generator(f"openai:{url}#{name}", concurrency=3)
+    out = generator.generate(chat_requests(4))
+    assert len(out) == 4
+    for completion in out:
+        assert isinstance(completion.text, str)
+        assert 1 <= completion.num_tokens <= 6
+        assert completion.stopped == (completion.meta["finish_reason"] != "length")
+
+
+def test_retries_after_injected_failures(server, monkeypatch):
+    url, name = server
+    proxy = FaultyProxy(url, failures=2, status=503)
+    monkeypatch.setenv("ARENA_TEST_KEY", "sk-secret-123")
+    try:
+        generator = OpenAIChatGenerator(proxy.url, name, api_key_env="ARENA_TEST_KEY", backoff_s=0.01,
+                                        max_retries=3, progress=False)
+        out = generator.generate(chat_requests(1))
+        assert len(out) == 1 and out[0].num_tokens >= 1
+        assert proxy.posts == 3  # two injected 503s, then the real answer
+        assert set(proxy.auth_headers) == {"Bearer sk-secret-123"}
+        assert "sk-secret" not in generator.fingerprint
+    finally:
+        proxy.close()
+
+
+def test_clear_error_after_the_last_retry(server):
+    url, name = server
+    proxy = FaultyProxy(url, failures=100, status=429)
+    try:
+        generator = OpenAIChatGenerator(proxy.url, name, backoff_s=0.01, max_retries=2, progress=False)
+        with pytest.raises(HTTPGenerationError, match=r"failed after 3 attempts; last: HTTP 429"):
+            generator.generate(chat_requests(1))
+        assert proxy.posts == 3
+    finally:
+        proxy.close()
+
+
+def test_client_errors_are_not_retried(server):
+    url, name = server
+    proxy = FaultyProxy(url, failures=100, status=400)
+    try:
+        generator = OpenAIChatGenerator(proxy.url, name, backoff_s=0.01, max_retries=5, progress=False)
+        with pytest.raises(HTTPGenerationError, match="refused the request: HTTP 400"):
+            generator.generate(chat_requests(1))
+        assert proxy.posts == 1
+    finally:
+        proxy.close()
+
+
+def test_unreachable_server_names_the_url():
+    port = free_port()  # nothing listens here
+    generator = OpenAIChatGenerator(f"http://127.0.0.1:{port}/v1", "m", backoff_s=0.01, max_retries=1, progress=False)
+    with pytest.raises(HTTPGenerationError, match=f"127.0.0.1:{port}.*ConnectError"):
+        generator.generate(chat_requests(1))

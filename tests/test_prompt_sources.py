@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from offline_arena.prompts import PromptFileError, load_prompts
+
+
+def write_lines(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_reads_messages_and_prompt_rows(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [
+        json.dumps({"id": "a", "prompt": "Hello?", "topic": "greeting"}),
+        "",
+        json.dumps({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}),
+    ])
+    prompts = load_prompts(path)
+    assert [p.id for p in prompts][0] == "a"
+    assert prompts[0].messages == ({"role": "user", "content": "Hello?"},)
+    assert prompts[0].meta == {"topic": "greeting"}
+    assert len(prompts[1].id) == 12  # derived from the content, stable across runs
+    assert load_prompts(path)[1].id == prompts[1].id
+
+
+@pytest.mark.parametrize("line,problem", [
+    ('{"prompt": "ok"', "p.jsonl:2: not valid JSON"),
+    ('["not", "an", "object"]', "p.jsonl:2: expected a JSON object"),
+    ('{"text": "hi"}', "p.jsonl:2: row has neither 'messages' nor 'prompt'"),
+    ('{"prompt": ""}', "p.jsonl:2: 'prompt' must be a non-empty string"),
+    ('{"messages": [{"role": "robot", "content": "x"}]}', r"p.jsonl:2: messages\[0\].role"),
+    ('{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}', "nothing is left to answer"),
+    ('{"id": "a", "prompt": "dup"}', "p.jsonl:2: duplicate id 'a' \\(first on line 1\\)"),
+])
+def test_malformed_rows_name_file_and_line(tmp_path, line, problem):
+    path = write_lines(tmp_path / "p.jsonl", [json.dumps({"id": "a", "prompt": "fine"}), line])
+    with pytest.raises(PromptFileError, match=problem):
+        load_prompts(path)
+
+
+def test_missing_file_and_unknown_source(tmp_path):
+    with pytest.raises(PromptFileError, match="not found"):
+        load_prompts(tmp_path / "nope.jsonl")
+    with pytest.raises(PromptFileError, match="unsupported prompt source"):
+        load_prompts(tmp_path / "x.csv")
+
+
+def test_builtin_sample_set_loads():
+    prompts = load_prompts("builtin:sample")
+    assert len(prompts) == 16 and len({p.id for p in prompts}) == 16
