@@ -48,4 +48,4 @@ def test_missing_file_and_unknown_source(tmp_path):
 
 def test_builtin_sample_set_loads():
     prompts = load_prompts("builtin:sample")
-    assert len(prompts) == 16 and len({p.id for p in prompts}) == 16
+    assert len(prompts) == 32 and len({p.id for p in prompts}) == 32

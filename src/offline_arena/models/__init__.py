@@ -18,7 +18,7 @@ def resolve_local_path(spec: ModelSpec) -> str:
 
 
 def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: str | None = None,
-                   batch_size: int = 16, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                   batch_size: int = 32, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                    revision: str | None = None, chunk_size: int | None = None):
     """Build the generator a spec names. With a store, every completion (and each best-of-n candidate)
     goes through it, so nothing is generated twice, and every `chunk_size` answers (default: two

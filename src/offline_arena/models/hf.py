@@ -19,7 +19,7 @@ from .chat import stop_token_ids
 
 
 class TransformersGenerator:
-    def __init__(self, model_path: str | Path, fingerprint: str | None = None, batch_size: int = 16,
+    def __init__(self, model_path: str | Path, fingerprint: str | None = None, batch_size: int = 32,
                  device: str | None = None, dtype: str | None = None, progress: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -40,7 +40,7 @@ class TransformersGenerator:
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
 
     @classmethod
-    def from_model(cls, model, tokenizer, fingerprint: str, batch_size: int = 16) -> "TransformersGenerator":
+    def from_model(cls, model, tokenizer, fingerprint: str, batch_size: int = 32) -> "TransformersGenerator":
         """Wrap a model already in memory (a trainer's policy, a pico test model)."""
         self = cls.__new__(cls)
         self.model_path, self.model, self.tokenizer = "<in-memory>", model, tokenizer
