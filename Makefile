@@ -27,7 +27,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# The ratings benchmark compares against FastChat's elo_analysis: fschat is installed for it alone,
+# without its serving dependencies (torch/gradio stacks it never calls).
 bench: $(STAMP)
+	$(PY) -m pip install -q --no-deps "fschat==0.2.36"
+	$(PY) -m pip install -q "scikit-learn>=1.5"
+	$(PY) bench/ratings.py
 	$(PY) bench/generation.py
 
 clean:

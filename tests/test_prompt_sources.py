@@ -49,3 +49,15 @@ def test_missing_file_and_unknown_source(tmp_path):
 def test_builtin_sample_set_loads():
     prompts = load_prompts("builtin:sample")
     assert len(prompts) == 32 and len({p.id for p in prompts}) == 32
+
+
+def test_builtin_verifiable_source():
+    prompts = load_prompts("builtin:verifiable:heldout:8:3")
+    assert len(prompts) == 8 and all(p.meta["constraints"] for p in prompts)
+    assert [p.id for p in prompts] == [p.id for p in load_prompts("builtin:verifiable:heldout:8:3")]
+    with pytest.raises(PromptFileError, match="expected builtin:verifiable:SPLIT:N"):
+        load_prompts("builtin:verifiable:heldout")
+    with pytest.raises(PromptFileError, match="builtin:verifiable:nonsense:4"):
+        load_prompts("builtin:verifiable:nonsense:4")
+    with pytest.raises(PromptFileError, match="no built-in prompt set"):
+        load_prompts("builtin:base_tasks")

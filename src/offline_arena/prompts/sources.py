@@ -71,12 +71,28 @@ def load_jsonl(path: str | Path) -> list[Prompt]:
 
 
 def load_prompts(source: str | Path) -> list[Prompt]:
-    """Load prompts from a source: a .jsonl file, or `builtin:sample` for the packaged sample set."""
+    """Load prompts from a source:
+
+    - a `.jsonl` file;
+    - `builtin:verifiable:SPLIT:N[:SEED]` — N prompts of the built-in verifiable instruction pack, split
+      `heldout` or `round<r>/<stage>` (e.g. `builtin:verifiable:heldout:32`);
+    - `builtin:sample` — 32 everyday and clinical-document questions.
+    """
     source = str(source)
+    if source.startswith("builtin:verifiable"):
+        from .verifiable import load_verifiable
+
+        parts = source.split(":")[2:]
+        if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts[1:]):
+            raise PromptFileError(f"{source}: expected builtin:verifiable:SPLIT:N[:SEED], e.g. builtin:verifiable:heldout:32")
+        try:
+            return load_verifiable(parts[0], int(parts[1]), int(parts[2]) if len(parts) == 3 else 0)
+        except ValueError as error:
+            raise PromptFileError(f"{source}: {error}") from None
     if source.startswith("builtin:"):
         name = source.removeprefix("builtin:")
         path = Path(__file__).resolve().parent.parent / "data" / "prompts" / f"{name}.jsonl"
-        if not path.is_file():
+        if name == "base_tasks" or not path.is_file():  # base tasks are the pack's raw material, not prompts
             raise PromptFileError(f"{source}: no built-in prompt set of that name")
         return load_jsonl(path)
     if source.endswith(".jsonl"):

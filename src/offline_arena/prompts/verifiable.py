@@ -1,0 +1,261 @@
+"""The built-in verifiable instruction pack: our own base tasks, each with 1-3 checkable constraints appended
+(the recipe of IFEval, Zhou et al. 2023, arXiv 2311.07911), so a verifier judge can score answers without a
+model and a held-out split measures instruction following the way IFEval does.
+
+How prompts are made. Every base task (data/prompts/base_tasks.jsonl: general writing, explanation,
+everyday advice, yes/no questions and synthetic clinical documents) owns a seeded sequence of distinct
+constraint sets: its 0th, 1st, 2nd ... prompt. Prompts are handed out in *cycles*: in cycle c every base
+task gives its c-th prompt. That makes three guarantees cheap:
+
+- `build_pack(n, seed)` is reproducible: the same seed gives the same prompts with the same ids;
+- held-out base tasks (a seeded ~20 % of each category) never appear in a training shard, so no training
+  prompt shares a base task with the evaluation;
+- training shards are disjoint: in each cycle the training tasks are shuffled and dealt out to the shard
+  slots like cards, so a (task, cycle) pair belongs to one shard, and a task's prompts differ across
+  cycles. A shard depends only on its own name and size, never on which other shards a run asks for.
+
+Shard names are "round<r>/<stage>" with r in 1..MAX_ROUNDS and stage in STAGES, plus "heldout".
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from .constraints import CONSTRAINTS, check_all, compatible, conflicts, instruction_text, short_answer_ids
+from .sources import Prompt
+
+BASE_TASKS_PATH = Path(__file__).resolve().parent.parent / "data" / "prompts" / "base_tasks.jsonl"
+SOURCE_NAME = "builtin:verifiable"
+
+STAGES = ("sft", "dpo", "rm", "ppo", "kto", "grpo")
+MAX_ROUNDS = 8
+HELDOUT = "heldout"
+HELDOUT_FRACTION = 0.2        # of each category's base tasks, kept for evaluation only
+MAX_PROMPTS_PER_TASK = 64     # cycles; beyond this a pack of a few hundred tasks repeats itself too much
+_SAMPLING_ATTEMPTS = 50       # tries to find a constraint set a task has not used yet
+
+
+# --- base tasks -----------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def base_tasks(path: str | Path = BASE_TASKS_PATH) -> tuple[dict, ...]:
+    """The base tasks, validated: each has a unique `id`, a `category` and a `text`; `keywords` (words a
+    natural answer contains, used by keyword constraints) and `yes_no` (a yes/no question) are optional."""
+    tasks, seen = [], set()
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            task = json.loads(line)
+            missing = [k for k in ("id", "category", "text") if not task.get(k)]
+            if missing:
+                raise ValueError(f"{path}:{number}: base task lacks {missing}")
+            if task["id"] in seen:
+                raise ValueError(f"{path}:{number}: duplicate base task id {task['id']!r}")
+            seen.add(task["id"])
+            tasks.append(task)
+    return tuple(tasks)
+
+
+def heldout_task_ids(seed: int, tasks=None) -> frozenset[str]:
+    """A seeded HELDOUT_FRACTION of each category (at least one task each), so the evaluation covers every
+    kind of task in proportion."""
+    tasks = base_tasks() if tasks is None else tasks
+    by_category: dict[str, list[dict]] = {}
+    for task in tasks:
+        by_category.setdefault(task["category"], []).append(task)
+    chosen = set()
+    for category, members in by_category.items():
+        members = sorted(members, key=lambda t: _digest(f"{seed}|heldout|{t['id']}"))
+        chosen.update(t["id"] for t in members[:max(1, round(HELDOUT_FRACTION * len(members)))])
+    return frozenset(chosen)
+
+
+# --- one prompt -----------------------------------------------------------------------------------------
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _signature(constraints: list[dict]) -> str:
+    """Order-free identity of a constraint set: the same constraints in another order are the same prompt."""
+    return json.dumps(sorted(constraints, key=lambda c: c["id"]), sort_keys=True)
+
+
+def sample_constraints(task: dict, rng: random.Random, count: int, candidate_ids) -> list[dict]:
+    """Up to `count` mutually compatible constraints for `task`, in a random order."""
+    ids = [cid for cid in candidate_ids if CONSTRAINTS[cid].applies_to(task)]
+    rng.shuffle(ids)
+    chosen: list[dict] = []
+    for cid in ids:
+        if len(chosen) == count:
+            break
+        if any(conflicts(cid, c["id"]) for c in chosen):
+            continue
+        spec = {"id": cid, "params": CONSTRAINTS[cid].sample_params(rng, task)}
+        if compatible(chosen + [spec]):
+            chosen.append(spec)
+    return chosen
+
+
+def make_prompt(task: dict, constraints: list[dict]) -> Prompt:
+    """The task, a blank line, then one sentence per constraint (IFEval appends them the same way)."""
+    instructions = " ".join(instruction_text(c) for c in constraints)
+    prompt_id = f"{task['id']}.{_digest(task['id'] + _signature(constraints))[:8]}"
+    meta = {"constraints": constraints, "base_task": task["id"], "category": task["category"]}
+    return Prompt(prompt_id, ({"role": "user", "content": f"{task['text']}\n\n{instructions}"},), meta)
+
+
+class _TaskPrompts:
+    """The seeded sequence of distinct prompts of one base task: element c is its prompt in cycle c."""
+
+    def __init__(self, task: dict, seed: int, min_constraints: int, max_constraints: int, candidate_ids):
+        settings = f"{seed}|{task['id']}|{min_constraints}|{max_constraints}|{','.join(candidate_ids)}"
+        self.rng = random.Random(settings)  # str seeds hash with SHA-512: stable across processes
+        self.task, self.candidate_ids = task, candidate_ids
+        self.min_constraints, self.max_constraints = min_constraints, max_constraints
+        self.prompts: list[Prompt] = []
+        self.seen: set[str] = set()
+        self.exhausted = False
+
+    def get(self, cycle: int) -> Prompt | None:
+        while len(self.prompts) <= cycle and not self.exhausted:
+            self._grow()
+        return self.prompts[cycle] if cycle < len(self.prompts) else None
+
+    def _grow(self):
+        for _ in range(_SAMPLING_ATTEMPTS):
+            count = self.rng.randint(self.min_constraints, self.max_constraints)
+            constraints = sample_constraints(self.task, self.rng, count, self.candidate_ids)
+            signature = _signature(constraints)
+            if len(constraints) >= self.min_constraints and signature not in self.seen:
+                self.seen.add(signature)
+                self.prompts.append(make_prompt(self.task, constraints))
+                return
+        self.exhausted = True  # this task has (practically) run out of new constraint sets
+
+
+def _check_settings(min_constraints: int, max_constraints: int):
+    if not 1 <= min_constraints <= max_constraints:
+        raise ValueError(f"need 1 <= min_constraints <= max_constraints, got {min_constraints} and "
+                         f"{max_constraints}")
+
+
+def _candidate_ids(short_answers: bool) -> tuple[str, ...]:
+    return tuple(short_answer_ids() if short_answers else CONSTRAINTS)
+
+
+def _deal(tasks: list[dict], n: int, seed: int, slot: int, slots: int, where: str, *, min_constraints,
+          max_constraints, short_answers) -> list[Prompt]:
+    """n prompts for `slot` of `slots`: in cycle c the tasks are shuffled and slot k takes every
+    slots-th task from position k, each giving its c-th prompt."""
+    _check_settings(min_constraints, max_constraints)
+    if n < 0:
+        raise ValueError(f"{where}: size must be >= 0, got {n}")
+    candidate_ids = _candidate_ids(short_answers)
+    sequences = {task["id"]: _TaskPrompts(task, seed, min_constraints, max_constraints, candidate_ids)
+                 for task in tasks}
+    prompts: list[Prompt] = []
+    for cycle in range(MAX_PROMPTS_PER_TASK):
+        if len(prompts) == n:
+            return prompts
+        order = sorted(tasks, key=lambda t: t["id"])
+        random.Random(f"{seed}|cycle|{cycle}").shuffle(order)
+        for task in order[slot::slots]:
+            prompt = sequences[task["id"]].get(cycle)
+            if prompt is not None:
+                prompts.append(prompt)
+                if len(prompts) == n:
+                    return prompts
+    spread = f", dealt over {slots} shard slots" if slots > 1 else ""
+    raise ValueError(
+        f"{where}: asked for {n} prompts but the built-in pack can supply only {len(prompts)} ({len(tasks)} "
+        f"base tasks to draw from, at most {MAX_PROMPTS_PER_TASK} prompts each{spread}); ask for fewer or "
+        "use a prompt file")
+
+
+# --- the public API -------------------------------------------------------------------------------------
+
+def build_pack(n: int, seed: int = 0, min_constraints: int = 1, max_constraints: int = 3, *,
+               short_answers: bool = False) -> list[Prompt]:
+    """n prompts over all base tasks (no held-out split), one per task before any task repeats.
+    `short_answers=True` keeps to constraints a ~64-token answer can satisfy."""
+    return _deal(list(base_tasks()), n, seed, 0, 1, "build_pack", min_constraints=min_constraints,
+                 max_constraints=max_constraints, short_answers=short_answers)
+
+
+def shard_slot(name: str) -> int:
+    """The fixed slot of a training shard name "round<r>/<stage>"."""
+    match = re.fullmatch(r"round(\d+)/(\w+)", name)
+    if not match or match.group(2) not in STAGES or not 1 <= int(match.group(1)) <= MAX_ROUNDS:
+        raise ValueError(f"unknown split {name!r}: expected {HELDOUT!r} or 'round<r>/<stage>' with r in "
+                         f"1..{MAX_ROUNDS} and stage in {list(STAGES)}")
+    return (int(match.group(1)) - 1) * len(STAGES) + STAGES.index(match.group(2))
+
+
+def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int = 1, max_constraints: int = 3,
+                    short_answers: bool = False) -> list[Prompt]:
+    """n prompts of one split of the pack: "heldout" (evaluation only) or a training shard such as
+    "round1/sft". The same arguments always give the same prompts, whatever other splits a run loads."""
+    settings = dict(min_constraints=min_constraints, max_constraints=max_constraints,
+                    short_answers=short_answers)
+    tasks = base_tasks()
+    heldout_ids = heldout_task_ids(seed, tasks)
+    if split == HELDOUT:
+        pool = [t for t in tasks if t["id"] in heldout_ids]
+        return _deal(pool, n, seed, 0, 1, f"{SOURCE_NAME} split {split!r}", **settings)
+    slot = shard_slot(split)
+    pool = [t for t in tasks if t["id"] not in heldout_ids]
+    return _deal(pool, n, seed, slot, MAX_ROUNDS * len(STAGES), f"{SOURCE_NAME} split {split!r}", **settings)
+
+
+def pack_splits(seed: int, sizes: dict[str, int], heldout: int, **settings) -> dict[str, list[Prompt]]:
+    """Disjoint training shards ({"round1/sft": 64, "round1/dpo": 64, ...}) plus a "heldout" split whose
+    base tasks no shard ever sees. Raises ValueError naming the split that the pack cannot fill."""
+    if HELDOUT in sizes:
+        raise ValueError(f"pass the held-out size as `heldout`, not as a shard named {HELDOUT!r}")
+    splits = {name: load_verifiable(name, size, seed, **settings) for name, size in sizes.items()}
+    splits[HELDOUT] = load_verifiable(HELDOUT, heldout, seed, **settings)
+    return splits
+
+
+def score_response(response: str, prompt: Prompt) -> dict:
+    """Per-instruction strict and loose verdicts and the prompt-level all-pass verdicts (IFEval's
+    follow_instruction_list and follow_all_instructions)."""
+    constraints = (prompt.meta or {}).get("constraints")
+    if not constraints:
+        raise ValueError(f"prompt {prompt.id!r} has no meta['constraints'] to check")
+    strict = check_all(response, constraints)
+    loose = check_all(response, constraints, loose=True)
+    return {"prompt_id": prompt.id, "instruction_ids": [c["id"] for c in constraints],
+            "strict": strict, "loose": loose, "prompt_strict": all(strict), "prompt_loose": all(loose)}
+
+
+def accuracy(responses: list[str], prompts: list[Prompt]) -> dict:
+    """IFEval's four numbers. Prompt-level: the share of prompts whose every instruction passed.
+    Instruction-level: the share of all instructions (pooled over prompts) that passed. E.g. two prompts
+    with 2 and 1 instructions, passing [True, False] and [True]: prompt-level 1/2, instruction-level 2/3."""
+    if len(responses) != len(prompts):
+        raise ValueError(f"{len(responses)} responses for {len(prompts)} prompts")
+    if not prompts:
+        raise ValueError("accuracy of zero prompts is undefined")
+    scores = [score_response(r, p) for r, p in zip(responses, prompts)]
+    followed = Counter()
+    for score in scores:
+        followed["strict"] += sum(score["strict"])
+        followed["loose"] += sum(score["loose"])
+    num_instructions = sum(len(s["strict"]) for s in scores)
+    return {
+        "prompt_strict": sum(s["prompt_strict"] for s in scores) / len(scores),
+        "prompt_loose": sum(s["prompt_loose"] for s in scores) / len(scores),
+        "instruction_strict": followed["strict"] / num_instructions,
+        "instruction_loose": followed["loose"] / num_instructions,
+        "num_prompts": len(scores),
+        "num_instructions": num_instructions,
+    }

@@ -1,0 +1,184 @@
+"""The built-in verifiable pack: reproducible, never self-contradictory, split without leaks, and scored
+with IFEval's four accuracies (arXiv 2311.07911)."""
+
+from collections import Counter
+from itertools import combinations
+
+import pytest
+
+from offline_arena.prompts.constraints import CONSTRAINTS, compatible, conflicts, instruction_text
+from offline_arena.prompts.sources import Prompt
+from offline_arena.prompts.verifiable import (
+    HELDOUT,
+    accuracy,
+    base_tasks,
+    build_pack,
+    heldout_task_ids,
+    load_verifiable,
+    make_prompt,
+    pack_splits,
+    score_response,
+)
+
+SHARDS = {f"round{r}/{stage}": 40 for r in (1, 2, 3) for stage in ("sft", "dpo", "rm")}
+
+
+def as_data(prompts):
+    return [(p.id, p.messages, p.meta) for p in prompts]
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return build_pack(2000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return pack_splits(0, SHARDS, heldout=60)
+
+
+def test_base_tasks_are_many_distinct_and_cover_the_categories():
+    tasks = base_tasks()
+    assert len(tasks) >= 300
+    assert len({t["id"] for t in tasks}) == len(tasks)
+    assert len({t["text"] for t in tasks}) == len(tasks)
+    categories = Counter(t["category"] for t in tasks)
+    assert set(categories) == {"writing", "explanation", "advice", "question", "healthcare"}
+    assert categories["healthcare"] >= 50
+    for task in tasks:
+        assert task["keywords"] and all(isinstance(k, str) and k.strip() for k in task["keywords"])
+
+
+def test_same_seed_same_prompts_and_ids(pack):
+    assert as_data(build_pack(2000, seed=0)) == as_data(pack)
+    assert as_data(build_pack(50, seed=0)) == as_data(pack[:50])  # a smaller pack is a prefix
+
+
+def test_distinct_seeds_differ():
+    first, second = build_pack(100, seed=0), build_pack(100, seed=1)
+    assert len({p.id for p in first} & {p.id for p in second}) < 10
+
+
+def test_prompts_are_well_formed(pack):
+    assert all(isinstance(p, Prompt) for p in pack)
+    assert len({p.id for p in pack}) == len(pack)
+    tasks = {t["id"]: t for t in base_tasks()}
+    for prompt in pack:
+        (message,) = prompt.messages
+        assert message["role"] == "user"
+        task = tasks[prompt.meta["base_task"]]
+        assert prompt.meta["category"] == task["category"]
+        assert message["content"].startswith(task["text"])
+        for constraint in prompt.meta["constraints"]:
+            assert instruction_text(constraint) in message["content"]
+
+
+def test_first_pass_uses_every_base_task_once():
+    tasks = base_tasks()
+    assert Counter(p.meta["base_task"] for p in build_pack(len(tasks), seed=3)) == Counter(t["id"] for t in tasks)
+
+
+def test_no_prompt_carries_conflicting_constraints(pack):
+    counts = Counter()
+    for prompt in pack:
+        constraints = prompt.meta["constraints"]
+        ids = [c["id"] for c in constraints]
+        assert 1 <= len(ids) <= 3
+        assert len(set(ids)) == len(ids)
+        for a, b in combinations(ids, 2):
+            assert not conflicts(a, b), (prompt.id, a, b)
+        assert compatible(constraints), prompt.id
+        counts.update(ids)
+    assert set(counts) == set(CONSTRAINTS)  # every constraint shows up somewhere
+
+
+def test_constraints_respect_their_tasks(pack):
+    tasks = {t["id"]: t for t in base_tasks()}
+    for prompt in pack:
+        task = tasks[prompt.meta["base_task"]]
+        for constraint in prompt.meta["constraints"]:
+            if constraint["id"] == "detectable_format:constrained_response":
+                assert task.get("yes_no")
+            if constraint["id"] == "combination:repeat_prompt":
+                assert constraint["params"]["prompt_to_repeat"] == task["text"] and "\n" not in task["text"]
+
+
+def test_constraint_count_bounds_and_short_answers():
+    prompts = build_pack(300, seed=2, min_constraints=2, max_constraints=2, short_answers=True)
+    for prompt in prompts:
+        ids = [c["id"] for c in prompt.meta["constraints"]]
+        assert len(ids) == 2
+        assert all(CONSTRAINTS[i].fits_short_answer for i in ids)
+    with pytest.raises(ValueError, match="min_constraints"):
+        build_pack(5, min_constraints=3, max_constraints=2)
+
+
+def test_splits_have_the_asked_sizes_and_are_disjoint(splits):
+    assert {name: len(prompts) for name, prompts in splits.items()} == {**SHARDS, HELDOUT: 60}
+    ids = [p.id for prompts in splits.values() for p in prompts]
+    assert len(ids) == len(set(ids))  # no prompt in two splits
+
+
+def test_heldout_shares_no_base_task_with_training(splits):
+    heldout_tasks = {p.meta["base_task"] for p in splits[HELDOUT]}
+    training_tasks = {p.meta["base_task"] for name, ps in splits.items() if name != HELDOUT for p in ps}
+    assert heldout_tasks <= heldout_task_ids(0)
+    assert not heldout_tasks & training_tasks
+    assert not heldout_task_ids(0) & training_tasks
+    assert len(heldout_tasks) == 60  # one prompt per held-out task: the most varied evaluation
+    assert {p.meta["category"] for p in splits[HELDOUT]} >= {"writing", "explanation", "advice", "healthcare"}
+
+
+def test_a_shard_does_not_depend_on_the_other_shards(splits):
+    assert as_data(load_verifiable("round2/dpo", 40, 0)) == as_data(splits["round2/dpo"])
+    alone = pack_splits(0, {"round2/dpo": 15}, heldout=10)
+    assert as_data(alone["round2/dpo"]) == as_data(splits["round2/dpo"][:15])
+    assert as_data(alone[HELDOUT]) == as_data(splits[HELDOUT][:10])
+
+
+def test_splits_reject_what_the_pack_cannot_supply():
+    with pytest.raises(ValueError, match=r"'round1/sft': asked for 100000 prompts"):
+        pack_splits(0, {"round1/sft": 100000}, heldout=10)
+    with pytest.raises(ValueError, match=r"'heldout': asked for 100000 prompts"):
+        pack_splits(0, {"round1/sft": 10}, heldout=100000)
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        pack_splits(0, {"train": 10}, heldout=10)
+    with pytest.raises(ValueError, match="pass the held-out size as `heldout`"):
+        pack_splits(0, {HELDOUT: 10}, heldout=10)
+
+
+def hand_made(task_id, *constraints):
+    task = {"id": task_id, "category": "advice", "text": "Give one tip for drinking more water."}
+    return make_prompt(task, [{"id": cid, "params": params} for cid, params in constraints])
+
+
+def test_score_response_reports_each_instruction_and_the_prompt():
+    prompt = hand_made("t", ("punctuation:no_comma", {}), ("startend:quotation", {}))
+    score = score_response('Sure:\n"Keep a bottle on your desk."', prompt)
+    assert score["instruction_ids"] == ["punctuation:no_comma", "startend:quotation"]
+    assert score["strict"] == [True, False] and score["loose"] == [True, True]
+    assert score["prompt_strict"] is False and score["prompt_loose"] is True
+    with pytest.raises(ValueError, match="no meta\\['constraints'\\]"):
+        score_response("x", Prompt("bare", ({"role": "user", "content": "hi"},), {}))
+
+
+def test_accuracy_arithmetic_on_a_hand_made_case():
+    prompts = [
+        hand_made("a", ("punctuation:no_comma", {}), ("change_case:english_lowercase", {})),
+        hand_made("b", ("startend:quotation", {})),
+        hand_made("c", ("startend:end_checker", {"end_phrase": "Any other questions?"})),
+    ]
+    responses = [
+        "drink water, often.",        # comma: fails no_comma (strict and loose); lowercase passes
+        'Sure:\n"Drink water."',      # the intro breaks strict; loose drops the first line and passes
+        "Drink water. Any other questions?",
+    ]
+    # Prompt level: strict passes only c (1/3); loose passes b and c (2/3).
+    # Instruction level: strict 2 of 4 (lowercase, end phrase); loose 3 of 4 (plus the quotes).
+    assert accuracy(responses, prompts) == {
+        "prompt_strict": 1 / 3, "prompt_loose": 2 / 3,
+        "instruction_strict": 2 / 4, "instruction_loose": 3 / 4,
+        "num_prompts": 3, "num_instructions": 4,
+    }
+    with pytest.raises(ValueError, match="2 responses for 3 prompts"):
+        accuracy(responses[:2], prompts)
