@@ -50,7 +50,7 @@ def test_cache_hits_skip_generation(pico_model_dir, tmp_path):
 
 
 def test_best_of_n_keeps_the_top_scored_candidate(pico_model_dir, tmp_path):
-    def count_a(messages, answers):
+    def count_a(request, answers):
         return [a.text.count("a") for a in answers]
 
     with Store(tmp_path / "s.sqlite") as store:

@@ -24,8 +24,40 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--prompts", default="builtin:sample", help="a .jsonl file or builtin:NAME (default: %(default)s)")
     gen.add_argument("--run-dir", default="runs/generate", help="run folder holding store.sqlite (default: %(default)s)")
     _add_sampling_args(gen)
+    gen.add_argument("--samples", type=int, default=1, help="answers per prompt (default: %(default)s)")
     gen.add_argument("--out", help="also write the answers to this JSONL file")
     gen.set_defaults(handler=cmd_generate)
+
+    battle = commands.add_parser("battle", help="let models answer prompts and record their battles")
+    battle.add_argument("--models", nargs="+", required=True, metavar="[NAME=]SPEC",
+                        help="contestants, e.g. base=builtin:smollm2-135m-instruct bo4=builtin:smollm2-135m-instruct@best-of-4")
+    battle.add_argument("--target", help="with --policy target: the model that meets every other (default: the first)")
+    battle.add_argument("--policy", choices=["target", "all-pairs", "active"], default="target",
+                        help="who meets whom (default: %(default)s)")
+    battle.add_argument("--prompts", default="builtin:verifiable:round1/sft:32", help="(default: %(default)s)")
+    battle.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
+    battle.add_argument("--scorer", default="verifier", help="best-of-n scorer (default: %(default)s)")
+    battle.add_argument("--judge", help="with --policy active: the judge that decides battles between steps")
+    battle.add_argument("--budget", type=int, default=64, help="with --policy active: battles to run (default: %(default)s)")
+    battle.add_argument("--tag", default="arena", help="label stored with the battles (default: %(default)s)")
+    _add_sampling_args(battle)
+    battle.set_defaults(handler=cmd_battle)
+
+    judge = commands.add_parser("judge", help="judge the battles recorded in a run folder")
+    judge.add_argument("--judge", default="verifier",
+                       help="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder> "
+                            "(default: %(default)s)")
+    judge.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
+    judge.add_argument("--tag", help="only battles with this tag")
+    judge.set_defaults(handler=cmd_judge)
+
+    board = commands.add_parser("leaderboard", help="ratings with bootstrap CIs from a run folder's judged battles")
+    board.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
+    board.add_argument("--judge", help="judge fingerprint (or a unique part of it) when several judged the run")
+    board.add_argument("--tag", help="only battles with this tag")
+    board.add_argument("--rounds", type=int, default=100, help="bootstrap rounds (default: %(default)s)")
+    board.add_argument("--style", action="store_true", help="style control: answer length as a covariate")
+    board.set_defaults(handler=cmd_leaderboard)
 
     args = parser.parse_args(argv)
     try:
@@ -37,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--samples", type=int, default=1, help="answers per prompt (default: %(default)s)")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="(default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (default: %(default)s)")
     parser.add_argument("--top-p", type=float, default=1.0, help="(default: %(default)s)")
@@ -70,6 +101,106 @@ def cmd_generate(args) -> int:
             for request, prompt, completion in zip(requests, [p for p in prompts for _ in range(args.samples)], completions):
                 handle.write(json.dumps({"id": prompt.id, "sample_index": request.sample_index, "answer": completion.text,
                                          "stopped": completion.stopped, "num_tokens": completion.num_tokens}) + "\n")
+    return 0
+
+
+def _named_models(items: list[str]) -> dict[str, str]:
+    models = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep:
+            name, spec = item, item
+        if name in models:
+            raise ValueError(f"--models: the name {name!r} is used twice")
+        models[name] = spec
+    return models
+
+
+def cmd_battle(args) -> int:
+    from .battles import active_schedule, all_pairs, run_battles, target_vs_opponents
+    from .judges import judge_battles, load_judge, load_scorer
+    from .models import SamplingParams, load_generator, parse_model_spec
+    from .prompts import load_prompts
+    from .store import Store
+
+    models = _named_models(args.models)
+    specs = {name: parse_model_spec(spec) for name, spec in models.items()}  # fail fast on a bad spec
+    if len(models) < 2:
+        raise ValueError("--models: a battle needs at least two models")
+    if args.policy == "active" and not args.judge:
+        raise ValueError("--policy active needs --judge: it decides battles between steps")
+    prompts = load_prompts(args.prompts)
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
+    with Store(Path(args.run_dir) / "store.sqlite") as store:
+        contestants = {name: load_generator(spec, store=store, batch_size=args.batch_size,
+                                            scorer=load_scorer(args.scorer) if spec.best_of else None,
+                                            scorer_name=args.scorer) for name, spec in specs.items()}
+        names = list(models)
+        if args.policy == "target":
+            target = args.target or names[0]
+            if target not in models:
+                raise ValueError(f"--target {target!r} is not one of --models {names}")
+            battles = run_battles(target_vs_opponents(target, [n for n in names if n != target], prompts),
+                                  contestants, store, params, args.seed, args.tag)
+        elif args.policy == "all-pairs":
+            battles = run_battles(all_pairs(names, prompts), contestants, store, params, args.seed, args.tag)
+        else:
+            judge = load_judge(args.judge, store=store)
+            battles, history, steps = [], [], 4
+            for step in range(steps):
+                share = args.budget // steps + (step < args.budget % steps)
+                taken = {(b["prompt_id"], b["model_a"], b["model_b"]) for b in battles}
+                schedule = active_schedule(names, prompts, history, share, seed=args.seed + step, taken=taken)
+                new = run_battles(schedule, contestants, store, params, args.seed, args.tag)
+                history += [{**b, **j} for b, j in zip(new, judge_battles(judge, store.battles_by_id(new), store))]
+                battles += new
+    print(f"{len(battles)} battles among {len(models)} models on {len(prompts)} prompts recorded in "
+          f"{args.run_dir}/store.sqlite (tag {args.tag!r})")
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from collections import Counter
+
+    from .judges import judge_battles, load_judge
+    from .store import Store
+
+    with Store(Path(args.run_dir) / "store.sqlite") as store:
+        battles = store.battles(args.tag)
+        if not battles:
+            raise ValueError(f"{args.run_dir}: no battles recorded" + (f" with tag {args.tag!r}" if args.tag else "")
+                             + "; run `arena battle` first")
+        judge = load_judge(args.judge, store=store)
+        judgments = judge_battles(judge, battles, store)
+    counts = Counter(j["winner"] for j in judgments)
+    print(f"{len(judgments)} battles judged by {judge.fingerprint}: " +
+          ", ".join(f"{k} {counts.get(k, 0)}" for k in ("model_a", "model_b", "tie", "error")))
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from .ratings import format_leaderboard, leaderboard, write_leaderboard
+    from .store import Store
+
+    with Store(Path(args.run_dir) / "store.sqlite") as store:
+        judges = store.judges()
+        if args.judge:
+            judges = [j for j in judges if args.judge in j]
+        if len(judges) != 1:
+            raise ValueError(f"{args.run_dir}: " + ("no judged battles; run `arena judge` first" if not judges else
+                             f"several judges match, pick one with --judge: {judges}"))
+        battles = [b for b in store.judged_battles(judges[0], args.tag) if b["winner"] != "error"]
+    if not battles:
+        raise ValueError(f"{args.run_dir}: every judged battle is an error; nothing to rate")
+    style = None
+    if args.style:
+        style = ([b["completion_a"].num_tokens for b in battles], [b["completion_b"].num_tokens for b in battles])
+    rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles],
+                       [b["winner"] for b in battles], rounds=args.rounds, style=style)
+    csv_path, json_path = write_leaderboard(rows, args.run_dir)
+    print(f"judge: {judges[0]}  battles: {len(battles)}")
+    print(format_leaderboard(rows))
+    print(f"written: {csv_path}, {json_path}")
     return 0
 
 

@@ -34,6 +34,42 @@ CREATE TABLE IF NOT EXISTS completions (
     created_at   REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS completions_by_model ON completions(model);
+
+-- One row per battle: a prompt, two contestants (by display name) and the keys of their answers.
+CREATE TABLE IF NOT EXISTS battles (
+    id         TEXT PRIMARY KEY,     -- hash of (tag, prompt id, model_a, model_b, seed)
+    tag        TEXT NOT NULL,        -- what the battle is for: "arena", "round1/sft", ...
+    prompt_id  TEXT NOT NULL,
+    messages   TEXT NOT NULL,        -- the prompt, canonical JSON
+    context    TEXT NOT NULL,        -- prompt metadata (e.g. constraints), canonical JSON
+    model_a    TEXT NOT NULL,
+    model_b    TEXT NOT NULL,
+    answer_a   TEXT NOT NULL REFERENCES completions(key),
+    answer_b   TEXT NOT NULL REFERENCES completions(key),
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS battles_by_tag ON battles(tag);
+
+-- One row per (judge, pair of answers): the verdict and the judge's raw output, so a verdict can
+-- always be audited and a rerun never asks the judge twice.
+CREATE TABLE IF NOT EXISTS judgments (
+    key         TEXT PRIMARY KEY,    -- hash of (judge fingerprint, prompt, answer_a key, answer_b key)
+    judge       TEXT NOT NULL,
+    winner      TEXT NOT NULL,       -- "model_a" | "model_b" | "tie" | "error"
+    score_a     REAL,
+    score_b     REAL,
+    explanation TEXT NOT NULL DEFAULT '',
+    raw         TEXT NOT NULL DEFAULT '{}',
+    created_at  REAL NOT NULL
+);
+
+-- Which judgment answers which battle, per judge (a judgment can serve several battles).
+CREATE TABLE IF NOT EXISTS battle_judgments (
+    battle_id    TEXT NOT NULL REFERENCES battles(id),
+    judge        TEXT NOT NULL,
+    judgment_key TEXT NOT NULL REFERENCES judgments(key),
+    PRIMARY KEY (battle_id, judge)
+);
 """
 
 
@@ -83,6 +119,81 @@ class Store:
                   c.num_tokens, canonical_json(c.meta), now)
                  for key, model, prompt, params, seed, index, c in rows],
             )
+
+    def put_battles(self, rows: Sequence[dict]) -> None:
+        now = time.time()
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO battles VALUES (:id,:tag,:prompt_id,:messages,:context,:model_a,:model_b,"
+                ":answer_a,:answer_b,:created_at)",
+                [{**row, "messages": canonical_json(list(row["messages"])), "context": canonical_json(row["context"]),
+                  "created_at": now} for row in rows],
+            )
+
+    def battles(self, tag: str | None = None) -> list[dict]:
+        """Battles with both answers joined in, oldest first."""
+        query = """
+            SELECT b.id, b.tag, b.prompt_id, b.messages, b.context, b.model_a, b.model_b, b.answer_a, b.answer_b,
+                   ca.text, ca.stopped, ca.num_tokens, cb.text, cb.stopped, cb.num_tokens
+            FROM battles b JOIN completions ca ON ca.key = b.answer_a JOIN completions cb ON cb.key = b.answer_b
+        """ + ("WHERE b.tag = ? " if tag is not None else "") + "ORDER BY b.created_at, b.rowid"
+        rows = []
+        for r in self.conn.execute(query, [tag] if tag is not None else []):
+            rows.append({"id": r[0], "tag": r[1], "prompt_id": r[2], "messages": json.loads(r[3]),
+                         "context": json.loads(r[4]), "model_a": r[5], "model_b": r[6], "answer_a": r[7],
+                         "answer_b": r[8], "completion_a": Completion(r[9], bool(r[10]), r[11]),
+                         "completion_b": Completion(r[12], bool(r[13]), r[14])})
+        return rows
+
+    def battles_by_id(self, rows: Sequence[dict]) -> list[dict]:
+        """The stored form (answers joined in) of the given battle rows, in their order."""
+        wanted = {row["id"] for row in rows}
+        by_id = {b["id"]: b for b in self.battles() if b["id"] in wanted}
+        return [by_id[row["id"]] for row in rows]
+
+    def get_judgments(self, keys: Iterable[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = self.conn.execute(
+                "SELECT key, judge, winner, score_a, score_b, explanation, raw FROM judgments "
+                f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for key, judge, winner, score_a, score_b, explanation, raw in rows:
+                found[key] = {"judge": judge, "winner": winner, "score_a": score_a, "score_b": score_b,
+                              "explanation": explanation, "raw": json.loads(raw)}
+        return found
+
+    def put_judgments(self, rows: Sequence[tuple[str, str, "object"]]) -> None:
+        """Insert (key, judge fingerprint, Verdict) rows in one transaction."""
+        now = time.time()
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO judgments VALUES (?,?,?,?,?,?,?,?)",
+                [(key, judge, v.winner, v.score_a, v.score_b, v.explanation, canonical_json(v.raw), now)
+                 for key, judge, v in rows],
+            )
+
+    def link_judgments(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Record (battle id, judge fingerprint, judgment key) links."""
+        with self._transaction():
+            self.conn.executemany("INSERT OR IGNORE INTO battle_judgments VALUES (?,?,?)", rows)
+
+    def judges(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT judge FROM battle_judgments ORDER BY judge")]
+
+    def judged_battles(self, judge: str, tag: str | None = None) -> list[dict]:
+        """Battles judged by `judge` (a fingerprint) with their verdicts, oldest first."""
+        verdicts = {r[0]: r[1:] for r in self.conn.execute(
+            "SELECT bj.battle_id, j.winner, j.score_a, j.score_b, j.explanation FROM battle_judgments bj "
+            "JOIN judgments j ON j.key = bj.judgment_key WHERE bj.judge = ?", [judge])}
+        out = []
+        for battle in self.battles(tag):
+            if battle["id"] in verdicts:
+                winner, score_a, score_b, explanation = verdicts[battle["id"]]
+                out.append({**battle, "winner": winner, "score_a": score_a, "score_b": score_b,
+                            "explanation": explanation})
+        return out
 
     def count(self, table: str = "completions", **where) -> int:
         clause = " AND ".join(f"{column} = ?" for column in where) or "1"

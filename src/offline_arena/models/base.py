@@ -40,6 +40,9 @@ class GenerationRequest:
     params: SamplingParams = SamplingParams()
     seed: int = 0
     sample_index: int = 0
+    # What scorers may need about the prompt (e.g. its checkable constraints). Not part of the cache
+    # key: it does not change what the model is asked.
+    context: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, messages: Sequence[Message], **kwargs) -> "GenerationRequest":

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from .base import Completion, GenerationRequest, Message
+from .base import Completion, GenerationRequest
 
-# scorer(messages, candidate answers) -> one score per answer; higher is better.
-Scorer = Callable[[Sequence[Message], Sequence[Completion]], Sequence[float]]
+# scorer(request, candidate answers) -> one score per answer; higher is better. The request carries the
+# prompt's messages and its context (e.g. the constraints a verifier checks).
+Scorer = Callable[[GenerationRequest, Sequence[Completion]], Sequence[float]]
 
 
 class BestOfN:
@@ -34,7 +35,7 @@ class BestOfN:
         results = []
         for i, request in enumerate(requests):
             options = candidates[i * self.n:(i + 1) * self.n]
-            scores = list(self.scorer(request.messages, options))
+            scores = list(self.scorer(request, options))
             if len(scores) != len(options):
                 raise ValueError(f"best-of-{self.n} scorer returned {len(scores)} scores for {len(options)} answers")
             # Ties go to the answer that stopped by itself, then to the earliest sample (deterministic).

@@ -1,0 +1,104 @@
+"""Who meets whom on which prompt, and generating the answers through the store.
+
+Pairing policies (each returns a schedule: a list of (prompt, model_a, model_b)):
+- `target_vs_opponents`: the target against every opponent on every prompt (Arena Learning's set-up);
+- `all_pairs`: every pair of models on every prompt (a round-robin leaderboard);
+- `active_schedule`: spend a battle budget on the pairs whose outcome would teach the ratings most:
+  weight = (CI width of a + CI width of b) * p(1 - p), p the current Bradley-Terry win probability —
+  wide intervals and close matches first, in the spirit of Chatbot Arena's active sampling
+  (Chiang et al. 2024, arXiv 2403.04132, sec. 5).
+
+Each model answers each prompt once (sample 0 of the run's seed), and that one answer serves in all of
+its battles on the prompt, so a target meeting three opponents is asked once, not three times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from typing import Sequence
+
+from .models.base import GenerationRequest, SamplingParams, canonical_json
+from .prompts.sources import Prompt
+
+Schedule = list[tuple[Prompt, str, str]]
+
+
+def target_vs_opponents(target: str, opponents: Sequence[str], prompts: Sequence[Prompt]) -> Schedule:
+    if target in opponents:
+        raise ValueError(f"the target {target!r} is also listed as an opponent")
+    return [(p, target, o) for p in prompts for o in opponents]
+
+
+def all_pairs(models: Sequence[str], prompts: Sequence[Prompt]) -> Schedule:
+    if len(set(models)) < 2:
+        raise ValueError("all-pairs needs at least two distinct models")
+    return [(p, a, b) for p in prompts for a, b in itertools.combinations(models, 2)]
+
+
+def active_schedule(models: Sequence[str], prompts: Sequence[Prompt], history: Sequence[dict], budget: int,
+                    seed: int = 0, taken: set | None = None) -> Schedule:
+    """`budget` new battles, pairs drawn in proportion to how much their outcome is still uncertain.
+    `history` holds judged battles ({model_a, model_b, winner}); `taken` the (prompt id, a, b) already
+    scheduled, which are never repeated."""
+    from .ratings import bootstrap_ratings
+
+    models = list(dict.fromkeys(models))
+    if len(models) < 2:
+        raise ValueError("active pairing needs at least two distinct models")
+    decided = [h for h in history if h["winner"] in ("model_a", "model_b", "tie")]
+    seen = {m for h in decided for m in (h["model_a"], h["model_b"])}
+    width, rating = {m: 800.0 for m in models}, {m: 1000.0 for m in models}  # unknown: wide, average
+    if len({m for m in seen if m in models}) >= 2:
+        summary = bootstrap_ratings([h["model_a"] for h in decided], [h["model_b"] for h in decided],
+                                    [h["winner"] for h in decided], rounds=50, seed=seed)
+        for m, s in summary.items():
+            if m in width:
+                width[m], rating[m] = s["upper"] - s["lower"], s["median"]
+    pairs = list(itertools.combinations(models, 2))
+    weights = []
+    for a, b in pairs:
+        p = 1 / (1 + 10 ** ((rating[b] - rating[a]) / 400))
+        weights.append((width[a] + width[b]) * p * (1 - p) + 1e-9)
+    rng = random.Random(seed)
+    taken = set(taken or ())
+    free = [(p, a, b) for p in prompts for a, b in pairs if (p.id, a, b) not in taken]
+    if budget > len(free):
+        raise ValueError(f"active pairing: budget {budget} exceeds the {len(free)} unscheduled (prompt, pair) slots")
+    weight_of = dict(zip(pairs, weights))
+    schedule: Schedule = []
+    for _ in range(budget):  # weighted sampling without replacement over the free slots
+        pick = rng.choices(range(len(free)), weights=[weight_of[(a, b)] for _, a, b in free])[0]
+        schedule.append(free.pop(pick))
+    return schedule
+
+
+def battle_id(tag: str, prompt_id: str, model_a: str, model_b: str, seed: int) -> str:
+    return hashlib.sha256(canonical_json([tag, prompt_id, model_a, model_b, seed]).encode()).hexdigest()[:24]
+
+
+def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingParams, seed: int = 0,
+                tag: str = "arena") -> list[dict]:
+    """Generate every answer the schedule needs (through the store: reruns are free) and record the
+    battles. `contestants` maps a model name to its (store-cached) generator."""
+    missing = {name for _, a, b in schedule for name in (a, b)} - set(contestants)
+    if missing:
+        raise ValueError(f"the schedule names models without a generator: {sorted(missing)}")
+    needed: dict[str, dict[str, Prompt]] = {}
+    for prompt, a, b in schedule:
+        needed.setdefault(a, {})[prompt.id] = prompt
+        needed.setdefault(b, {})[prompt.id] = prompt
+    answer_keys: dict[tuple[str, str], str] = {}
+    for name, prompts in needed.items():
+        generator = contestants[name]
+        requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta))
+                    for p in prompts.values()]
+        generator.generate(requests)  # stored as it goes; answers are read back through their keys
+        for prompt, key in zip(prompts.values(), generator.keys(requests)):
+            answer_keys[(name, prompt.id)] = key
+    rows = [{"id": battle_id(tag, p.id, a, b, seed), "tag": tag, "prompt_id": p.id, "messages": p.messages,
+             "context": p.meta, "model_a": a, "model_b": b, "answer_a": answer_keys[(a, p.id)],
+             "answer_b": answer_keys[(b, p.id)]} for p, a, b in schedule]
+    store.put_battles(rows)
+    return rows

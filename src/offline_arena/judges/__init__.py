@@ -1,0 +1,49 @@
+"""Judges by name. A judge spec is one of:
+
+    verifier | verifier:loose        the prompt's checkable constraints (no model)
+    pairwise:<model spec>            LLM pairwise, MT-Bench verdicts A / B / tie, both orders
+    pairwise-arena-hard:<model spec> LLM pairwise, Arena-Hard's five-level verdicts, both orders
+    score:<model spec>               LLM single-answer grading 1-10 (reference answer if the prompt has one)
+    rm:<folder>                      a reward model (sequence classification, one output)
+"""
+
+from __future__ import annotations
+
+from .base import Judge, Matchup, Verdict, judge_battles  # noqa: F401
+from .verifier import VerifierJudge, verifier_scorer
+
+# Best-of-n scorers by name (see models/best_of_n.py).
+SCORERS = {"verifier": verifier_scorer}
+
+
+def load_judge(spec: str, store=None, **generator_options) -> Judge:
+    kind, _, target = spec.partition(":")
+    if kind == "verifier":
+        if target not in ("", "strict", "loose"):
+            raise ValueError(f"judge {spec!r}: expected verifier, verifier:strict or verifier:loose")
+        return VerifierJudge(loose=target == "loose")
+    if kind in ("pairwise", "pairwise-arena-hard", "score"):
+        if not target:
+            raise ValueError(f"judge {spec!r}: expected {kind}:<model spec>, e.g. {kind}:openai:http://host/v1#name")
+        from ..models import load_generator
+
+        generator = load_generator(target, store=store, **generator_options)
+        if kind == "score":
+            from .single_score import SingleScoreJudge
+
+            return SingleScoreJudge(generator)
+        from .llm_pairwise import PairwiseJudge
+
+        return PairwiseJudge(generator, scale="mt-bench" if kind == "pairwise" else "arena-hard")
+    if kind == "rm":
+        from .reward_model import RewardModelJudge
+
+        return RewardModelJudge(target)
+    raise ValueError(f"unknown judge {spec!r}; expected verifier, pairwise:<model>, pairwise-arena-hard:<model>, "
+                     "score:<model> or rm:<folder>")
+
+
+def load_scorer(name: str):
+    if name not in SCORERS:
+        raise ValueError(f"unknown best-of-n scorer {name!r}; known: {sorted(SCORERS)}")
+    return SCORERS[name]

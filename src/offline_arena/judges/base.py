@@ -1,0 +1,72 @@
+"""What every judge shares: the verdict record, the matchup it judges, and judging through the store."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+from ..models.base import Completion, canonical_json
+
+WINNERS = ("model_a", "model_b", "tie", "error")
+
+
+@dataclass
+class Verdict:
+    """`error` means the judge could not decide (e.g. its output never parsed): it is recorded as such
+    and left out of ratings — never silently turned into a tie."""
+
+    winner: str
+    score_a: float | None = None
+    score_b: float | None = None
+    explanation: str = ""
+    raw: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.winner not in WINNERS:
+            raise ValueError(f"verdict winner must be one of {WINNERS}, got {self.winner!r}")
+
+
+@dataclass(frozen=True)
+class Matchup:
+    """One battle as a judge sees it: the prompt, its context (constraints, reference answer) and the
+    two answers."""
+
+    messages: tuple
+    context: dict
+    answer_a: Completion
+    answer_b: Completion
+
+
+class Judge(Protocol):
+    fingerprint: str
+
+    def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
+        """One verdict per matchup, in order."""
+
+
+def judgment_key(judge_fingerprint: str, messages, key_a: str, key_b: str) -> str:
+    material = canonical_json([judge_fingerprint, list(messages), key_a, key_b])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def judge_battles(judge: Judge, battles: Sequence[dict], store, chunk_size: int = 32,
+                  progress: bool = True) -> list[dict]:
+    """Judge store battles (dicts from `Store.battles`), asking the judge only about pairs of answers it
+    has not judged yet and committing each chunk as it is done. Returns one judgment dict per battle."""
+    from tqdm.auto import tqdm
+
+    keys = [judgment_key(judge.fingerprint, b["messages"], b["answer_a"], b["answer_b"]) for b in battles]
+    found = store.get_judgments(keys)
+    todo = list({k: b for k, b in zip(keys, battles) if k not in found}.items())
+    bar = tqdm(total=len(todo), desc="judge", unit="battle", disable=not progress or None, leave=False)
+    for start in range(0, len(todo), chunk_size):
+        chunk = todo[start:start + chunk_size]
+        verdicts = judge.judge([Matchup(tuple(b["messages"]), b["context"], b["completion_a"], b["completion_b"])
+                                for _, b in chunk])
+        store.put_judgments([(key, judge.fingerprint, v) for (key, _), v in zip(chunk, verdicts)])
+        bar.update(len(chunk))
+    bar.close()
+    store.link_judgments([(b["id"], judge.fingerprint, k) for k, b in zip(keys, battles)])
+    found = store.get_judgments(keys)
+    return [found[k] for k in keys]

@@ -1,0 +1,53 @@
+"""A reward model as judge: a sequence-classification model (one output) scores each answer in its
+chat context; the higher score wins, scores within `tie_margin` tie."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .base import Matchup, Verdict
+
+
+class RewardModelJudge:
+    def __init__(self, model_path: str, tie_margin: float = 0.0, batch_size: int = 8, max_length: int = 1024):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from ..models.hf import _local_fingerprint
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_path).to(self.device).eval()
+        if self.model.config.num_labels != 1:
+            raise ValueError(f"{model_path}: a reward model needs one output (num_labels=1), "
+                             f"this one has {self.model.config.num_labels}")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.tie_margin, self.batch_size, self.max_length = tie_margin, batch_size, max_length
+        self.fingerprint = f"rm:{_local_fingerprint(model_path)}"
+
+    def scores(self, conversations: Sequence[list[dict]]) -> list[float]:
+        import torch
+
+        texts = [self.tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+        out: list[float] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                                   truncation=True, max_length=self.max_length, add_special_tokens=False).to(self.device)
+            with torch.inference_mode():
+                out.extend(self.model(**batch).logits[:, 0].float().tolist())
+        return out
+
+    def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
+        conversations = []
+        for m in matchups:
+            for answer in (m.answer_a, m.answer_b):
+                conversations.append([*m.messages, {"role": "assistant", "content": answer.text}])
+        scores = self.scores(conversations)
+        verdicts = []
+        for i in range(len(matchups)):
+            a, b = scores[2 * i], scores[2 * i + 1]
+            winner = "tie" if abs(a - b) <= self.tie_margin else "model_a" if a > b else "model_b"
+            verdicts.append(Verdict(winner, a, b, f"reward A {a:.3f}, B {b:.3f}"))
+        return verdicts

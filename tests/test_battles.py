@@ -1,0 +1,79 @@
+"""Battles end to end on pico models: schedules, answers through the store, judging, leaderboard CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from offline_arena.battles import active_schedule, all_pairs, run_battles, target_vs_opponents
+from offline_arena.cli import main
+from offline_arena.models import SamplingParams, load_generator
+from offline_arena.prompts import load_prompts
+from offline_arena.store import Store
+
+
+def test_pairing_policies():
+    prompts = load_prompts("builtin:verifiable:round1/sft:4")
+    schedule = target_vs_opponents("t", ["o1", "o2"], prompts)
+    assert len(schedule) == 8 and all(a == "t" for _, a, _ in schedule)
+    assert len(all_pairs(["a", "b", "c"], prompts)) == 4 * 3
+    with pytest.raises(ValueError, match="also listed as an opponent"):
+        target_vs_opponents("t", ["t"], prompts)
+
+
+def test_active_schedule_spends_battles_where_ratings_are_uncertain():
+    prompts = load_prompts("builtin:verifiable:round1/sft:60")
+    # a and b are settled far apart (a always wins); c has never played: its pairs are the uncertain ones.
+    history = [{"model_a": "a", "model_b": "b", "winner": "model_a"} for _ in range(60)] + \
+              [{"model_a": "a", "model_b": "b", "winner": "model_b"} for _ in range(2)]
+    schedule = active_schedule(["a", "b", "c"], prompts, history, budget=60, seed=1)
+    pairs = Counter((a, b) for _, a, b in schedule)
+    assert pairs[("a", "c")] + pairs[("b", "c")] > 3 * pairs[("a", "b")]
+    assert len({(p.id, a, b) for p, a, b in schedule}) == 60  # never the same battle twice
+    with pytest.raises(ValueError, match="exceeds"):
+        active_schedule(["a", "b"], prompts[:2], [], budget=3)
+
+
+def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
+    prompts = load_prompts("builtin:verifiable:round1/sft:3")
+    params = SamplingParams(max_new_tokens=6, temperature=0.7)
+    with Store(tmp_path / "s.sqlite") as store:
+        target = load_generator(str(pico_model_dir), store=store, batch_size=4)
+        opponent = load_generator(f"{pico_model_dir}@best-of-2", store=store, batch_size=4,
+                                  scorer=lambda request, answers: [len(a.text) for a in answers])
+        contestants = {"t": target, "o": opponent, "o2": opponent}
+        schedule = target_vs_opponents("t", ["o", "o2"], prompts)
+        rows = run_battles(schedule, contestants, store, params)
+        assert target.inner.num_generated == 3  # one answer per prompt serves both battles
+        assert len(store.battles()) == 6 and store.battles()[0]["context"]["constraints"]
+        run_battles(schedule, contestants, store, params)
+        assert target.inner.num_generated == 3 and len(store.battles()) == 6
+        assert rows[0]["answer_a"] == rows[1]["answer_a"]
+
+
+def test_cli_battle_judge_leaderboard(pico_model_dir, tmp_path, capsys):
+    run = str(tmp_path / "run")
+    common = ["--run-dir", run]
+    assert main(["battle", "--models", f"pico={pico_model_dir}", f"pico4={pico_model_dir}@best-of-4",
+                 "--prompts", "builtin:verifiable:round1/sft:6", "--max-new-tokens", "8", *common]) == 0
+    assert main(["judge", "--judge", "verifier", *common]) == 0
+    assert "6 battles judged by verifier:strict" in capsys.readouterr().out
+    assert main(["leaderboard", *common, "--rounds", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "pico4" in out and "pico" in out
+    rows = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    assert {r["model"] for r in rows} == {"pico", "pico4"}
+    assert all(r["battles"] == 6 and r["lower"] <= r["rating"] <= r["upper"] for r in rows)
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["leaderboard", "--run-dir", str(tmp_path)]) == 2
+    assert "no judged battles" in capsys.readouterr().err
+    assert main(["judge", "--run-dir", str(tmp_path)]) == 2
+    assert "no battles recorded" in capsys.readouterr().err
+    assert main(["battle", "--models", "only=builtin:smollm2-135m-instruct", "--run-dir", str(tmp_path)]) == 2
+    assert "at least two models" in capsys.readouterr().err
+    assert main(["battle", "--models", "a=nope:x", "b=builtin:smollm2-135m-instruct", "--run-dir", str(tmp_path)]) == 2
+    assert "unknown scheme" in capsys.readouterr().err
