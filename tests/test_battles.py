@@ -43,13 +43,18 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         target = load_generator(str(pico_model_dir), store=store, batch_size=4)
         opponent = load_generator(f"{pico_model_dir}@best-of-2", store=store, batch_size=4,
                                   scorer=lambda request, answers: [len(a.text) for a in answers])
+        start = target.inner.num_generated  # the loaded model is shared within the process
         contestants = {"t": target, "o": opponent, "o2": opponent}
         schedule = target_vs_opponents("t", ["o", "o2"], prompts)
         rows = run_battles(schedule, contestants, store, params)
-        assert target.inner.num_generated == 3  # one answer per prompt serves both battles
+        # Target and best-of-2 share one loaded model. The target answers each prompt once for both
+        # battles; its answer doubles as the opponent's first candidate: 3 + 3 second candidates.
+        assert target.inner is opponent.inner.inner.inner
+        assert target.inner.num_generated - start == 6
+        assert store.count() == 3 + 3 + 3  # target answers (= candidates 0), candidates 1, best-of-2 picks
         assert len(store.battles()) == 6 and store.battles()[0]["context"]["constraints"]
         run_battles(schedule, contestants, store, params)
-        assert target.inner.num_generated == 3 and len(store.battles()) == 6
+        assert target.inner.num_generated - start == 6 and len(store.battles()) == 6
         assert rows[0]["answer_a"] == rows[1]["answer_a"]
 
 

@@ -61,3 +61,26 @@ def test_builtin_verifiable_source():
         load_prompts("builtin:verifiable:nonsense:4")
     with pytest.raises(PromptFileError, match="no built-in prompt set"):
         load_prompts("builtin:base_tasks")
+
+
+def test_parquet_and_datasets_folders(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset, DatasetDict
+
+    rows = [{"id": "a", "prompt": "One?"}, {"id": "b", "prompt": "Two?"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    assert [p.id for p in load_prompts(tmp_path / "p.parquet")] == ["a", "b"]
+    pq.write_table(pa.Table.from_pylist([{"id": "a", "prompt": "One?"}, {"id": "b", "prompt": None}]),
+                   tmp_path / "bad.parquet")
+    with pytest.raises(PromptFileError, match=r"bad.parquet row 1: 'prompt' must be a non-empty string"):
+        load_prompts(tmp_path / "bad.parquet")
+
+    messages = [[{"role": "user", "content": "Hi"}], [{"role": "user", "content": "Bye"}]]
+    DatasetDict({"train": Dataset.from_dict({"messages": messages})}).save_to_disk(str(tmp_path / "dd"))
+    assert [p.messages[0]["content"] for p in load_prompts(f"{tmp_path / 'dd'}::train")] == ["Hi", "Bye"]
+    with pytest.raises(PromptFileError, match="no split 'test'"):
+        load_prompts(f"{tmp_path / 'dd'}::test")
+    Dataset.from_dict({"text": ["x"]}).save_to_disk(str(tmp_path / "ds"))
+    with pytest.raises(PromptFileError, match="row 0: row has neither 'messages' nor 'prompt'"):
+        load_prompts(tmp_path / "ds")

@@ -205,21 +205,21 @@ def cmd_leaderboard(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """The main job. Until the arena pipeline lands this answers the built-in sample prompts with the
-    embedded model, through the store (a second `arena run` is served from it)."""
-    from .models import GenerationRequest, SamplingParams, load_generator
-    from .prompts import load_prompts
-    from .store import Store
-
-    prompts = load_prompts("builtin:sample")
-    params = SamplingParams(max_new_tokens=96, temperature=0.0)
-    with Store(Path(args.run_dir) / "store.sqlite") as store:
-        generator = load_generator(DEFAULT_MODEL, store=store)
-        completions = generator.generate([GenerationRequest.of(p.messages, params=params) for p in prompts])
-    for prompt, completion in zip(prompts, completions):
-        flag = "" if completion.stopped else "  [hit the token limit]"
-        print(f"--- {prompt.id}{flag}\n{completion.text}\n")
-    print(f"{len(completions)} answers stored in {args.run_dir}/store.sqlite")
+    """The main job. Until the round pipeline lands it is the arena on the embedded model: SmolLM2 against
+    its own best-of-4 (picked by the constraint verifier) on 32 held-out verifiable prompts, judged by the
+    verifier, then the leaderboard. Everything goes through the run's store: a rerun is served from it."""
+    common = ["--run-dir", args.run_dir]
+    steps = [
+        ["battle", "--models", f"base={DEFAULT_MODEL}", f"base@best-of-4={DEFAULT_MODEL}@best-of-4",
+         "--prompts", "builtin:verifiable:heldout:32", "--max-new-tokens", "96", "--temperature", "0.7", *common],
+        ["judge", "--judge", "verifier", *common],
+        ["leaderboard", *common],
+    ]
+    for step in steps:
+        print(f"$ arena {' '.join(step)}", flush=True)
+        status = main(step)
+        if status:
+            return status
     return 0
 
 

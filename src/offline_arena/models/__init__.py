@@ -53,8 +53,17 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
             from .builtin import builtin_fingerprint
 
             fingerprint = builtin_fingerprint(spec.location)
-        generator = TransformersGenerator(resolve_local_path(spec), fingerprint=fingerprint, batch_size=batch_size)
+        path = resolve_local_path(spec)
+        # One copy of the weights per process: a target and its own best-of-n share them (for a 7B model
+        # that is 15 GB not spent twice).
+        generator = _LOADED.get((path, batch_size))
+        if generator is None:
+            generator = _LOADED[(path, batch_size)] = TransformersGenerator(path, fingerprint=fingerprint,
+                                                                            batch_size=batch_size)
     return _cached(generator, store, chunk_size)
+
+
+_LOADED: dict = {}
 
 
 def _cached(generator, store, chunk_size: int):

@@ -70,13 +70,61 @@ def load_jsonl(path: str | Path) -> list[Prompt]:
     return prompts
 
 
+def _from_rows(rows, where_prefix: str) -> list[Prompt]:
+    """Prompts from an iterable of dict rows (Parquet, datasets); errors name `<source> row N`."""
+    prompts, seen = [], {}
+    for number, row in enumerate(rows):
+        where = f"{where_prefix} row {number}"
+        prompt = prompt_from_row(dict(row), where)
+        if prompt.id in seen:
+            raise PromptFileError(f"{where}: duplicate id {prompt.id!r} (first at row {seen[prompt.id]})")
+        seen[prompt.id] = number
+        prompts.append(prompt)
+    if not prompts:
+        raise PromptFileError(f"{where_prefix}: no prompts")
+    return prompts
+
+
+def load_parquet(path: str | Path) -> list[Prompt]:
+    import pyarrow.parquet as pq  # comes with `datasets`
+
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"{path}: prompt file not found")
+    try:
+        table = pq.read_table(path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise PromptFileError(f"{path}: not a readable Parquet file ({error})") from None
+    return _from_rows(table.to_pylist(), str(path))
+
+
+def load_dataset_folder(path: str | Path, split: str | None = None) -> list[Prompt]:
+    """A Hugging Face `datasets` folder written by `save_to_disk` (a Dataset, or a DatasetDict with
+    `split`). Local only: nothing is fetched."""
+    from datasets import DatasetDict, load_from_disk
+
+    path = Path(path)
+    dataset = load_from_disk(str(path))
+    if isinstance(dataset, DatasetDict):
+        if split is None:
+            if len(dataset) != 1:
+                raise PromptFileError(f"{path}: has splits {sorted(dataset)}; name one as {path}::SPLIT")
+            split = next(iter(dataset))
+        if split not in dataset:
+            raise PromptFileError(f"{path}: no split {split!r}; has {sorted(dataset)}")
+        dataset = dataset[split]
+    return _from_rows(dataset, f"{path}" + (f"::{split}" if split else ""))
+
+
 def load_prompts(source: str | Path) -> list[Prompt]:
     """Load prompts from a source:
 
     - a `.jsonl` file;
     - `builtin:verifiable:SPLIT:N[:SEED]` — N prompts of the built-in verifiable instruction pack, split
       `heldout` or `round<r>/<stage>` (e.g. `builtin:verifiable:heldout:32`);
-    - `builtin:sample` — 32 everyday and clinical-document questions.
+    - `builtin:sample` — 32 everyday and clinical-document questions;
+    - a `.parquet` file;
+    - a `datasets` folder saved with `save_to_disk` (`FOLDER` or `FOLDER::SPLIT`).
     """
     source = str(source)
     if source.startswith("builtin:verifiable"):
@@ -97,4 +145,11 @@ def load_prompts(source: str | Path) -> list[Prompt]:
         return load_jsonl(path)
     if source.endswith(".jsonl"):
         return load_jsonl(source)
-    raise PromptFileError(f"{source}: unsupported prompt source (expected a .jsonl file or builtin:NAME)")
+    if source.endswith(".parquet"):
+        return load_parquet(source)
+    folder, _, split = source.partition("::")
+    if Path(folder).is_dir() and ((Path(folder) / "dataset_info.json").is_file()
+                                  or (Path(folder) / "dataset_dict.json").is_file()):
+        return load_dataset_folder(folder, split or None)
+    raise PromptFileError(f"{source}: unsupported prompt source (expected .jsonl, .parquet, a datasets folder "
+                          "saved with save_to_disk, or builtin:NAME)")
