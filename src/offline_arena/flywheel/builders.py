@@ -1,0 +1,131 @@
+"""Data builders. Input: judged battles as `Store.judged_battles` returns them (prompt messages, model
+names, both completions, winner, scores). Output: lists of dict rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..models.base import canonical_json
+
+
+@dataclass
+class DataFilters:
+    """Which answers may become training data."""
+
+    min_chars: int = 1              # shorter answers are dropped (empty answers teach nothing)
+    max_chars: int = 8000           # longer answers are dropped (likely rambling)
+    require_stopped: bool = True    # drop answers that hit the token limit: training on them teaches runaways
+    min_margin: float | None = None  # DPO/RM/KTO: keep battles whose |score_a - score_b| >= this (if scored)
+
+    def keeps(self, completion) -> bool:
+        text = completion.text
+        return (self.min_chars <= len(text) <= self.max_chars) and (completion.stopped or not self.require_stopped)
+
+    def decisive(self, battle: dict) -> bool:
+        if battle["winner"] not in ("model_a", "model_b"):
+            return False
+        if self.min_margin is None or battle.get("score_a") is None or battle.get("score_b") is None:
+            return True
+        return abs(battle["score_a"] - battle["score_b"]) >= self.min_margin
+
+
+def _sides(battle: dict) -> tuple[tuple[str, object], tuple[str, object]]:
+    """((winner name, winner completion), (loser name, loser completion)) of a decisive battle."""
+    a, b = (battle["model_a"], battle["completion_a"]), (battle["model_b"], battle["completion_b"])
+    return (a, b) if battle["winner"] == "model_a" else (b, a)
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def sft_rows(battles: Sequence[dict], target: str, filters: DataFilters = DataFilters()) -> list[dict]:
+    """One row per prompt the target lost: the conversation ending in the winning opponent's answer.
+    When several opponents beat the target on a prompt, the one with the highest judge score (then the
+    first) provides the answer."""
+    best: dict[str, tuple[float, dict]] = {}
+    for battle in battles:
+        if target not in (battle["model_a"], battle["model_b"]) or battle["winner"] not in ("model_a", "model_b"):
+            continue
+        (winner, completion), _ = _sides(battle)
+        if winner == target or not filters.keeps(completion):
+            continue
+        score = battle["score_a"] if battle["winner"] == "model_a" else battle["score_b"]
+        score = score if score is not None else 0.0
+        if battle["prompt_id"] not in best or score > best[battle["prompt_id"]][0]:
+            best[battle["prompt_id"]] = (score, {
+                "messages": [*battle["messages"], *_assistant(completion.text)],
+                "prompt_id": battle["prompt_id"], "source_model": winner})
+    return [row for _, row in best.values()]
+
+
+def dpo_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+    """(prompt, chosen, rejected) from every decisive battle; identical pairs once; pairs whose two
+    answers are the same text are dropped (no preference to learn)."""
+    rows, seen = [], set()
+    for battle in battles:
+        if not filters.decisive(battle):
+            continue
+        (winner, chosen), (loser, rejected) = _sides(battle)
+        if not (filters.keeps(chosen) and filters.keeps(rejected)) or chosen.text == rejected.text:
+            continue
+        key = _digest([battle["messages"], chosen.text, rejected.text])
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append({"prompt": list(battle["messages"]), "chosen": _assistant(chosen.text),
+                     "rejected": _assistant(rejected.text), "prompt_id": battle["prompt_id"],
+                     "chosen_model": winner, "rejected_model": loser})
+    return rows
+
+
+def reward_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+    """The reward model learns from the same preference pairs as DPO (TRL's RewardTrainer format)."""
+    return dpo_rows(battles, filters)
+
+
+def kto_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+    """Unpaired (prompt, completion, label): winners True, losers False. An answer that won one battle
+    and lost another gets no label (the judge disagrees with itself about it)."""
+    labels: dict[str, set] = {}
+    rows: dict[str, dict] = {}
+    for battle in battles:
+        if not filters.decisive(battle):
+            continue
+        for (name, completion), label in zip(_sides(battle), (True, False)):
+            if not filters.keeps(completion):
+                continue
+            key = _digest([battle["messages"], completion.text])
+            labels.setdefault(key, set()).add(label)
+            rows.setdefault(key, {"prompt": list(battle["messages"]), "completion": _assistant(completion.text),
+                                  "prompt_id": battle["prompt_id"], "model": name})
+    return [{**rows[key], "label": next(iter(seen))} for key, seen in labels.items() if len(seen) == 1]
+
+
+def export_rows(rows: Sequence[dict], path: str | Path) -> Path:
+    """Write rows as `.jsonl`, `.parquet`, or (any other path) a `datasets` folder via save_to_disk."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jsonl":
+        tmp = path.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)  # never a half-written file under the final name
+        return path
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(list(rows))
+    if path.suffix == ".parquet":
+        dataset.to_parquet(str(path))
+    else:
+        dataset.save_to_disk(str(path))
+    return path
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()

@@ -1,0 +1,136 @@
+"""What every trainer shares: settings, loading the policy, TRL arguments that work on CPU and GPU,
+LoRA, saving a checkpoint the next stage (or any user) can load, and the guarded training run."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .guard import GuardReport, assert_end_of_turn_trained, check_runaway, runaway_rate
+
+
+@dataclass
+class TrainSettings:
+    """Knobs shared by every trainer. Defaults suit the 135M builtin model on 2 CPU cores."""
+
+    learning_rate: float = 1e-5        # peak learning rate
+    epochs: float = 1.0                # passes over the stage's data
+    max_steps: int = -1                # > 0 caps optimizer steps (overrides epochs)
+    batch_size: int = 4                # examples per device per step
+    grad_accum: int = 1                # gradient accumulation steps
+    max_length: int = 512              # tokens per example (prompt + answer); longer ones are truncated
+    warmup_ratio: float = 0.0          # share of steps spent warming up the learning rate
+    lora: bool = False                 # train LoRA adapters instead of all weights (merged when saved)
+    lora_r: int = 16                   # LoRA rank
+    lora_alpha: int = 32               # LoRA scaling
+    lora_dropout: float = 0.05         # LoRA dropout
+    seed: int = 0                      # data order and initialisation
+    logging_steps: int = 1             # log the loss every N steps
+    gradient_checkpointing: bool = False  # trade compute for memory (large models)
+    probe_prompts: int = 16            # runaway-rate probe size (0 disables the after-training check)
+    probe_max_new_tokens: int = 64     # token limit of a probe generation
+    runaway_tolerance: float = 0.1     # allowed rise of the runaway rate before the stage fails
+    extra: dict = field(default_factory=dict)  # passed through to the TRL config (e.g. beta for DPO)
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    metrics: dict
+    guard: GuardReport
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def load_policy(model_path: str | Path, for_training: bool = True):
+    """Model and tokenizer from a folder or Hub id; float32 on CPU, bfloat16 on GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+    if for_training:
+        model.config.use_cache = False
+    return model, tokenizer
+
+
+def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
+    """Keyword arguments every TRL config accepts. No intermediate checkpoints: a stage is short and
+    resumes by re-running; the final checkpoint is written by `save_checkpoint`."""
+    gpu = on_gpu()
+    return dict(
+        output_dir=str(out_dir), per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum, learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps, warmup_ratio=settings.warmup_ratio,
+        logging_steps=settings.logging_steps, save_strategy="no", report_to=[], seed=settings.seed,
+        bf16=gpu, use_cpu=not gpu, gradient_checkpointing=settings.gradient_checkpointing,
+        dataloader_num_workers=0, **settings.extra,
+    )
+
+
+def lora_config(settings: TrainSettings, task_type: str = "CAUSAL_LM"):
+    if not settings.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+                      target_modules="all-linear", task_type=task_type)
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | Path) -> Path:
+    """Save weights (LoRA adapters merged in), config, tokenizer and chat template, so
+    `from_pretrained(out_dir)` is all the next stage needs."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "merge_and_unload"):  # a PEFT model
+        model = model.merge_and_unload()
+    model.config.use_cache = True
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def loss_summary(log_history: Sequence[dict], key: str = "loss") -> dict:
+    losses = [entry[key] for entry in log_history if key in entry]
+    if not losses:
+        raise RuntimeError(f"training logged no {key!r}; nothing was trained")
+    if not all(math.isfinite(x) for x in losses):
+        raise RuntimeError(f"training produced a non-finite {key}: {losses}")
+    return {f"first_{key}": losses[0], f"last_{key}": losses[-1], f"{key}_curve": losses, "steps": len(losses)}
+
+
+def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[object], tuple[list, list]],
+                probe_messages: Sequence[Sequence[dict]], settings: TrainSettings, out_dir: str | Path,
+                loss_key: str = "loss") -> TrainResult:
+    """Train with the stop-token guard around it; save the checkpoint and metrics.json in `out_dir`.
+
+    `guard_example(trainer)` returns (token ids, trained-position mask) of one example as the trainer's
+    own collator renders it."""
+    ids, trained = guard_example(trainer)
+    assert_end_of_turn_trained(ids, trained, tokenizer, where=f"{stage} stage")
+    report = GuardReport(end_of_turn_in_labels=True, tolerance=settings.runaway_tolerance)
+    probes = list(probe_messages)[: settings.probe_prompts]
+    if probes:
+        report.runaway_before = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)
+    started = time.perf_counter()
+    trainer.train()
+    metrics = {**loss_summary(trainer.state.log_history, loss_key), "train_seconds": time.perf_counter() - started}
+    trained_model = trainer.model
+    if probes:
+        report.runaway_after = runaway_rate(trained_model, tokenizer, probes, settings.probe_max_new_tokens)
+    checkpoint = save_checkpoint(trained_model, tokenizer, Path(out_dir) / "checkpoint")
+    (Path(out_dir) / "metrics.json").write_text(json.dumps(
+        {"stage": stage, **metrics, "guard": report.as_dict(), "settings": asdict(settings)}, indent=2))
+    check_runaway(report, where=f"{stage} stage")  # after saving, so a failed stage can be inspected
+    return TrainResult(checkpoint, metrics, report)

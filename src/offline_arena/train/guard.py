@@ -1,0 +1,79 @@
+"""The stop-token guard (DESIGN.md, "the stop-token lesson").
+
+Fine-tuning regresses in ways loss curves never show: with pad == eos a collator masks the end-of-turn
+token out of the labels, or a template change stops training it, and the model "never stops". So every
+training stage (1) before training renders an example through the *same collator the trainer uses* and
+fails unless the end-of-turn token is among the trained label positions, and (2) after training measures
+the runaway rate — probe generations that hit the token limit without stopping — against the model it
+started from, failing the stage when it regressed beyond a tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+class StopTokenGuardError(RuntimeError):
+    pass
+
+
+@dataclass
+class GuardReport:
+    end_of_turn_in_labels: bool
+    runaway_before: float | None = None
+    runaway_after: float | None = None
+    tolerance: float = 0.1
+
+    def as_dict(self) -> dict:
+        return {"end_of_turn_in_labels": self.end_of_turn_in_labels, "runaway_before": self.runaway_before,
+                "runaway_after": self.runaway_after, "runaway_tolerance": self.tolerance}
+
+
+def assert_end_of_turn_trained(token_ids: Sequence[int], trained: Sequence[bool], tokenizer, where: str) -> None:
+    """`token_ids` is one rendered example as the trainer's collator produced it and `trained` says which
+    positions contribute to the loss (labels != -100, or a completion mask). Raise unless the end-of-turn
+    token is at a trained position."""
+    from ..models.chat import end_of_turn_token_id
+
+    eot = end_of_turn_token_id(tokenizer)
+    ids = [int(t) for t in token_ids]
+    if len(ids) != len(trained):
+        raise ValueError(f"{where}: {len(ids)} token ids but {len(trained)} mask entries")
+    if any(t == eot and bool(m) for t, m in zip(ids, trained)):
+        return
+    name = tokenizer.convert_ids_to_tokens(eot)
+    present = eot in ids
+    raise StopTokenGuardError(
+        f"{where}: the end-of-turn token {name!r} (id {eot}) is "
+        + ("in the example but masked out of the labels" if present else "missing from the rendered example")
+        + ". A model trained like this never learns to stop. Common causes: pad token == end-of-turn token "
+          "and a collator that masks padding by id; a chat template that leaves the end-of-turn token outside "
+          "the assistant span; truncation cutting it off (raise max_length).")
+
+
+def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max_new_tokens: int = 64,
+                 batch_size: int = 16) -> float:
+    """Share of greedy probe generations that hit `max_new_tokens` without emitting a stop token."""
+    from ..models.base import GenerationRequest, SamplingParams
+    from ..models.hf import TransformersGenerator
+
+    was_training = model.training
+    model.eval()
+    generator = TransformersGenerator.from_model(model, tokenizer, fingerprint="guard-probe", batch_size=batch_size)
+    generator.progress = False
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    completions = generator.generate([GenerationRequest.of(m, params=params) for m in probe_messages])
+    if was_training:
+        model.train()
+    return sum(not c.stopped for c in completions) / max(len(completions), 1)
+
+
+def check_runaway(report: GuardReport, where: str) -> None:
+    if report.runaway_before is None or report.runaway_after is None:
+        return
+    if report.runaway_after > report.runaway_before + report.tolerance:
+        raise StopTokenGuardError(
+            f"{where}: runaway rate regressed from {report.runaway_before:.2f} to {report.runaway_after:.2f} "
+            f"(tolerance {report.tolerance:.2f}): the trained model stops generating less often than the one it "
+            "started from. Check that the end-of-turn token is trained and the data's answers end properly.")

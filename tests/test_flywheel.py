@@ -1,0 +1,61 @@
+import json
+
+from offline_arena.flywheel import DataFilters, dpo_rows, export_rows, kto_rows, sft_rows
+from offline_arena.models.base import Completion
+
+Q = [{"role": "user", "content": "Q?"}]
+
+
+def battle(pid, a, b, text_a, text_b, winner, score_a=None, score_b=None, stopped=(True, True)):
+    return {"prompt_id": pid, "messages": Q if pid == "p1" else [{"role": "user", "content": pid}],
+            "model_a": a, "model_b": b, "completion_a": Completion(text_a, stopped[0], 3),
+            "completion_b": Completion(text_b, stopped[1], 3), "winner": winner, "score_a": score_a, "score_b": score_b}
+
+
+BATTLES = [
+    battle("p1", "t", "o1", "weak", "strong one", "model_b", 0, 2),
+    battle("p1", "t", "o2", "weak", "strongest", "model_b", 0, 3),
+    battle("p2", "t", "o1", "target wins", "meh", "model_a", 2, 1),
+    battle("p3", "t", "o1", "same", "same-ish", "tie", 1, 1),
+    battle("p4", "t", "o1", "short", "runaway answer", "model_b", 0, 1, stopped=(True, False)),
+]
+
+
+def test_sft_takes_the_best_winning_answer_of_each_lost_prompt():
+    rows = sft_rows(BATTLES, target="t")
+    assert rows == [{"messages": Q + [{"role": "assistant", "content": "strongest"}], "prompt_id": "p1",
+                     "source_model": "o2"}]  # p2 won, p3 tie, p4's winner never stopped
+
+
+def test_dpo_pairs_from_decisive_battles_with_filters():
+    rows = dpo_rows(BATTLES)
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows] == [
+        ("strong one", "weak"), ("strongest", "weak"), ("target wins", "meh")]
+    assert rows[0]["prompt"] == Q
+    assert len(dpo_rows(BATTLES + BATTLES)) == 3  # deduplicated
+    assert len(dpo_rows(BATTLES, DataFilters(min_margin=2))) == 2
+    assert len(dpo_rows(BATTLES, DataFilters(require_stopped=False))) == 4
+    assert len(dpo_rows(BATTLES, DataFilters(max_chars=6))) == 0
+
+
+def test_kto_labels_and_conflicts():
+    rows = kto_rows(BATTLES)
+    labels = {r["completion"][0]["content"]: r["label"] for r in rows}
+    # "weak" lost twice on p1: bad; winners good; nothing from the tie; in p4 the runaway winner is
+    # filtered out but "short" still lost (KTO labels answers one by one, no pair needed).
+    assert labels == {"weak": False, "strong one": True, "strongest": True, "target wins": True, "meh": False,
+                      "short": False}
+    flip = [battle("p1", "x", "y", "A", "B", "model_a"), battle("p1", "y", "x", "B", "A", "model_a")]
+    assert kto_rows(flip) == []  # each answer both won and lost: no label
+
+
+def test_export_formats_round_trip(tmp_path):
+    from datasets import load_from_disk
+
+    rows = dpo_rows(BATTLES)
+    path = export_rows(rows, tmp_path / "dpo.jsonl")
+    assert [json.loads(line) for line in path.read_text().splitlines()] == rows
+    from datasets import Dataset
+
+    assert Dataset.from_parquet(str(export_rows(rows, tmp_path / "dpo.parquet"))).num_rows == 3
+    assert load_from_disk(str(export_rows(rows, tmp_path / "dpo_ds")))[0]["chosen"] == rows[0]["chosen"]
