@@ -71,6 +71,11 @@ def test_cli_battle_judge_leaderboard(pico_model_dir, tmp_path, capsys):
     rows = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
     assert {r["model"] for r in rows} == {"pico", "pico4"}
     assert all(r["battles"] == 6 and r["lower"] <= r["rating"] <= r["upper"] for r in rows)
+    assert main(["export", "dpo", "--out", str(tmp_path / "dpo.jsonl"), "--keep-runaways", *common]) == 0
+    decisive = sum(r["wins"] for r in rows)
+    assert len((tmp_path / "dpo.jsonl").read_text().splitlines()) <= decisive
+    assert main(["export", "sft", "--out", str(tmp_path / "sft.jsonl"), *common]) == 2
+    assert "needs --target" in capsys.readouterr().err
 
 
 def test_cli_errors_are_clear(tmp_path, capsys):

@@ -59,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("--style", action="store_true", help="style control: answer length as a covariate")
     board.set_defaults(handler=cmd_leaderboard)
 
+    export = commands.add_parser("export", help="turn judged battles into SFT/DPO/RM/KTO data files (TRL formats)")
+    export.add_argument("kind", choices=["sft", "dpo", "rm", "kto"])
+    export.add_argument("--out", required=True, help=".jsonl, .parquet, or a folder (datasets save_to_disk)")
+    export.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
+    export.add_argument("--target", help="sft: the model whose lost battles become data")
+    export.add_argument("--judge", help="judge fingerprint (or a unique part of it) when several judged the run")
+    export.add_argument("--tag", help="only battles with this tag")
+    export.add_argument("--min-margin", type=float, help="dpo/rm/kto: minimum |score_a - score_b|")
+    export.add_argument("--keep-runaways", action="store_true", help="keep answers that hit the token limit")
+    export.set_defaults(handler=cmd_export)
+
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
@@ -178,18 +189,41 @@ def cmd_judge(args) -> int:
     return 0
 
 
-def cmd_leaderboard(args) -> int:
-    from .ratings import format_leaderboard, leaderboard, write_leaderboard
+def _judged_battles(run_dir: str, judge: str | None, tag: str | None) -> tuple[str, list[dict]]:
+    """The one judge's fingerprint and its judged battles in a run folder."""
     from .store import Store
 
-    with Store(Path(args.run_dir) / "store.sqlite") as store:
+    with Store(Path(run_dir) / "store.sqlite") as store:
         judges = store.judges()
-        if args.judge:
-            judges = [j for j in judges if args.judge in j]
+        if judge:
+            judges = [j for j in judges if judge in j]
         if len(judges) != 1:
-            raise ValueError(f"{args.run_dir}: " + ("no judged battles; run `arena judge` first" if not judges else
+            raise ValueError(f"{run_dir}: " + ("no judged battles; run `arena judge` first" if not judges else
                              f"several judges match, pick one with --judge: {judges}"))
-        battles = [b for b in store.judged_battles(judges[0], args.tag) if b["winner"] != "error"]
+        return judges[0], store.judged_battles(judges[0], tag)
+
+
+def cmd_export(args) -> int:
+    from .flywheel import DataFilters, dpo_rows, export_rows, kto_rows, reward_rows, sft_rows
+
+    _, battles = _judged_battles(args.run_dir, args.judge, args.tag)
+    filters = DataFilters(require_stopped=not args.keep_runaways, min_margin=args.min_margin)
+    if args.kind == "sft":
+        if not args.target:
+            raise ValueError("export sft needs --target: the model whose lost battles become data")
+        rows = sft_rows(battles, args.target, filters)
+    else:
+        rows = {"dpo": dpo_rows, "rm": reward_rows, "kto": kto_rows}[args.kind](battles, filters)
+    path = export_rows(rows, args.out)
+    print(f"{len(rows)} {args.kind} rows from {len(battles)} judged battles written to {path}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from .ratings import format_leaderboard, leaderboard, write_leaderboard
+
+    judge, battles = _judged_battles(args.run_dir, args.judge, args.tag)
+    battles = [b for b in battles if b["winner"] != "error"]
     if not battles:
         raise ValueError(f"{args.run_dir}: every judged battle is an error; nothing to rate")
     style = None
@@ -198,7 +232,7 @@ def cmd_leaderboard(args) -> int:
     rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles],
                        [b["winner"] for b in battles], rounds=args.rounds, style=style)
     csv_path, json_path = write_leaderboard(rows, args.run_dir)
-    print(f"judge: {judges[0]}  battles: {len(battles)}")
+    print(f"judge: {judge}  battles: {len(battles)}")
     print(format_leaderboard(rows))
     print(f"written: {csv_path}, {json_path}")
     return 0
