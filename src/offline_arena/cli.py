@@ -15,9 +15,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arena", description="Post-train LLMs through an offline arena.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the main job (default: the quickstart on the embedded model)")
-    run.add_argument("--run-dir", default="runs/quickstart", help="run folder (default: %(default)s)")
+    run = commands.add_parser("run", help="run a recipe: rounds of battle -> judge -> data -> train -> evaluate")
+    run.add_argument("recipe", nargs="?", default="quickstart",
+                     help="a recipe file, or the name of a bundled one: quickstart, arena-learning-7b (default: %(default)s)")
+    run.add_argument("--run-dir", help="run folder (default: runs/<recipe name>); an existing one is resumed")
+    run.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the plan and cost; touch no model")
     run.set_defaults(handler=cmd_run)
+
+    doctor = commands.add_parser("doctor", help="what differs between two runs' environments and recipes")
+    doctor.add_argument("run_a")
+    doctor.add_argument("run_b")
+    doctor.set_defaults(handler=cmd_doctor)
 
     gen = commands.add_parser("generate", help="answer a prompt file with a model, through the run's store")
     gen.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL#NAME")
@@ -238,22 +247,41 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def resolve_recipe_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    bundled = Path(__file__).resolve().parent / "data" / "recipes" / f"{name}.yaml"
+    if not bundled.is_file():
+        known = sorted(p.stem for p in bundled.parent.glob("*.yaml"))
+        raise ValueError(f"no recipe file {name!r} and no bundled recipe of that name; bundled: {known}")
+    return bundled
+
+
 def cmd_run(args) -> int:
-    """The main job. Until the round pipeline lands it is the arena on the embedded model: SmolLM2 against
-    its own best-of-4 (picked by the constraint verifier) on 32 held-out verifiable prompts, judged by the
-    verifier, then the leaderboard. Everything goes through the run's store: a rerun is served from it."""
-    common = ["--run-dir", args.run_dir]
-    steps = [
-        ["battle", "--models", f"base={DEFAULT_MODEL}", f"base@best-of-4={DEFAULT_MODEL}@best-of-4",
-         "--prompts", "builtin:verifiable:heldout:32", "--max-new-tokens", "96", "--temperature", "0.7", *common],
-        ["judge", "--judge", "verifier", *common],
-        ["leaderboard", *common],
-    ]
-    for step in steps:
-        print(f"$ arena {' '.join(step)}", flush=True)
-        status = main(step)
-        if status:
-            return status
+    """The main job: a recipe's rounds of stages (bare `arena run` = the CPU quickstart)."""
+    from .config import load_recipe
+
+    overrides = {"rounds": args.rounds} if args.rounds else None
+    recipe = load_recipe(resolve_recipe_path(args.recipe), overrides)
+    if args.dry_run:
+        from .plan import format_plan, plan
+
+        print(format_plan(plan(recipe)))
+        return 0
+    from .pipeline import run
+
+    run_dir = Path(args.run_dir or f"runs/{recipe.name}" + (f"-{recipe.rounds}rounds" if args.rounds else ""))
+    started = time.perf_counter()
+    final = run(recipe, run_dir)
+    print(f"done in {time.perf_counter() - started:.0f}s; final model: {final['final_model']}; run folder: {run_dir}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .manifest import doctor_report
+
+    print(doctor_report(Path(args.run_a), Path(args.run_b)))
     return 0
 
 

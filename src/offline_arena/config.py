@@ -1,0 +1,164 @@
+"""Recipes: the validated schema of a run. YAML files in recipes/ are instances of `Recipe`; every field
+has a default and a one-line description, and a bad recipe fails with the file and the field path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+STAGE_KINDS = ("sft", "dpo", "kto", "rm_ppo", "grpo")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown (misspelt) field is an error, never ignored
+
+
+class Opponent(Strict):
+    name: str = Field(description="display name in battles and leaderboards")
+    model: str = Field(description="model spec: builtin:NAME, folder, Hub id, vllm:..., openai:URL#NAME, ...@best-of-N")
+    scorer: str = Field("verifier", description="best-of-n scorer, when the spec ends in @best-of-N")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the endpoint's API key")
+    price_per_1k_tokens: float = Field(0.0, description="generation price, for --dry-run cost estimates")
+
+    @field_validator("model")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        from .models.spec import parse_model_spec
+
+        parse_model_spec(value)
+        return value
+
+
+class Prompts(Strict):
+    source: str = Field("builtin:verifiable", description="builtin:verifiable, or a .jsonl/.parquet/datasets source split into shards")
+    per_stage: int = Field(48, ge=1, description="fresh prompts each stage battles on")
+    heldout: int = Field(48, ge=1, description="held-out prompts for evaluation; never trained on")
+    short_answers: bool = Field(True, description="builtin:verifiable: only constraints a short answer can meet")
+
+
+class Generation(Strict):
+    max_new_tokens: int = Field(96, ge=1, description="token limit of a battle answer")
+    temperature: float = Field(0.7, ge=0, description="sampling temperature of battle answers")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
+    batch_size: int = Field(32, ge=1, description="prompts per generation batch (transformers backend)")
+
+
+class Train(Strict):
+    learning_rate: float = Field(1e-5, gt=0, description="peak learning rate")
+    epochs: float = Field(1.0, gt=0, description="passes over the stage's data")
+    max_steps: int = Field(-1, description="> 0 caps optimizer steps")
+    batch_size: int = Field(4, ge=1, description="examples per device per step")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    max_length: int = Field(512, ge=16, description="tokens per example")
+    lora: bool = Field(False, description="train LoRA adapters (merged into the saved checkpoint)")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory")
+    runaway_tolerance: float = Field(0.1, ge=0, description="allowed rise of the runaway rate before the stage fails")
+    extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
+
+
+class PPO(Strict):
+    steps: int = Field(8, ge=1, description="PPO iterations (rollout + update)")
+    rollouts_per_step: int = Field(8, ge=1, description="prompts sampled per iteration")
+    learning_rate: float = Field(1e-5, gt=0, description="policy and value learning rate")
+    init_kl_coef: float = Field(0.05, ge=0, description="initial KL penalty coefficient")
+    target_kl: float | None = Field(6.0, description="adaptive KL target; null for a fixed coefficient")
+    max_new_tokens: int = Field(64, ge=1, description="rollout token limit")
+    extra: dict = Field(default_factory=dict, description="other PPOSettings fields, as is")
+
+
+class Stage(Strict):
+    kind: Literal["sft", "dpo", "kto", "rm_ppo", "grpo"] = Field(description="what the stage trains")
+    train: Train = Field(default_factory=Train, description="training settings (rm_ppo: the reward model's)")
+    ppo: PPO = Field(default_factory=PPO, description="rm_ppo only: the PPO settings")
+    min_rows: int = Field(4, ge=1, description="skip training (keep the current model) with fewer data rows")
+
+
+class Evaluation(Strict):
+    heldout: bool = Field(True, description="verifiable accuracy and runaway rate on the held-out split")
+    leaderboard: bool = Field(True, description="every checkpoint battles the opponents on held-out prompts; ratings with CIs")
+    bootstrap_rounds: int = Field(100, ge=10, description="bootstrap rounds for CIs")
+
+
+class Tracking(Strict):
+    mlflow: bool = Field(False, description="log params and metrics to MLflow (local SQLite store in the run folder)")
+
+
+class Prices(Strict):
+    gpu_hour: float = Field(0.0, ge=0, description="price of one GPU hour, for --dry-run cost estimates")
+    gpus: int = Field(1, ge=1, description="GPUs the run uses")
+    judge_per_1k_tokens: float = Field(0.0, ge=0, description="judge price per 1k tokens (prompt + output)")
+
+
+class Recipe(Strict):
+    name: str = Field("run", description="a name for the run")
+    seed: int = Field(0, description="seed of prompt sampling, generation and training")
+    target: str = Field("builtin:smollm2-135m-instruct", description="the model being trained")
+    opponents: list[Opponent] = Field(min_length=1, description="the stronger models the target battles")
+    judge: str = Field("verifier", description="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder>")
+    prompts: Prompts = Field(default_factory=Prompts, description="where prompts come from and how many")
+    generation: Generation = Field(default_factory=Generation, description="how battle answers are sampled")
+    rounds: int = Field(1, ge=1, le=8, description="how many times the stages repeat")
+    stages: list[Stage] = Field(min_length=1, description="the stages of one round, in order")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="what is measured after each stage")
+    tracking: Tracking = Field(default_factory=Tracking, description="experiment tracking")
+    prices: Prices = Field(default_factory=Prices, description="for --dry-run cost estimates")
+    gpu_hours_per_stage: float = Field(0.0, ge=0, description="expected GPU hours of one stage, for --dry-run")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        from .models.spec import parse_model_spec
+
+        spec = parse_model_spec(value)
+        if spec.kind == "openai" or spec.best_of:
+            raise ValueError("the target must be a trainable model (builtin:, a folder or a Hub id)")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> "Recipe":
+        names = [o.name for o in self.opponents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"opponent names must be unique, got {names}")
+        kinds = [s.kind for s in self.stages]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"each stage kind may appear once per round, got {kinds}")
+        # Arena Learning's order: imitation first, then preferences, then RL against a learned reward.
+        order = {"sft": 0, "dpo": 1, "kto": 1, "rm_ppo": 2, "grpo": 2}
+        ranks = [order[k] for k in kinds]
+        if ranks != sorted(ranks):
+            raise ValueError(f"bad stage order {kinds}: SFT comes before DPO/KTO, which come before rm_ppo/GRPO")
+        return self
+
+
+class RecipeError(ValueError):
+    pass
+
+
+def load_recipe(path: str | Path, overrides: dict | None = None) -> Recipe:
+    """Read and validate a recipe; errors say `file: field.path: problem`."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of fields, got {type(data).__name__}")
+    data.update(overrides or {})
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = "unknown field (check the spelling; see offline_arena/config.py for the schema)"
+            problems.append(f"{path}: {where}: {message}")
+        raise RecipeError("\n".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Evaluation: verifiable held-out accuracy (IFEval's four numbers) with bootstrap CIs, runaway rate."""

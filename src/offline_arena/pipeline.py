@@ -1,0 +1,323 @@
+"""Rounds x stages: the main job.
+
+Each stage of a round, as in Arena Learning (arXiv 2407.10627, sec. 3.3-3.4): take a fresh prompt
+shard; let the *current* model battle the opponents; judge; build the stage's data; train (with the
+stop-token guard); evaluate on the held-out split; promote the new checkpoint for the next stage.
+
+Everything a stage produces lives in RUN_DIR/round<r>/<stage>/ and the stage writes `done.json` as its
+very last act: a killed run restarts at the first stage without it. Generation and judging go through
+the store, so the restarted stage repeats no battle and no judgment; training restarts from the stage's
+starting checkpoint (a short stage is cheaper to redo than to checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Recipe
+
+BASE_NAME = "base"
+
+
+@dataclass
+class RunContext:
+    recipe: Recipe
+    run_dir: Path
+    store: object
+    judge: object
+    opponents: dict                       # name -> generator
+    params: object                        # battle SamplingParams
+    heldout: list                         # held-out prompts
+    checkpoints: dict = field(default_factory=dict)  # contestant name -> model folder/spec, in promotion order
+    tracker: object = None
+
+
+def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
+    """The fresh shard of one stage (disjoint from every other stage's and from held-out)."""
+    return _split(recipe, f"round{round_index}/{_shard_stage(kind)}", recipe.prompts.per_stage)
+
+
+def heldout_prompts(recipe: Recipe) -> list:
+    return _split(recipe, "heldout", recipe.prompts.heldout)
+
+
+def _shard_stage(kind: str) -> str:
+    return {"rm_ppo": "rm"}.get(kind, kind)
+
+
+def _split(recipe: Recipe, split: str, n: int) -> list:
+    source = recipe.prompts.source
+    if source == "builtin:verifiable":
+        from .prompts.verifiable import load_verifiable
+
+        return load_verifiable(split, n, recipe.seed, short_answers=recipe.prompts.short_answers)
+    return _file_split(source, split, n, recipe)
+
+
+def _file_split(source: str, split: str, n: int, recipe: Recipe) -> list:
+    """Disjoint shards of a user's prompt file: a seeded shuffle, held-out first, then each
+    (round, stage) slot in a fixed order, so a shard never depends on which stages a run has."""
+    import random
+
+    from .config import STAGE_KINDS
+    from .prompts import load_prompts
+
+    prompts = load_prompts(source)
+    order = list(range(len(prompts)))
+    random.Random(recipe.seed).shuffle(order)
+    slots = ["heldout"] + [f"round{r}/{_shard_stage(k)}" for r in range(1, recipe.rounds + 1) for k in STAGE_KINDS]
+    start = 0
+    for slot in slots:
+        size = recipe.prompts.heldout if slot == "heldout" else recipe.prompts.per_stage
+        if slot == split:
+            if start + size > len(prompts):
+                raise ValueError(f"{source}: {len(prompts)} prompts cannot fill split {split!r} "
+                                 f"({size} prompts after {start} used by earlier splits)")
+            return [prompts[i] for i in order[start:start + size]][:n]
+        start += size
+    raise ValueError(f"unknown split {split!r}")
+
+
+def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
+    """Run (or resume) every round and stage; return the final summary."""
+    from .judges import load_judge, load_scorer
+    from .manifest import collect_manifest
+    from .models import SamplingParams, load_generator
+    from .store import Store
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _save_recipe(recipe, run_dir)
+    _write_json(run_dir / "manifest.json", collect_manifest(recipe.seed))
+    g = recipe.generation
+    params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p)
+    with Store(run_dir / "store.sqlite") as store:
+        opponents = {o.name: load_generator(o.model, store=store, batch_size=g.batch_size, api_key_env=o.api_key_env,
+                                            scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
+                                            scorer_name=o.scorer)
+                     for o in recipe.opponents}
+        ctx = RunContext(recipe, run_dir, store, load_judge(recipe.judge, store=store), opponents, params,
+                         heldout_prompts(recipe), tracker=_tracker(recipe, run_dir))
+        ctx.checkpoints[BASE_NAME] = recipe.target
+        history = [evaluate_stage(ctx, run_dir / "round0" / "base", BASE_NAME, recipe.target, log)]
+        current_name, current_model = BASE_NAME, recipe.target
+        for round_index in range(1, recipe.rounds + 1):
+            for stage in recipe.stages:
+                summary = run_stage(ctx, round_index, stage, current_name, current_model, log)
+                history.append(summary)
+                current_name, current_model = summary["model_name"], summary["checkpoint"]
+                ctx.checkpoints[current_name] = current_model
+        final = {"final_model": current_model, "final_name": current_name, "stages": history}
+        _write_json(run_dir / "summary.json", final)
+        log(summary_table(history))
+        return final
+
+
+def run_stage(ctx: RunContext, round_index: int, stage, current_name: str, current_model: str, log) -> dict:
+    from .battles import run_battles, target_vs_opponents
+    from .flywheel import DataFilters, dpo_rows, export_rows, kto_rows, reward_rows, sft_rows
+    from .judges import judge_battles
+    from .models import load_generator
+
+    stage_dir = ctx.run_dir / f"round{round_index}" / stage.kind
+    done = stage_dir / "done.json"
+    if done.is_file():
+        summary = json.loads(done.read_text())
+        log(f"[round {round_index} {stage.kind}] already done, skipped")
+        return summary
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"round{round_index}/{stage.kind}"
+    started = time.perf_counter()
+    log(f"[round {round_index} {stage.kind}] battles: {current_name} vs {list(ctx.opponents)}")
+
+    prompts = stage_prompts(ctx.recipe, round_index, stage.kind)
+    target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size)
+    contestants = {current_name: target, **ctx.opponents}
+    rows = run_battles(target_vs_opponents(current_name, list(ctx.opponents), prompts), contestants, ctx.store,
+                       ctx.params, ctx.recipe.seed, tag)
+    judge_battles(ctx.judge, ctx.store.battles_by_id(rows), ctx.store)
+    judged = ctx.store.judged_battles(ctx.judge.fingerprint, tag)
+    outcomes = {w: sum(b["winner"] == w for b in judged) for w in ("model_a", "model_b", "tie", "error")}
+
+    filters = DataFilters()
+    builders = {"sft": lambda: sft_rows(judged, current_name, filters), "dpo": lambda: dpo_rows(judged, filters),
+                "kto": lambda: kto_rows(judged, filters), "rm_ppo": lambda: reward_rows(judged, filters),
+                "grpo": lambda: [{"prompt": list(p.messages), "constraints": p.meta.get("constraints", [])}
+                                 for p in prompts]}
+    data = builders[stage.kind]()
+    export_rows(data, stage_dir / "data.jsonl")
+    model_name = f"r{round_index}-{stage.kind}"
+    probe = [list(p.messages) for p in prompts]
+    if len(data) < stage.min_rows:
+        log(f"[round {round_index} {stage.kind}] only {len(data)} data rows (< min_rows {stage.min_rows}): "
+            "training skipped, the current model carries on")
+        checkpoint, train_metrics = current_model, {"skipped": True, "rows": len(data)}
+    else:
+        checkpoint, train_metrics = _train(stage, current_model, data, prompts, probe, stage_dir, ctx)
+        train_metrics["rows"] = len(data)
+    summary = {"round": round_index, "stage": stage.kind, "model_name": model_name, "checkpoint": str(checkpoint),
+               "battles": len(judged), "outcomes": outcomes, "train": train_metrics}
+    summary.update(evaluate_stage(ctx, stage_dir, model_name, str(checkpoint), log, register=True))
+    summary["seconds"] = time.perf_counter() - started
+    if ctx.tracker:
+        ctx.tracker(summary)
+    _write_json(done, summary)  # last act: the stage is done
+    log(summary_table([summary]))
+    return summary
+
+
+def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx: RunContext):
+    from .models import parse_model_spec, resolve_local_path
+    from .train.common import TrainSettings
+
+    t = stage.train
+    settings = TrainSettings(learning_rate=t.learning_rate, epochs=t.epochs, max_steps=t.max_steps,
+                             batch_size=t.batch_size, grad_accum=t.grad_accum, max_length=t.max_length, lora=t.lora,
+                             lora_r=t.lora_r, gradient_checkpointing=t.gradient_checkpointing,
+                             runaway_tolerance=t.runaway_tolerance, seed=ctx.recipe.seed, extra=dict(t.extra),
+                             probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
+    model_path = resolve_local_path(parse_model_spec(current_model))
+    if stage.kind == "sft":
+        from .train.sft import train_sft
+
+        result = train_sft(model_path, data, stage_dir, settings, probe)
+    elif stage.kind == "dpo":
+        from .train.dpo import train_dpo
+
+        result = train_dpo(model_path, data, stage_dir, settings, probe)
+    elif stage.kind == "kto":
+        from .train.kto import train_kto
+
+        result = train_kto(model_path, data, stage_dir, settings, probe)
+    elif stage.kind == "grpo":
+        from .train.grpo import train_grpo
+
+        result = train_grpo(model_path, data, stage_dir, settings, probe)
+    else:  # rm_ppo: a reward model on the battle pairs, then PPO against it
+        from .train.ppo import PPOSettings, train_ppo
+        from .train.reward import train_reward
+
+        rm = train_reward(model_path, data, stage_dir / "reward_model", settings, [])
+        p = stage.ppo
+        ppo_settings = PPOSettings(steps=p.steps, rollouts_per_step=p.rollouts_per_step, learning_rate=p.learning_rate,
+                                   init_kl_coef=p.init_kl_coef, target_kl=p.target_kl, max_new_tokens=p.max_new_tokens,
+                                   seed=ctx.recipe.seed, **p.extra)
+        result = train_ppo(model_path, [list(pr.messages) for pr in prompts], stage_dir / "ppo", ppo_settings,
+                           reward_model_path=str(rm.checkpoint), probe_messages=probe)
+        metrics = {"reward_model": _metrics_of(rm), **_metrics_of(result)}
+        return result.checkpoint, metrics
+    return result.checkpoint, _metrics_of(result)
+
+
+def _metrics_of(result) -> dict:
+    metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}
+    return {**metrics, "guard": result.guard.as_dict()}
+
+
+def evaluate_stage(ctx: RunContext, stage_dir: Path, model_name: str, model: str, log, register: bool = False) -> dict:
+    """Held-out accuracy and runaway rate of `model`, and the leaderboard of every checkpoint so far
+    against the opponents on the held-out prompts."""
+    from .battles import run_battles, target_vs_opponents
+    from .evals.heldout import evaluate_generator
+    from .judges import judge_battles
+    from .models import load_generator
+
+    done = stage_dir / "eval.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    recipe = ctx.recipe
+    out: dict = {"model_name": model_name, "checkpoint": model}
+    generator = load_generator(model, store=ctx.store, batch_size=recipe.generation.batch_size)
+    if recipe.evaluation.heldout:
+        out["heldout"], _ = evaluate_generator(generator, ctx.heldout, ctx.params, recipe.seed)
+    if recipe.evaluation.leaderboard:
+        ctx.checkpoints[model_name] = model
+        rows = run_battles(target_vs_opponents(model_name, list(ctx.opponents), ctx.heldout),
+                           {model_name: generator, **ctx.opponents}, ctx.store, ctx.params, recipe.seed, "eval")
+        judge_battles(ctx.judge, ctx.store.battles_by_id(rows), ctx.store)
+        out["leaderboard"] = leaderboard_rows(ctx)
+    _write_json(done, out)
+    return out
+
+
+def leaderboard_rows(ctx: RunContext) -> list[dict]:
+    from .ratings import leaderboard, write_leaderboard
+
+    battles = [b for b in ctx.store.judged_battles(ctx.judge.fingerprint, "eval") if b["winner"] != "error"]
+    if not battles:
+        return []
+    rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles], [b["winner"] for b in battles],
+                       rounds=ctx.recipe.evaluation.bootstrap_rounds, seed=ctx.recipe.seed)
+    write_leaderboard(rows, ctx.run_dir)
+    return rows
+
+
+def summary_table(stages: list[dict]) -> str:
+    """A short text table: one line per evaluated model."""
+    head = f"{'model':<12} {'rows':>5} {'loss first->last':>17} {'EOT':>4} {'runaway b->a':>13} " \
+           f"{'prompt-strict [95% CI]':>24} {'instr-loose':>11} {'rating':>7}"
+    lines = [head, "-" * len(head)]
+    for s in stages:
+        train, guard = s.get("train", {}), s.get("train", {}).get("guard", {})
+        loss = f"{train['first_loss']:.3f}->{train['last_loss']:.3f}" if "first_loss" in train else "-"
+        runaway = (f"{guard['runaway_before']:.2f}->{guard['runaway_after']:.2f}"
+                   if guard.get("runaway_before") is not None else "-")
+        h = s.get("heldout", {})
+        acc = (f"{h['prompt_strict']:.3f} [{h['prompt_strict_ci'][0]:.2f},{h['prompt_strict_ci'][1]:.2f}]"
+               if "prompt_strict" in h else "-")
+        rating = next((f"{r['rating']:.0f}" for r in s.get("leaderboard", []) if r["model"] == s["model_name"]), "-")
+        lines.append(f"{s['model_name']:<12} {train.get('rows', '-')!s:>5} {loss:>17} "
+                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} "
+                     f"{h.get('instruction_loose', float('nan')):>11.3f} {rating:>7}")
+    return "\n".join(lines)
+
+
+def _save_recipe(recipe: Recipe, run_dir: Path) -> None:
+    """The resolved recipe is saved once; resuming with a different recipe is refused (name the
+    differences) rather than silently mixing two experiments in one folder."""
+    from .manifest import diff
+
+    path = run_dir / "recipe.json"
+    resolved = recipe.model_dump(mode="json")
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        changes = diff(saved, resolved)
+        if changes:
+            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:10])
+            raise ValueError(f"{run_dir} holds a run of a different recipe ({listed}); use a new --run-dir")
+        return
+    _write_json(path, resolved)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written marker
+
+
+def _tracker(recipe: Recipe, run_dir: Path):
+    """MLflow logging per stage, if the recipe asks for it (local SQLite tracking store in the run)."""
+    if not recipe.tracking.mlflow:
+        return None
+    try:
+        import mlflow
+    except ImportError:
+        raise ValueError("tracking.mlflow is on but mlflow is not installed: pip install mlflow") from None
+    mlflow.set_tracking_uri(f"sqlite:///{(run_dir / 'mlflow.db').resolve()}")
+    mlflow.set_experiment(recipe.name)
+
+    def log_stage(summary: dict) -> None:
+        from .manifest import flatten
+
+        with mlflow.start_run(run_name=f"round{summary['round']}/{summary['stage']}"):
+            mlflow.log_params({k: v for k, v in flatten(recipe.model_dump(mode="json")).items()
+                               if isinstance(v, (int, float, str, bool))})
+            mlflow.log_metrics({k: float(v) for k, v in flatten({"train": summary["train"],
+                                                                  "heldout": summary.get("heldout", {})}).items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+    return log_stage

@@ -1,0 +1,72 @@
+"""`arena run RECIPE --dry-run`: what a recipe will do and roughly cost, computed from the recipe alone —
+no model is loaded and nothing touches the network. Token counts are upper bounds (every answer runs to
+its token limit); judge prompts are estimated as two answers plus a 400-token template."""
+
+from __future__ import annotations
+
+from .config import Recipe
+from .models.spec import parse_model_spec
+
+JUDGE_TEMPLATE_TOKENS = 400
+JUDGE_OUTPUT_TOKENS = 512
+
+
+def _judge_calls_per_battle(judge: str) -> int:
+    kind = judge.split(":", 1)[0]
+    return {"pairwise": 2, "pairwise-arena-hard": 2, "score": 2}.get(kind, 0)  # both orders / both answers
+
+
+def plan(recipe: Recipe) -> dict:
+    max_tokens = recipe.generation.max_new_tokens
+    samples = {o.name: parse_model_spec(o.model).best_of or 1 for o in recipe.opponents}
+    calls_per_battle = _judge_calls_per_battle(recipe.judge)
+    judge_tokens_per_call = 2 * max_tokens + JUDGE_TEMPLATE_TOKENS + JUDGE_OUTPUT_TOKENS
+    stages, totals = [], {"generations": 0, "judge_calls": 0, "generated_tokens": 0, "judge_tokens": 0,
+                          "opponent_cost": 0.0}
+
+    def add(name: str, prompts: int, with_target: bool = True):
+        gens_target = prompts if with_target else 0
+        gens_opp = {o: prompts * n for o, n in samples.items()}
+        battles = prompts * len(recipe.opponents)
+        row = {"stage": name, "prompts": prompts, "battles": battles,
+               "generations": gens_target + sum(gens_opp.values()), "judge_calls": battles * calls_per_battle}
+        row["generated_tokens"] = row["generations"] * max_tokens
+        row["judge_tokens"] = row["judge_calls"] * judge_tokens_per_call
+        row["opponent_cost"] = sum(gens_opp[o.name] * max_tokens / 1000 * o.price_per_1k_tokens for o in recipe.opponents)
+        stages.append(row)
+        for key in totals:
+            totals[key] += row[key]
+
+    # The opponents answer the held-out prompts once; each evaluated checkpoint adds its own answers.
+    add("eval base (held-out)", recipe.prompts.heldout)
+    for r in range(1, recipe.rounds + 1):
+        for stage in recipe.stages:
+            add(f"round{r}/{stage.kind}", recipe.prompts.per_stage)
+            add(f"eval r{r}-{stage.kind} (held-out)", recipe.prompts.heldout)
+    for row in stages[2::2]:  # opponents' held-out answers are cached after the first evaluation
+        row["generations"] -= sum(samples.values()) * recipe.prompts.heldout
+        totals["generations"] -= sum(samples.values()) * recipe.prompts.heldout
+    training_stages = recipe.rounds * len(recipe.stages)
+    gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
+    cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
+            "gpu": gpu_hours * recipe.prices.gpu_hour}
+    cost["total"] = sum(cost.values())
+    return {"recipe": recipe.name, "rounds": recipe.rounds, "stages_per_round": [s.kind for s in recipe.stages],
+            "training_stages": training_stages, "rows": stages, "totals": totals, "gpu_hours": gpu_hours,
+            "cost": cost}
+
+
+def format_plan(p: dict) -> str:
+    lines = [f"recipe {p['recipe']}: {p['rounds']} round(s) of {' -> '.join(p['stages_per_round'])} "
+             f"({p['training_stages']} training stages)",
+             f"{'stage':<28} {'prompts':>7} {'battles':>7} {'generations':>11} {'judge calls':>11} {'max tokens':>11}"]
+    for row in p["rows"]:
+        lines.append(f"{row['stage']:<28} {row['prompts']:>7} {row['battles']:>7} {row['generations']:>11} "
+                     f"{row['judge_calls']:>11} {row['generated_tokens'] + row['judge_tokens']:>11}")
+    t = p["totals"]
+    lines.append(f"{'total':<28} {'':>7} {'':>7} {t['generations']:>11} {t['judge_calls']:>11} "
+                 f"{t['generated_tokens'] + t['judge_tokens']:>11}")
+    c = p["cost"]
+    lines.append(f"estimated cost: opponents ${c['opponents']:.2f} + judge ${c['judge']:.2f} + "
+                 f"GPU ${c['gpu']:.2f} ({p['gpu_hours']:.1f} GPU-hours) = ${c['total']:.2f}")
+    return "\n".join(lines)
