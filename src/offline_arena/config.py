@@ -69,10 +69,18 @@ class PPO(Strict):
     extra: dict = Field(default_factory=dict, description="other PPOSettings fields, as is")
 
 
+class Data(Strict):
+    min_chars: int = Field(1, ge=0, description="drop answers shorter than this")
+    max_chars: int = Field(8000, ge=1, description="drop answers longer than this")
+    require_stopped: bool = Field(True, description="drop answers that hit the token limit (they teach runaways)")
+    min_margin: float | None = Field(None, description="dpo/kto/rm: keep battles with |score_a - score_b| >= this")
+
+
 class Stage(Strict):
     kind: Literal["sft", "dpo", "kto", "rm_ppo", "grpo"] = Field(description="what the stage trains")
     train: Train = Field(default_factory=Train, description="training settings (rm_ppo: the reward model's)")
     ppo: PPO = Field(default_factory=PPO, description="rm_ppo only: the PPO settings")
+    data: Data = Field(default_factory=Data, description="which battle answers become training data")
     min_rows: int = Field(4, ge=1, description="skip training (keep the current model) with fewer data rows")
 
 

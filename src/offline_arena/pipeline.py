@@ -142,7 +142,7 @@ def run_stage(ctx: RunContext, round_index: int, stage, current_name: str, curre
     judged = ctx.store.judged_battles(ctx.judge.fingerprint, tag)
     outcomes = {w: sum(b["winner"] == w for b in judged) for w in ("model_a", "model_b", "tie", "error")}
 
-    filters = DataFilters()
+    filters = DataFilters(**stage.data.model_dump())
     builders = {"sft": lambda: sft_rows(judged, current_name, filters), "dpo": lambda: dpo_rows(judged, filters),
                 "kto": lambda: kto_rows(judged, filters), "rm_ppo": lambda: reward_rows(judged, filters),
                 "grpo": lambda: [{"prompt": list(p.messages), "constraints": p.meta.get("constraints", [])}
@@ -202,9 +202,11 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
 
         rm = train_reward(model_path, data, stage_dir / "reward_model", settings, [])
         p = stage.ppo
+        kl = {"adaptive_kl": True, "target_kl": p.target_kl} if p.target_kl is not None else {"adaptive_kl": False}
         ppo_settings = PPOSettings(steps=p.steps, rollouts_per_step=p.rollouts_per_step, learning_rate=p.learning_rate,
-                                   init_kl_coef=p.init_kl_coef, target_kl=p.target_kl, max_new_tokens=p.max_new_tokens,
-                                   seed=ctx.recipe.seed, **p.extra)
+                                   init_kl_coef=p.init_kl_coef, max_new_tokens=p.max_new_tokens, seed=ctx.recipe.seed,
+                                   runaway_tolerance=t.runaway_tolerance,
+                                   probe_max_new_tokens=ctx.recipe.generation.max_new_tokens, **kl, **p.extra)
         result = train_ppo(model_path, [list(pr.messages) for pr in prompts], stage_dir / "ppo", ppo_settings,
                            reward_model_path=str(rm.checkpoint), probe_messages=probe)
         metrics = {"reward_model": _metrics_of(rm), **_metrics_of(result)}

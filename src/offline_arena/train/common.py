@@ -44,6 +44,13 @@ class TrainResult:
     guard: GuardReport
 
 
+def chat_turns(messages: Sequence[dict]) -> list[dict]:
+    """Only `role` and `content` of each message. Arrow unifies the dict keys across rows, so a stray key
+    in one row (a `name`, a judge note) would appear as None in every other row's messages and reach the
+    chat template."""
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
 def on_gpu() -> bool:
     import torch
 
@@ -72,7 +79,9 @@ def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
     return dict(
         output_dir=str(out_dir), per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum, learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps, warmup_ratio=settings.warmup_ratio,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+        # transformers 5 dropped `warmup_ratio`; a float in [0, 1) for `warmup_steps` is read as that ratio.
+        warmup_steps=settings.warmup_ratio,
         logging_steps=settings.logging_steps, save_strategy="no", report_to=[], seed=settings.seed,
         bf16=gpu, use_cpu=not gpu, gradient_checkpointing=settings.gradient_checkpointing,
         dataloader_num_workers=0, **settings.extra,
@@ -97,6 +106,11 @@ def save_checkpoint(model, tokenizer, out_dir: str | Path) -> Path:
         model = model.merge_and_unload()
     model.config.use_cache = True
     model.save_pretrained(out_dir)
+    # A fast tokenizer keeps the padding of its last padded call (the probes pad on the left) and writes it
+    # into tokenizer.json, which then decides `padding_side` on load: save it without that leftover.
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.no_padding()
     tokenizer.save_pretrained(out_dir)
     return out_dir
 

@@ -43,10 +43,14 @@ def assert_end_of_turn_trained(token_ids: Sequence[int], trained: Sequence[bool]
     if any(t == eot and bool(m) for t, m in zip(ids, trained)):
         return
     name = tokenizer.convert_ids_to_tokens(eot)
-    present = eot in ids
+    # Look only inside the trained span: the prompt's own turns end with the same token (and with pad == eos
+    # so does the padding), which says nothing about whether the answer's end is trained.
+    positions = [i for i, m in enumerate(trained) if m]
+    masked = bool(positions) and eot in ids[positions[0]:positions[-1] + 1]
     raise StopTokenGuardError(
         f"{where}: the end-of-turn token {name!r} (id {eot}) is "
-        + ("in the example but masked out of the labels" if present else "missing from the rendered example")
+        + ("in the answer but masked out of the labels" if masked
+           else "missing from the rendered example's trained span")
         + ". A model trained like this never learns to stop. Common causes: pad token == end-of-turn token "
           "and a collator that masks padding by id; a chat template that leaves the end-of-turn token outside "
           "the assistant span; truncation cutting it off (raise max_length).")
@@ -58,12 +62,14 @@ def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max
     from ..models.base import GenerationRequest, SamplingParams
     from ..models.hf import TransformersGenerator
 
-    was_training = model.training
+    was_training, padding_side = model.training, tokenizer.padding_side
     model.eval()
     generator = TransformersGenerator.from_model(model, tokenizer, fingerprint="guard-probe", batch_size=batch_size)
     generator.progress = False
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
     completions = generator.generate([GenerationRequest.of(m, params=params) for m in probe_messages])
+    # The generator pads on the left; the trainer shares this tokenizer and saves it with the checkpoint.
+    tokenizer.padding_side = padding_side
     if was_training:
         model.train()
     return sum(not c.stopped for c in completions) / max(len(completions), 1)

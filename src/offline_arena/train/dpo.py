@@ -1,0 +1,54 @@
+"""Direct Preference Optimization (Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model
+is Secretly a Reward Model", arXiv 2305.18290) on battle outcomes, with TRL's `DPOTrainer`.
+
+Rows are TRL's conversational preference format: `{"prompt": [messages], "chosen": [assistant message],
+"rejected": [assistant message]}`. The frozen reference policy of Eq. 7 is made by TRL itself (`ref_model=None`:
+a copy of the starting model, or the adapter-free base model under LoRA).
+
+Multi-GPU: nothing special; call `train_dpo` from a script and run it with `accelerate launch script.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+
+
+def preference_dataset(rows: Sequence[dict]):
+    """Preference rows -> a `datasets.Dataset` with only `prompt`, `chosen`, `rejected` (also used by the
+    reward model)."""
+    from datasets import Dataset
+
+    if not rows:
+        raise ValueError("no preference rows to train on")
+    return Dataset.from_list([{"prompt": chat_turns(row["prompt"]), "chosen": chat_turns(row["chosen"]),
+                               "rejected": chat_turns(row["rejected"])} for row in rows])
+
+
+def guard_example(trainer) -> tuple[list[int], list[bool]]:
+    """The first *chosen* sequence as DPOTrainer's `DataCollatorForPreference` (TRL 1.16) renders it. The
+    collator stacks chosen rows then rejected rows and returns `completion_mask`; the loss takes
+    log-probabilities of the tokens where it is 1 (`labels = input_ids.masked_fill(completion_mask == 0,
+    -100)`), so those are the trained positions. The chosen answer is the one whose end-of-turn the policy
+    is pushed towards."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    return batch["input_ids"][0].tolist(), (batch["completion_mask"][0] == 1).tolist()
+
+
+def train_dpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
+              probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
+    """DPO from `model_path` on preference `rows`; `settings.extra` may set `beta`, `loss_type`, ..."""
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
+    model, tokenizer = load_policy(model_path)
+    # TRL 1.16 has a single `max_length` for prompt + answer (no max_prompt_length any more); keep_end
+    # truncation would cut the start of the prompt, keep_start (the default) cuts the answer's end, which
+    # the stop-token guard notices on the rendered example.
+    config = DPOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=preference_dataset(rows),
+                         processing_class=tokenizer, peft_config=lora_config(settings))
+    return run_guarded("dpo", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

@@ -1,0 +1,105 @@
+"""Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv 2402.03300, section 4.1) with
+TRL's `GRPOTrainer`, rewarded by our constraint verifier: the advantage of each of G sampled answers is its
+reward minus the group mean (scaled by the group's std), so no value model and no reward model are needed
+when the reward is checkable.
+
+Rows are `{"prompt": [messages], ...extra columns}`. TRL 1.16 keeps extra columns
+(`GRPOConfig.remove_unused_columns=False`) and passes each one to every reward function as a keyword list
+aligned with `completions` (one entry per sampled answer). Prompts from the verifiable pack carry
+`constraints` ([{"id", "params"}]); we store them as a JSON string because Arrow would unify the differently
+shaped `params` dicts across rows into one struct, adding None-valued keys that change what a check sees.
+
+Multi-GPU: nothing special; call `train_grpo` from a script and run it with `accelerate launch script.py`
+(set `use_vllm` and friends through `settings.extra` for fast generation).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .guard import StopTokenGuardError
+
+
+def _answer_text(completion) -> str:
+    """TRL gives conversational completions as [{"role": "assistant", "content": ...}], plain ones as str."""
+    return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+def constraint_reward(completions, constraints, **kwargs) -> list[float | None]:
+    """Share of the prompt's constraints the answer satisfies (strict IFEval checks). None (TRL: no
+    reward from this function) for a prompt without constraints; combine with another reward function
+    when a dataset mixes such prompts in."""
+    from ..prompts.constraints import check_all
+
+    rewards = []
+    for completion, spec in zip(completions, constraints):
+        spec = json.loads(spec) if isinstance(spec, str) else spec
+        if not spec:
+            rewards.append(None)
+            continue
+        verdicts = check_all(_answer_text(completion), spec)
+        rewards.append(sum(verdicts) / len(verdicts))
+    return rewards
+
+
+def grpo_dataset(rows: Sequence[dict]):
+    from datasets import Dataset
+
+    if not rows:
+        raise ValueError("no GRPO prompts to train on")
+    examples = []
+    for row in rows:
+        example = {**row, "prompt": chat_turns(row["prompt"])}
+        if "constraints" in row and not isinstance(row["constraints"], str):
+            example["constraints"] = json.dumps(row["constraints"] or [])
+        examples.append(example)
+    return Dataset.from_list(examples)
+
+
+def guard_example(trainer) -> tuple[list[int], list[bool]]:
+    """GRPO has no collator labels: each answer is sampled, and its loss mask (`completion_mask` in
+    `GRPOTrainer._generate_single_turn`, TRL 1.16) covers the tokens up to and including the first one in
+    `trainer.eos_token_ids` — the stop ids handed to `generate` (`generation_config.eos_token_id`). So the
+    end-of-turn token is trained exactly when it is one of them; otherwise answers run on past it, are
+    cut at `max_completion_length`, and the model is never rewarded for stopping. We return those stop ids
+    as the "example", all of them counting as trained."""
+    from ..models.chat import end_of_turn_token_id
+
+    stop_ids = [int(i) for i in trainer.eos_token_ids]
+    eot = end_of_turn_token_id(trainer.processing_class)
+    generation_config = getattr(trainer, "generation_config", None)  # absent when vLLM generates
+    generation_eos = generation_config.eos_token_id if generation_config is not None else stop_ids
+    generation_eos = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
+    if eot not in stop_ids or eot not in generation_eos:
+        name = trainer.processing_class.convert_ids_to_tokens(eot)
+        raise StopTokenGuardError(
+            f"grpo stage: the end-of-turn token {name!r} (id {eot}) is not among the generation stop ids "
+            f"{stop_ids}, so sampled answers never end on it and it is never trained. Add it to the model's "
+            "generation_config.eos_token_id.")
+    return stop_ids, [True] * len(stop_ids)
+
+
+def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
+               probe_messages: Sequence[Sequence[dict]] = (),
+               reward_funcs: Sequence[Callable] | None = None) -> TrainResult:
+    """GRPO from `model_path` on prompt `rows`, rewarded by `reward_funcs` (default: `constraint_reward`).
+    `settings.extra` may set `num_generations` (default 4), `max_completion_length` (default
+    `settings.probe_max_new_tokens`), `beta`, `temperature`, ... `batch_size * grad_accum` must be a
+    multiple of `num_generations`: each step's batch holds whole groups."""
+    from transformers import set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
+    model, tokenizer = load_policy(model_path)
+    config = GRPOConfig(**{
+        "num_generations": 4,
+        "max_completion_length": settings.probe_max_new_tokens,
+        **trl_args(settings, out_dir),
+    })
+    trainer = GRPOTrainer(model=model, reward_funcs=list(reward_funcs or [constraint_reward]), args=config,
+                          train_dataset=grpo_dataset(rows), processing_class=tokenizer,
+                          peft_config=lora_config(settings))
+    return run_guarded("grpo", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

@@ -1,0 +1,55 @@
+"""Kahneman-Tversky Optimization (Ethayarajh et al. 2024, "KTO: Model Alignment as Prospect Theoretic
+Optimization", arXiv 2402.01306) on unpaired battle outcomes, with TRL's `KTOTrainer`.
+
+Rows are TRL's conversational unpaired-preference format: `{"prompt": [messages], "completion": [assistant
+message], "label": bool}` (winners True, losers False). KTO needs no pairs, so battles whose loser was
+filtered out still teach something. The reference policy is made by TRL (`ref_model=None`).
+
+TRL estimates KTO's reference point z_0 (Eq. 8's KL term) from mismatched (prompt, completion) pairs within a
+batch, so `settings.batch_size` must be at least 2.
+
+Multi-GPU: nothing special; call `train_kto` from a script and run it with `accelerate launch script.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+
+
+def kto_dataset(rows: Sequence[dict]):
+    from datasets import Dataset
+
+    if not rows:
+        raise ValueError("no KTO rows to train on")
+    return Dataset.from_list([{"prompt": chat_turns(row["prompt"]), "completion": chat_turns(row["completion"]),
+                               "label": bool(row["label"])} for row in rows])
+
+
+def guard_example(trainer) -> tuple[list[int], list[bool]]:
+    """A *desirable* sequence from the first batch of KTOTrainer's `DataCollatorForUnpairedPreference` (TRL
+    1.16): its `completion_mask` marks the tokens whose log-probabilities enter the loss. A desirable one,
+    because an undesirable completion's end-of-turn is pushed down, not learnt; the first row if the batch
+    has no desirable example."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    labels = batch["label"].tolist()
+    row = labels.index(True) if True in labels else 0
+    return batch["input_ids"][row].tolist(), (batch["completion_mask"][row] == 1).tolist()
+
+
+def train_kto(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
+              probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
+    """KTO from `model_path` on labelled `rows`; `settings.extra` may set `beta`, `desirable_weight`, ..."""
+    from transformers import set_seed
+    from trl import KTOConfig, KTOTrainer
+
+    if settings.batch_size < 2:
+        raise ValueError("KTO needs batch_size >= 2: its KL reference point is estimated within a batch")
+    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
+    model, tokenizer = load_policy(model_path)
+    config = KTOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    trainer = KTOTrainer(model=model, ref_model=None, args=config, train_dataset=kto_dataset(rows),
+                         processing_class=tokenizer, peft_config=lora_config(settings))
+    return run_guarded("kto", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

@@ -1,0 +1,59 @@
+"""A Bradley-Terry reward model on battle outcomes (Ouyang et al. 2022, "Training language models to follow
+instructions with human feedback", arXiv 2203.02155, Eq. 1), with TRL's `RewardTrainer`: the loss is
+-log sigmoid(r(x, y_chosen) - r(x, y_rejected)).
+
+Rows are the same conversational preference rows as DPO. The model is an
+`AutoModelForSequenceClassification` with one label, initialised from the causal LM folder (a fresh
+scalar head on the LM's body); the checkpoint carries its tokenizer and `pad_token_id` in the config,
+because the head reads the score at the last non-pad token.
+
+Multi-GPU: nothing special; call `train_reward` from a script and run it with `accelerate launch script.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .common import TrainResult, TrainSettings, lora_config, on_gpu, run_guarded, trl_args
+from .dpo import preference_dataset
+
+
+def load_reward_model(model_path: str | Path):
+    """A one-label sequence classifier from a causal LM folder (or a reward checkpoint) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(model_path), num_labels=1, dtype=torch.bfloat16 if on_gpu() else torch.float32)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.use_cache = False
+    return model, tokenizer
+
+
+def guard_example(trainer) -> tuple[list[int], list[bool]]:
+    """The first chosen sequence of RewardTrainer's `DataCollatorForPreference` (TRL 1.16: `input_ids`,
+    `attention_mask`, chosen rows first). A reward model does not generate, so the question is whether it
+    *sees* the end of the answer: the end-of-turn token must be inside the attended positions (a
+    truncated answer, or a template that leaves it out, scores a different thing than the one judged)."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    return batch["input_ids"][0].tolist(), (batch["attention_mask"][0] == 1).tolist()
+
+
+def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
+                 probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
+    """Train a reward model on preference `rows`. `probe_messages` is accepted for a uniform signature and
+    ignored: a reward model has no runaway rate."""
+    from transformers import set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    set_seed(settings.seed)  # TRL seeds only when it loads the model itself; the new score head needs it
+    model, tokenizer = load_reward_model(model_path)
+    # RewardTrainer drops (does not truncate) pairs longer than max_length.
+    config = RewardConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    trainer = RewardTrainer(model=model, args=config, train_dataset=preference_dataset(rows),
+                            processing_class=tokenizer, peft_config=lora_config(settings, task_type="SEQ_CLS"))
+    return run_guarded("reward", trainer, model, tokenizer, guard_example, [], settings, out_dir)

@@ -1,0 +1,62 @@
+"""Supervised fine-tuning on the opponents' winning answers (the SFT stage of Arena Learning, arXiv 2407.10627),
+with TRL's `SFTTrainer`.
+
+Only the answer is trained. Rows arrive as `{"messages": [..., {"role": "assistant", ...}]}`; we split them
+into TRL's conversational prompt-completion format, which SFTTrainer tokenizes twice (prompt with the
+generation prompt, prompt + completion) and turns into `labels` that are -100 on the prompt
+(`completion_only_loss`). We do not use `assistant_only_loss`: it needs `{% generation %}` tags in the chat
+template, which SmolLM2's (and most) templates lack.
+
+Multi-GPU: nothing special; call `train_sft` from a script and run it with `accelerate launch script.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+
+
+def sft_dataset(rows: Sequence[dict]):
+    """`{"messages": [...]}` rows -> a `datasets.Dataset` of `{"prompt": [...], "completion": [answer]}`."""
+    from datasets import Dataset
+
+    examples = []
+    for i, row in enumerate(rows):
+        messages = chat_turns(row["messages"])
+        if len(messages) < 2 or messages[-1]["role"] != "assistant":
+            raise ValueError(f"SFT row {i}: the conversation must end with an assistant message")
+        examples.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    if not examples:
+        raise ValueError("no SFT rows to train on")
+    return Dataset.from_list(examples)
+
+
+def guard_example(trainer) -> tuple[list[int], list[bool]]:
+    """One example exactly as SFTTrainer's collator hands it to the model. In TRL 1.16 the labels are built
+    during dataset preparation (-100 outside the completion) and the collator
+    (`DataCollatorForLanguageModeling`) pads them with -100, so "trained" means `labels != -100`."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    return batch["input_ids"][0].tolist(), (batch["labels"][0] != -100).tolist()
+
+
+def train_sft(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
+              probe_messages: Sequence[Sequence[dict]] = (), data_collator=None) -> TrainResult:
+    """Fine-tune `model_path` on `rows`; the checkpoint (LoRA merged) lands in `out_dir/checkpoint`.
+
+    `data_collator` replaces TRL's default; the stop-token guard checks whichever collator is used."""
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
+    model, tokenizer = load_policy(model_path)
+    config = SFTConfig(**{
+        "max_length": settings.max_length,
+        "completion_only_loss": True,
+        "packing": False,  # packing would let one answer's loss see another's context
+        **trl_args(settings, out_dir),
+    })
+    trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(rows), processing_class=tokenizer,
+                         data_collator=data_collator, peft_config=lora_config(settings))
+    return run_guarded("sft", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

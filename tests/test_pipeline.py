@@ -1,0 +1,161 @@
+"""The pipeline on pico models: dry-runs of the bundled recipes, clear recipe errors, a full run, and a
+run killed with SIGKILL mid-stage that resumes to the same final state as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from offline_arena.cli import main
+from offline_arena.config import RecipeError, load_recipe
+
+
+def test_dry_run_of_bundled_recipes(capsys):
+    assert main(["run", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe quickstart: 1 round(s) of sft -> dpo -> rm_ppo" in out
+    assert main(["run", "arena-learning-7b", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 round(s)" in out and "round3/rm_ppo" in out and "estimated cost" in out
+    assert main(["run", "quickstart", "--dry-run", "--rounds", "3"]) == 0
+    assert "round3/sft" in capsys.readouterr().out
+
+
+def write_recipe(path: Path, **changes) -> Path:
+    recipe = {"name": "t", "target": "builtin:smollm2-135m-instruct",
+              "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct@best-of-2"}],
+              "stages": [{"kind": "sft"}]}
+    recipe.update(changes)
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"stages": [{"kind": "sft", "lerning_rate": 1}]}, r"stages.0.lerning_rate: unknown field"),
+    ({"stages": [{"kind": "sft", "train": {"lerning_rate": 1}}]}, r"stages.0.train.lerning_rate: unknown field"),
+    ({"stages": [{"kind": "dpo"}, {"kind": "sft"}]}, r"bad stage order \['dpo', 'sft'\]"),
+    ({"stages": [{"kind": "ppo"}]}, r"stages.0.kind: Input should be 'sft', 'dpo', 'kto', 'rm_ppo' or 'grpo'"),
+    ({"opponents": [{"name": "o"}]}, r"opponents.0.model: Field required"),
+    ({"opponents": [{"name": "o", "model": "s3:bucket"}]}, r"opponents.0.model: .*unknown scheme"),
+    ({"target": "openai:http://x/v1#m"}, r"target: the target must be a trainable model"),
+    ({"rounds": 0}, r"rounds: Input should be greater than or equal to 1"),
+])
+def test_broken_recipes_name_the_file_and_field(tmp_path, changes, message):
+    path = write_recipe(tmp_path / "r.yaml", **changes)
+    with pytest.raises(RecipeError, match=message) as error:
+        load_recipe(path)
+    assert str(error.value).startswith(str(path))
+
+
+def test_missing_and_non_mapping_recipes(tmp_path):
+    with pytest.raises(RecipeError, match="recipe not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(RecipeError, match="a recipe is a mapping"):
+        load_recipe(tmp_path / "list.yaml")
+
+
+@pytest.fixture(scope="module")
+def pico_reward_dir(smol_tokenizer_dir, tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    out = tmp_path_factory.mktemp("pico_rm")
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def pico_opponent_dir(smol_tokenizer_dir, tmp_path_factory):
+    from conftest import build_pico_model
+
+    return build_pico_model(smol_tokenizer_dir, tmp_path_factory.mktemp("pico_opponent"), seed=7)
+
+
+def pico_recipe(tmp_path: Path, pico_model_dir, pico_reward_dir, opponent_dir) -> Path:
+    """A whole round on pico models. The judge is a (random) pico reward model: a real judge that
+    decides whenever the answers differ, so every stage gets data."""
+    keep = {"require_stopped": False}  # a random pico model never stops by itself
+    tiny = {"max_steps": 1, "batch_size": 2, "max_length": 96, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
+    return write_recipe(
+        tmp_path / "pico.yaml", target=str(pico_model_dir), judge=f"rm:{pico_reward_dir}",
+        opponents=[{"name": "other@best-of-2", "model": f"{opponent_dir}@best-of-2"}],
+        prompts={"per_stage": 4, "heldout": 4},
+        generation={"max_new_tokens": 8, "batch_size": 8},
+        stages=[{"kind": "sft", "train": tiny, "min_rows": 1, "data": keep},
+                {"kind": "dpo", "train": tiny, "min_rows": 1, "data": keep},
+                {"kind": "rm_ppo", "train": tiny, "min_rows": 1, "data": keep,
+                 "ppo": {"steps": 1, "rollouts_per_step": 2, "max_new_tokens": 8}}],
+        evaluation={"bootstrap_rounds": 10})
+
+
+def state_of(run_dir: Path) -> dict:
+    conn = sqlite3.connect(run_dir / "store.sqlite")
+    state = {table: sorted(r[0] for r in conn.execute(f"SELECT {column} FROM {table}"))
+             for table, column in (("completions", "key"), ("battles", "id"), ("judgments", "key"))}
+    conn.close()
+    state["data"] = {str(p.relative_to(run_dir)): p.read_text() for p in sorted(run_dir.glob("round*/*/data.jsonl"))}
+    return state
+
+
+def test_killed_run_resumes_to_the_same_state(tmp_path, pico_model_dir, pico_reward_dir, pico_opponent_dir):
+    recipe = pico_recipe(tmp_path, pico_model_dir, pico_reward_dir, pico_opponent_dir)
+    command = [sys.executable, "-m", "offline_arena.cli", "run", str(recipe)]
+    whole = tmp_path / "whole"
+    finished = subprocess.run(command + ["--run-dir", str(whole)], capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    summary = json.loads((whole / "summary.json").read_text())
+    assert [s["model_name"] for s in summary["stages"]] == ["base", "r1-sft", "r1-dpo", "r1-rm_ppo"]
+    for stage in summary["stages"][1:]:
+        assert stage["train"]["rows"] >= 1 and not stage["train"].get("skipped"), stage
+        assert stage["train"]["guard"]["end_of_turn_in_labels"] or stage["stage"] == "rm_ppo"
+        assert Path(stage["checkpoint"]).is_dir() and Path(stage["checkpoint"]).name == "checkpoint"
+    assert (whole / "manifest.json").is_file() and (whole / "leaderboard.json").is_file()
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command + ["--run-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "round1" / "dpo" / "data.jsonl").exists():
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)  # in the middle of the DPO stage: data built, training under way
+    process.wait()
+    assert not (killed / "round1" / "dpo" / "done.json").exists()
+    resumed = subprocess.run(command + ["--run-dir", str(killed)], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "[round 1 sft] already done, skipped" in resumed.stdout
+    assert state_of(killed) == state_of(whole)
+
+
+def test_resuming_with_another_recipe_is_refused(tmp_path, pico_model_dir, pico_reward_dir, capsys):
+    from offline_arena.pipeline import _save_recipe
+
+    recipe = load_recipe(pico_recipe(tmp_path, pico_model_dir, pico_reward_dir, pico_model_dir))
+    _save_recipe(recipe, tmp_path)
+    with pytest.raises(ValueError, match=r"different recipe \(seed: 0 -> 1"):
+        _save_recipe(recipe.model_copy(update={"seed": 1}), tmp_path)
+
+
+def test_doctor_names_what_differs(tmp_path, capsys):
+    for name, version, lr in (("a", "5.23.0", 1e-5), ("b", "5.24.0", 2e-5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "recipe.json").write_text(json.dumps({"stages": [{"train": {"learning_rate": lr}}]}))
+        (folder / "manifest.json").write_text(json.dumps({"created_at": name, "packages": {"transformers": version}}))
+    assert main(["doctor", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "stages.0.train.learning_rate: 1e-05  ->  2e-05" in out
+    assert "packages.transformers: 5.23.0  ->  5.24.0" in out and "created_at" not in out
+    assert main(["doctor", str(tmp_path / "a"), str(tmp_path / "nope")]) == 2

@@ -1,0 +1,336 @@
+"""The TRL trainers on pico models with the real SmolLM2 tokenizer (pad == eos == <|im_end|>).
+
+TRL's own pattern: train a couple of steps, then assert the parameters changed; plus the saved checkpoint
+loads with plain `from_pretrained` and generates (or scores), and the stop-token guard catches the
+collator and runaway regressions it exists for."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+import torch
+
+from offline_arena.train.common import TrainSettings, run_guarded
+from offline_arena.train.guard import GuardReport, StopTokenGuardError, check_runaway
+
+QUESTIONS = ["Name a colour.", "Say yes.", "What is 2+2?", "Greet me."]
+GOOD = ["Blue.", "Yes.", "4", "Hello!"]
+BAD = ["I do not know, sorry.", "No.", "5", "Go away."]
+PROBES = [[{"role": "user", "content": q}] for q in QUESTIONS[:2]]
+WEIGHT = "model.layers.0.self_attn.q_proj.weight"
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def sft_rows(answers=GOOD) -> list[dict]:
+    return [{"messages": [*user(q), *assistant(a)], "prompt_id": f"p{i}"}
+            for i, (q, a) in enumerate(zip(QUESTIONS, answers))]
+
+
+def preference_rows() -> list[dict]:
+    return [{"prompt": user(q), "chosen": assistant(g), "rejected": assistant(b), "chosen_model": "opponent"}
+            for q, g, b in zip(QUESTIONS, GOOD, BAD)]
+
+
+def kto_rows() -> list[dict]:
+    # Interleaved so every batch of 2 has a desirable and an undesirable example.
+    rows = []
+    for q, g, b in zip(QUESTIONS, GOOD, BAD):
+        rows += [{"prompt": user(q), "completion": assistant(g), "label": True},
+                 {"prompt": user(q), "completion": assistant(b), "label": False}]
+    return rows
+
+
+def settings(**overrides) -> TrainSettings:
+    # lr 1e-3 so two steps visibly move a pico model; short probes keep the runaway check cheap.
+    base = dict(learning_rate=1e-3, max_steps=2, batch_size=2, max_length=128, probe_prompts=2,
+                probe_max_new_tokens=4)
+    return TrainSettings(**{**base, **overrides})
+
+
+def weights(path, cls_name="AutoModelForCausalLM"):
+    import transformers
+
+    model, info = getattr(transformers, cls_name).from_pretrained(str(path), output_loading_info=True)
+    assert not info["missing_keys"], f"checkpoint lacks {info['missing_keys']}"
+    return model
+
+
+def assert_trained(result, pico_model_dir, cls_name="AutoModelForCausalLM"):
+    """Finite losses, metrics on disk, end-of-turn checked, and a weight that moved."""
+    assert all(math.isfinite(x) for x in result.metrics["loss_curve"]) and result.metrics["steps"] >= 1
+    assert result.guard.end_of_turn_in_labels
+    saved = json.loads((result.checkpoint.parent / "metrics.json").read_text())
+    assert saved["guard"]["end_of_turn_in_labels"] is True
+    before = weights(pico_model_dir).state_dict()[WEIGHT]
+    after = weights(result.checkpoint, cls_name)
+    assert not torch.equal(before, after.state_dict()[WEIGHT]), "training did not change the weights"
+    return after
+
+
+def assert_generates(model, tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    inputs = tokenizer.apply_chat_template(user("Hi"), add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)
+    out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+
+
+# --- SFT ---------------------------------------------------------------------------------------------------
+
+def test_sft_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
+    from offline_arena.train.sft import train_sft
+
+    from transformers import AutoTokenizer
+
+    result = train_sft(pico_model_dir, sft_rows(), tmp_path, settings(), PROBES)
+    model = assert_trained(result, pico_model_dir)
+    assert result.guard.runaway_before is not None and result.guard.runaway_after is not None
+    assert_generates(model, result.checkpoint)
+    # The probes pad on the left; the saved tokenizer must still be the one the stage started from.
+    padding = [AutoTokenizer.from_pretrained(str(d)).padding_side for d in (pico_model_dir, result.checkpoint)]
+    assert padding[0] == padding[1]
+
+
+def test_sft_trains_only_the_answer(pico_model_dir, tmp_path):
+    """Prompt-completion rows: labels cover the answer and its <|im_end|>, never the prompt."""
+    from trl import SFTConfig, SFTTrainer
+
+    from offline_arena.train.common import load_policy, trl_args
+    from offline_arena.train.sft import guard_example, sft_dataset
+
+    model, tokenizer = load_policy(pico_model_dir)
+    config = SFTConfig(**trl_args(settings(), tmp_path), max_length=128, completion_only_loss=True)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(sft_rows()[:1]),
+                         processing_class=tokenizer)
+    ids, trained = guard_example(trainer)
+    trained_text = tokenizer.decode([t for t, m in zip(ids, trained) if m])
+    assert trained_text == "Blue.<|im_end|>\n"
+
+
+def test_sft_lora_checkpoint_is_a_plain_merged_model(pico_model_dir, tmp_path):
+    from offline_arena.train.sft import train_sft
+
+    result = train_sft(pico_model_dir, sft_rows(), tmp_path, settings(lora=True, lora_r=4, lora_alpha=8), [])
+    assert not (result.checkpoint / "adapter_config.json").exists()
+    model = assert_trained(result, pico_model_dir)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert not any("lora" in name for name in model.state_dict())
+    assert_generates(model, result.checkpoint)
+
+
+# --- DPO / KTO ---------------------------------------------------------------------------------------------
+
+def test_dpo_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
+    from offline_arena.train.dpo import train_dpo
+
+    result = train_dpo(pico_model_dir, preference_rows(), tmp_path, settings(), PROBES)
+    assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+
+
+def test_kto_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
+    from offline_arena.train.kto import train_kto
+
+    result = train_kto(pico_model_dir, kto_rows(), tmp_path, settings(), PROBES)
+    assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+
+
+def test_kto_refuses_batch_of_one(pico_model_dir, tmp_path):
+    from offline_arena.train.kto import train_kto
+
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        train_kto(pico_model_dir, kto_rows(), tmp_path, settings(batch_size=1), [])
+
+
+# --- reward model ------------------------------------------------------------------------------------------
+
+def test_reward_model_trains_and_checkpoint_scores(pico_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from offline_arena.train.reward import train_reward
+
+    result = train_reward(pico_model_dir, preference_rows(), tmp_path, settings(), PROBES)
+    assert result.guard.runaway_before is None  # a reward model does not generate
+    model = assert_trained(result, pico_model_dir, "AutoModelForSequenceClassification")
+    tokenizer = AutoTokenizer.from_pretrained(str(result.checkpoint))
+    assert model.config.num_labels == 1 and model.config.pad_token_id == tokenizer.pad_token_id
+    texts = [tokenizer.apply_chat_template([*user(q), *assistant(a)], tokenize=False)
+             for q, a in [(QUESTIONS[0], GOOD[0]), (QUESTIONS[1], BAD[1])]]
+    with torch.no_grad():
+        scores = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+    assert scores.shape == (2, 1) and torch.isfinite(scores).all()
+
+
+# --- GRPO --------------------------------------------------------------------------------------------------
+
+def test_constraint_reward_is_share_of_constraints_met():
+    from offline_arena.train.grpo import constraint_reward
+
+    both = json.dumps([{"id": "change_case:english_lowercase", "params": {}},
+                       {"id": "startend:end_checker", "params": {"end_phrase": "I hope this helps."}}])
+    completions = [assistant("all lowercase. i hope this helps."), assistant("all quiet here"),
+                   assistant("Done. I hope this helps."), assistant("SHOUTING")]
+    assert constraint_reward(completions, [both] * 4) == [1.0, 0.5, 0.5, 0.0]
+    assert constraint_reward(["plain text, as a str"], [json.loads(both)]) == [0.5]  # lists work too
+    assert constraint_reward(["plain text"], [[]]) == [None]
+
+
+def test_grpo_trains_with_constraint_column(pico_model_dir, tmp_path):
+    from offline_arena.train.grpo import constraint_reward, train_grpo
+
+    seen = []
+
+    def verifier(completions, constraints, **kwargs):
+        seen.extend(constraints)
+        return constraint_reward(completions, constraints)
+
+    def longer(completions, **kwargs):  # random answers differ in length: non-zero group advantages
+        return [len(c[-1]["content"]) / 100 for c in completions]
+
+    lowercase = [{"id": "change_case:english_lowercase", "params": {}}]
+    words = [{"id": "length_constraints:number_words", "params": {"relation": "less than", "num_words": 5}}]
+    rows = [{"prompt": user(q), "constraints": c, "prompt_id": f"p{i}"}
+            for i, (q, c) in enumerate(zip(QUESTIONS, [lowercase, words, lowercase, words]))]
+    extra = {"num_generations": 2, "max_completion_length": 6}
+    result = train_grpo(pico_model_dir, rows, tmp_path, settings(extra=extra), PROBES, [verifier, longer])
+    # Each constraint set arrives as the JSON column, once per sampled answer.
+    assert seen and {json.dumps(lowercase), json.dumps(words)} >= set(seen)
+    assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+
+
+def test_grpo_guard_requires_end_of_turn_among_stop_ids(pico_model_dir):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from offline_arena.train.grpo import guard_example
+
+    tokenizer = AutoTokenizer.from_pretrained(str(pico_model_dir))
+    good = SimpleNamespace(eos_token_ids=[tokenizer.eos_token_id], processing_class=tokenizer,
+                           generation_config=SimpleNamespace(eos_token_id=tokenizer.eos_token_id))
+    assert guard_example(good) == ([tokenizer.eos_token_id], [True])
+    bad = SimpleNamespace(eos_token_ids=[0], processing_class=tokenizer, generation_config=None)
+    with pytest.raises(StopTokenGuardError, match=re.escape("'<|im_end|>'")):
+        guard_example(bad)
+
+
+# --- the stop-token guard ----------------------------------------------------------------------------------
+
+def test_pad_masking_collator_fails_before_training(pico_model_dir, tmp_path, monkeypatch):
+    """The classic regression: pad == eos, and a collator masks every pad-id position out of the labels,
+    so <|im_end|> disappears from them. The stage must fail before a single step."""
+    from trl import SFTTrainer
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from offline_arena.train.sft import train_sft
+
+    class MaskPadByIdCollator(DataCollatorForLanguageModeling):
+        def torch_call(self, examples):
+            batch = super().torch_call(examples)
+            batch["labels"][batch["input_ids"] == self.pad_token_id] = -100
+            return batch
+
+    def never(*args, **kwargs):
+        raise AssertionError("training started despite the broken collator")
+
+    monkeypatch.setattr(SFTTrainer, "train", never)
+    from transformers import AutoTokenizer
+
+    pad = AutoTokenizer.from_pretrained(str(pico_model_dir)).pad_token_id
+    masked = re.escape("'<|im_end|>'") + ".*in the answer but masked out of the labels"
+    with pytest.raises(StopTokenGuardError, match=masked):
+        train_sft(pico_model_dir, sft_rows(), tmp_path, settings(), PROBES,
+                  data_collator=MaskPadByIdCollator(pad_token_id=pad))
+    assert not (tmp_path / "checkpoint").exists()
+
+
+def test_truncated_answers_fail_before_training(pico_model_dir, tmp_path):
+    """max_length that cuts off the answer's end: <|im_end|> is not in the rendered example at all."""
+    from transformers import AutoTokenizer
+
+    from offline_arena.train.dpo import train_dpo
+
+    question = user("Name a colour.")
+    rows = [{"prompt": question, "chosen": assistant("Blue, like the sky on a clear summer day."),
+             "rejected": assistant("Red, like a fire engine racing down a busy street.")}] * 2
+    tokenizer = AutoTokenizer.from_pretrained(str(pico_model_dir))
+    prompt_tokens = len(tokenizer.apply_chat_template(question, add_generation_prompt=True, return_dict=True)
+                        ["input_ids"])
+    missing = re.escape("'<|im_end|>'") + ".*missing from the rendered example's trained span"
+    with pytest.raises(StopTokenGuardError, match=missing):
+        train_dpo(pico_model_dir, rows, tmp_path, settings(max_length=prompt_tokens + 3), [])
+
+
+@pytest.mark.parametrize("before, after, fails", [(0.0, 0.1, False), (0.0, 0.5, True), (0.25, 0.3, False),
+                                                  (1.0, 1.0, False), (0.5, 0.0, False)])
+def test_check_runaway_numbers(before, after, fails):
+    report = GuardReport(end_of_turn_in_labels=True, runaway_before=before, runaway_after=after, tolerance=0.1)
+    assert report.as_dict() == {"end_of_turn_in_labels": True, "runaway_before": before,
+                                "runaway_after": after, "runaway_tolerance": 0.1}
+    if fails:
+        with pytest.raises(StopTokenGuardError, match=f"from {before:.2f} to {after:.2f}"):
+            check_runaway(report, where="test stage")
+    else:
+        check_runaway(report, where="test stage")
+    check_runaway(GuardReport(end_of_turn_in_labels=True, runaway_before=None, runaway_after=1.0), "no probe")
+
+
+def rig_to_stop_at_once(src, dst):
+    """Save a pico model whose greedy answer is <|im_end|> at once: residual dimension 0 is always positive
+    (every embedding has 1 there and no layer writes to it), the final norm keeps only that dimension, and
+    the tied embedding of <|im_end|> has the largest entry in it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from offline_arena.models.chat import end_of_turn_token_id
+
+    tokenizer, model = AutoTokenizer.from_pretrained(str(src)), AutoModelForCausalLM.from_pretrained(str(src))
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        embedding[:, 0] = 1.0
+        embedding[end_of_turn_token_id(tokenizer), 0] = 2.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[0].zero_()
+            layer.mlp.down_proj.weight[0].zero_()
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+    model.save_pretrained(dst)
+    tokenizer.save_pretrained(dst)
+    return dst
+
+
+def test_runaway_regression_fails_the_stage_after_saving(pico_model_dir, tmp_path):
+    """run_guarded end to end with real probes: the stage starts from a model that always stops and its
+    "training" leaves one that never does (the random pico model). The stage must fail, naming both rates,
+    after writing the checkpoint and metrics so the regression can be inspected."""
+    from types import SimpleNamespace
+
+    from offline_arena.models.chat import end_of_turn_token_id
+    from offline_arena.train.common import load_policy
+
+    stopper, tokenizer = load_policy(rig_to_stop_at_once(pico_model_dir, tmp_path / "stopper"))
+    runaway, _ = load_policy(pico_model_dir)
+    trainer = SimpleNamespace(model=stopper, state=SimpleNamespace(log_history=[]))
+
+    def train():
+        trainer.model = runaway
+        trainer.state.log_history.append({"loss": 1.0, "step": 1})
+
+    trainer.train = train
+    eot = end_of_turn_token_id(tokenizer)
+    with pytest.raises(StopTokenGuardError, match="runaway rate regressed from 0.00 to 1.00"):
+        run_guarded("sft", trainer, stopper, tokenizer, lambda t: ([eot], [True]), PROBES, settings(),
+                    tmp_path / "stage")
+    guard = json.loads((tmp_path / "stage" / "metrics.json").read_text())["guard"]
+    assert (guard["runaway_before"], guard["runaway_after"]) == (0.0, 1.0)
+    assert (tmp_path / "stage" / "checkpoint" / "config.json").exists()
