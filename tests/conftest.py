@@ -42,6 +42,26 @@ def build_pico_model(tokenizer_dir: Path, out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
+def build_pico_reward_model(tokenizer_dir: Path, out_dir: Path, seed: int = 1) -> Path:
+    """A pico sequence-classification model with one output (a random reward model)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def pico_reward_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
+    return build_pico_reward_model(smol_tokenizer_dir, tmp_path_factory.mktemp("pico_rm"))
+
+
 @pytest.fixture(scope="session")
 def pico_model_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
     return build_pico_model(smol_tokenizer_dir, tmp_path_factory.mktemp("pico"))

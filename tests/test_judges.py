@@ -178,18 +178,8 @@ def test_load_judge_errors():
         Verdict("model_c")
 
 
-def test_reward_model_judge_on_a_pico_reward_model(smol_tokenizer_dir, tmp_path):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
-                         pad_token_id=tokenizer.pad_token_id)
-    LlamaForSequenceClassification(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    judge = load_judge(f"rm:{tmp_path}")
+def test_reward_model_judge_on_a_pico_reward_model(pico_reward_dir):
+    judge = load_judge(f"rm:{pico_reward_dir}")
     verdicts = judge.judge([matchup(), matchup("banana answer", "apple answer")])
     first, second = verdicts
     assert first.score_a == pytest.approx(second.score_b, abs=1e-4)  # scores do not depend on the slot

@@ -64,21 +64,6 @@ def test_missing_and_non_mapping_recipes(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pico_reward_dir(smol_tokenizer_dir, tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    out = tmp_path_factory.mktemp("pico_rm")
-    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(1)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id)
-    LlamaForSequenceClassification(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def pico_opponent_dir(smol_tokenizer_dir, tmp_path_factory):
     from conftest import build_pico_model
 

@@ -56,6 +56,7 @@ class Train(Strict):
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     runaway_tolerance: float = Field(0.1, ge=0, description="allowed rise of the runaway rate before the stage fails")
+    probe_prompts: int = Field(12, ge=0, description="stage prompts used to measure the runaway rate before/after")
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
 
 

@@ -178,7 +178,7 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
                              batch_size=t.batch_size, grad_accum=t.grad_accum, max_length=t.max_length, lora=t.lora,
                              lora_r=t.lora_r, gradient_checkpointing=t.gradient_checkpointing,
                              runaway_tolerance=t.runaway_tolerance, seed=ctx.recipe.seed, extra=dict(t.extra),
-                             probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
+                             probe_prompts=t.probe_prompts, probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
     model_path = resolve_local_path(parse_model_spec(current_model))
     if stage.kind == "sft":
         from .train.sft import train_sft
@@ -205,7 +205,7 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
         kl = {"adaptive_kl": True, "target_kl": p.target_kl} if p.target_kl is not None else {"adaptive_kl": False}
         ppo_settings = PPOSettings(steps=p.steps, rollouts_per_step=p.rollouts_per_step, learning_rate=p.learning_rate,
                                    init_kl_coef=p.init_kl_coef, max_new_tokens=p.max_new_tokens, seed=ctx.recipe.seed,
-                                   runaway_tolerance=t.runaway_tolerance,
+                                   runaway_tolerance=t.runaway_tolerance, probe_prompts=t.probe_prompts,
                                    probe_max_new_tokens=ctx.recipe.generation.max_new_tokens, **kl, **p.extra)
         result = train_ppo(model_path, [list(pr.messages) for pr in prompts], stage_dir / "ppo", ppo_settings,
                            reward_model_path=str(rm.checkpoint), probe_messages=probe)
