@@ -58,7 +58,8 @@ class PPOSettings:
     """PPO knobs. Defaults suit the 135M builtin model on 2 CPU cores (about 10 s per step)."""
 
     steps: int = 10                    # PPO iterations; each samples a fresh batch of rollouts
-    rollouts_per_step: int = 8         # prompts per iteration, one sampled completion each
+    rollouts_per_step: int = 8         # completions sampled per iteration
+    samples_per_prompt: int = 1        # completions per prompt per iteration (divides rollouts_per_step)
     minibatch_size: int = 4            # rollouts per optimizer step
     ppo_epochs: int = 2                # passes over each iteration's rollouts
     learning_rate: float = 1e-5        # Adam learning rate (policy and value head)
@@ -164,11 +165,11 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     for step in bar:
         step_started = time.perf_counter()
         batch_prompts = []
-        for _ in range(settings.rollouts_per_step):
+        for _ in range(settings.rollouts_per_step // settings.samples_per_prompt):
             if not queue:  # walk the prompt set in a fresh shuffled order, epoch after epoch
                 queue = list(range(len(prompts)))
                 rng.shuffle(queue)
-            batch_prompts.append(list(prompts[queue.pop()]))
+            batch_prompts.extend([list(prompts[queue.pop()])] * settings.samples_per_prompt)
 
         rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device)
         mask = rollout.mask
@@ -260,10 +261,13 @@ def _validate(settings: PPOSettings, prompts, reward_fn, reward_model_path) -> N
         raise ValueError("train_ppo needs exactly one of reward_fn and reward_model_path")
     if not prompts:
         raise ValueError("train_ppo needs at least one prompt")
-    for name in ("steps", "rollouts_per_step", "minibatch_size", "ppo_epochs", "max_new_tokens",
-                 "forward_batch_size"):
+    for name in ("steps", "rollouts_per_step", "samples_per_prompt", "minibatch_size", "ppo_epochs",
+                 "max_new_tokens", "forward_batch_size"):
         if getattr(settings, name) < 1:
             raise ValueError(f"PPOSettings.{name} must be >= 1, got {getattr(settings, name)}")
+    if settings.rollouts_per_step % settings.samples_per_prompt:
+        raise ValueError(f"PPOSettings.samples_per_prompt ({settings.samples_per_prompt}) must divide "
+                         f"rollouts_per_step ({settings.rollouts_per_step})")
     if settings.temperature <= 0:
         raise ValueError("PPOSettings.temperature must be > 0: PPO needs sampled rollouts and their log-probs")
     if settings.adaptive_kl and settings.target_kl <= 0:
@@ -352,7 +356,8 @@ def _forward(model, value_head, rollout: _Rollouts, temperature: float, entropy:
                    logits_to_keep=width + 1, output_hidden_states=value_head is not None, use_cache=False)
     logits = output.logits[:, :-1].float() / temperature
     log_norm = torch.logsumexp(logits, dim=-1)
-    logprobs = (logits.gather(-1, rollout.responses.unsqueeze(-1)).squeeze(-1) - log_norm).masked_fill(~rollout.mask, 0.0)
+    chosen = logits.gather(-1, rollout.responses.unsqueeze(-1)).squeeze(-1)
+    logprobs = (chosen - log_norm).masked_fill(~rollout.mask, 0.0)  # log softmax at the sampled token
     values = None
     if value_head is not None:
         hidden = output.hidden_states[-1][:, -(width + 1):-1].float()
