@@ -18,6 +18,7 @@ BATTLES = [
     battle("p2", "t", "o1", "target wins", "meh", "model_a", 2, 1),
     battle("p3", "t", "o1", "same", "same-ish", "tie", 1, 1),
     battle("p4", "t", "o1", "short", "runaway answer", "model_b", 0, 1, stopped=(True, False)),
+    battle("p5", "t", "o1", "good stop", "rambling runaway", "model_a", 2, 0, stopped=(True, False)),
 ]
 
 
@@ -29,12 +30,13 @@ def test_sft_takes_the_best_winning_answer_of_each_lost_prompt():
 
 def test_dpo_pairs_from_decisive_battles_with_filters():
     rows = dpo_rows(BATTLES)
+    # p4's chosen answer never stopped: no pair; p5's rejected one ran away: a fine negative.
     assert [(r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in rows] == [
-        ("strong one", "weak"), ("strongest", "weak"), ("target wins", "meh")]
+        ("strong one", "weak"), ("strongest", "weak"), ("target wins", "meh"), ("good stop", "rambling runaway")]
     assert rows[0]["prompt"] == Q
-    assert len(dpo_rows(BATTLES + BATTLES)) == 3  # deduplicated
-    assert len(dpo_rows(BATTLES, DataFilters(min_margin=2))) == 2
-    assert len(dpo_rows(BATTLES, DataFilters(require_stopped=False))) == 4
+    assert len(dpo_rows(BATTLES + BATTLES)) == 4  # deduplicated
+    assert len(dpo_rows(BATTLES, DataFilters(min_margin=2))) == 3
+    assert len(dpo_rows(BATTLES, DataFilters(require_stopped=False))) == 5
     assert len(dpo_rows(BATTLES, DataFilters(max_chars=6))) == 0
 
 
@@ -44,7 +46,7 @@ def test_kto_labels_and_conflicts():
     # "weak" lost twice on p1: bad; winners good; nothing from the tie; in p4 the runaway winner is
     # filtered out but "short" still lost (KTO labels answers one by one, no pair needed).
     assert labels == {"weak": False, "strong one": True, "strongest": True, "target wins": True, "meh": False,
-                      "short": False}
+                      "short": False, "good stop": True, "rambling runaway": False}
     flip = [battle("p1", "x", "y", "A", "B", "model_a"), battle("p1", "y", "x", "B", "A", "model_a")]
     assert kto_rows(flip) == []  # each answer both won and lost: no label
 

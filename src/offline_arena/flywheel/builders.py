@@ -18,12 +18,15 @@ class DataFilters:
 
     min_chars: int = 1              # shorter answers are dropped (empty answers teach nothing)
     max_chars: int = 8000           # longer answers are dropped (likely rambling)
-    require_stopped: bool = True    # drop answers that hit the token limit: training on them teaches runaways
+    require_stopped: bool = True    # an answer we train *towards* (SFT target, DPO chosen, KTO good) must have
+                                    # ended by itself: imitating truncated text teaches runaways. A rejected
+                                    # answer may be a runaway: pushing away from it is exactly right.
     min_margin: float | None = None  # DPO/RM/KTO: keep battles whose |score_a - score_b| >= this (if scored)
 
-    def keeps(self, completion) -> bool:
+    def keeps(self, completion, as_target: bool = True) -> bool:
         text = completion.text
-        return (self.min_chars <= len(text) <= self.max_chars) and (completion.stopped or not self.require_stopped)
+        stopped_ok = completion.stopped or not self.require_stopped or not as_target
+        return (self.min_chars <= len(text) <= self.max_chars) and stopped_ok
 
     def decisive(self, battle: dict) -> bool:
         if battle["winner"] not in ("model_a", "model_b"):
@@ -71,7 +74,7 @@ def dpo_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> l
         if not filters.decisive(battle):
             continue
         (winner, chosen), (loser, rejected) = _sides(battle)
-        if not (filters.keeps(chosen) and filters.keeps(rejected)) or chosen.text == rejected.text:
+        if not (filters.keeps(chosen) and filters.keeps(rejected, as_target=False)) or chosen.text == rejected.text:
             continue
         key = _digest([battle["messages"], chosen.text, rejected.text])
         if key in seen:
@@ -97,7 +100,7 @@ def kto_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> l
         if not filters.decisive(battle):
             continue
         for (name, completion), label in zip(_sides(battle), (True, False)):
-            if not filters.keeps(completion):
+            if not filters.keeps(completion, as_target=label):
                 continue
             key = _digest([battle["messages"], completion.text])
             labels.setdefault(key, set()).add(label)

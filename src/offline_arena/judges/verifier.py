@@ -33,10 +33,12 @@ class VerifierJudge:
 
 
 def verifier_scorer(request: GenerationRequest, answers: Sequence[Completion]) -> list[float]:
-    """Best-of-n scorer: constraints satisfied strictly, loose passes breaking ties."""
+    """Best-of-n scorer: constraints satisfied strictly; an answer that ended by itself gets half a
+    constraint's worth on top (a complete answer is better than a truncated one that satisfies as much,
+    and a best-of-n opponent that stops makes SFT data that teaches stopping); loose passes break ties."""
     constraints = request.context.get("constraints")
     if not constraints:
         raise ValueError("the verifier scorer needs prompts with checkable constraints "
                          "(e.g. builtin:verifiable:...); this prompt has none")
-    return [sum(check_all(a.text, constraints)) + 0.001 * sum(check_all(a.text, constraints, loose=True))
+    return [sum(check_all(a.text, constraints)) + 0.5 * a.stopped + 0.001 * sum(check_all(a.text, constraints, loose=True))
             for a in answers]
