@@ -59,5 +59,5 @@ def test_export_formats_round_trip(tmp_path):
     assert [json.loads(line) for line in path.read_text().splitlines()] == rows
     from datasets import Dataset
 
-    assert Dataset.from_parquet(str(export_rows(rows, tmp_path / "dpo.parquet"))).num_rows == 3
+    assert Dataset.from_parquet(str(export_rows(rows, tmp_path / "dpo.parquet"))).num_rows == len(rows) == 4
     assert load_from_disk(str(export_rows(rows, tmp_path / "dpo_ds")))[0]["chosen"] == rows[0]["chosen"]
