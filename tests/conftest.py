@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")  # `transformers serve` would ask PyPI for a newer version
 
 BUILTIN = "smollm2-135m-instruct"
 

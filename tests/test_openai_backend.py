@@ -31,7 +31,7 @@ def server(pico_model_dir):
     """A real OpenAI-compatible server; yields (base_url, served model name)."""
     port = free_port()
     serve = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"}  # no PyPI version check
     process = subprocess.Popen([serve, "serve", str(pico_model_dir), "--host", "127.0.0.1", "--port", str(port),
                                 "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
