@@ -148,7 +148,8 @@ class Store:
     def battles_by_id(self, rows: Sequence[dict]) -> list[dict]:
         """The stored form (answers joined in) of the given battle rows, in their order."""
         wanted = {row["id"] for row in rows}
-        by_id = {b["id"]: b for b in self.battles() if b["id"] in wanted}
+        # Read only the tags the rows carry (a stage's battles share one), not the whole run's battles.
+        by_id = {b["id"]: b for tag in {row["tag"] for row in rows} for b in self.battles(tag) if b["id"] in wanted}
         return [by_id[row["id"]] for row in rows]
 
     def get_judgments(self, keys: Iterable[str]) -> dict[str, dict]:
