@@ -58,6 +58,26 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         assert rows[0]["answer_a"] == rows[1]["answer_a"]
 
 
+def test_a_name_that_now_stands_for_another_model_makes_new_battles(pico_model_dir, smol_tokenizer_dir, tmp_path):
+    """A stage's checkpoint keeps its display name across runs sharing a store: the battle must be the
+    new model's, never the old battle row of the same name re-used."""
+    from conftest import build_pico_model
+
+    other_dir = build_pico_model(smol_tokenizer_dir, tmp_path / "other", seed=7)
+    prompts = load_prompts("builtin:verifiable:round1/sft:2")
+    params = SamplingParams(max_new_tokens=6, temperature=0.7)
+    with Store(tmp_path / "s.sqlite") as store:
+        opponent = load_generator(str(pico_model_dir), store=store, batch_size=4)
+        schedule = target_vs_opponents("t", ["o"], prompts)
+        first = run_battles(schedule, {"t": opponent, "o": opponent}, store, params, tag="eval")
+        second = run_battles(schedule, {"t": load_generator(str(other_dir), store=store, batch_size=4),
+                                        "o": opponent}, store, params, tag="eval")
+        assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
+        assert len(store.battles("eval")) == 4
+        stored = {b["id"]: b for b in store.battles("eval")}
+        assert all(stored[r["id"]]["answer_a"] == r["answer_a"] for r in second)
+
+
 def test_cli_battle_judge_leaderboard(pico_model_dir, tmp_path, capsys):
     run = str(tmp_path / "run")
     common = ["--run-dir", run]

@@ -74,8 +74,11 @@ def active_schedule(models: Sequence[str], prompts: Sequence[Prompt], history: S
     return schedule
 
 
-def battle_id(tag: str, prompt_id: str, model_a: str, model_b: str, seed: int) -> str:
-    return hashlib.sha256(canonical_json([tag, prompt_id, model_a, model_b, seed]).encode()).hexdigest()[:24]
+def battle_id(tag: str, prompt_id: str, model_a: str, model_b: str, answer_a: str, answer_b: str) -> str:
+    """The answers' keys are part of the id: a name that now stands for another model (or other sampling
+    settings) makes a new battle instead of silently reusing the old one; a rerun of the same battle
+    (same answers, read back from the store) gets the same id, so nothing is recorded twice."""
+    return hashlib.sha256(canonical_json([tag, prompt_id, model_a, model_b, answer_a, answer_b]).encode()).hexdigest()[:24]
 
 
 def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingParams, seed: int = 0,
@@ -97,8 +100,11 @@ def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingPa
         generator.generate(requests)  # stored as it goes; answers are read back through their keys
         for prompt, key in zip(prompts.values(), generator.keys(requests)):
             answer_keys[(name, prompt.id)] = key
-    rows = [{"id": battle_id(tag, p.id, a, b, seed), "tag": tag, "prompt_id": p.id, "messages": p.messages,
-             "context": p.meta, "model_a": a, "model_b": b, "answer_a": answer_keys[(a, p.id)],
-             "answer_b": answer_keys[(b, p.id)]} for p, a, b in schedule]
+    rows = []
+    for p, a, b in schedule:
+        answer_a, answer_b = answer_keys[(a, p.id)], answer_keys[(b, p.id)]
+        rows.append({"id": battle_id(tag, p.id, a, b, answer_a, answer_b), "tag": tag, "prompt_id": p.id,
+                     "messages": p.messages, "context": p.meta, "model_a": a, "model_b": b,
+                     "answer_a": answer_a, "answer_b": answer_b})
     store.put_battles(rows)
     return rows

@@ -37,7 +37,7 @@ CREATE INDEX IF NOT EXISTS completions_by_model ON completions(model);
 
 -- One row per battle: a prompt, two contestants (by display name) and the keys of their answers.
 CREATE TABLE IF NOT EXISTS battles (
-    id         TEXT PRIMARY KEY,     -- hash of (tag, prompt id, model_a, model_b, seed)
+    id         TEXT PRIMARY KEY,     -- hash of (tag, prompt id, model names, answer keys)
     tag        TEXT NOT NULL,        -- what the battle is for: "arena", "round1/sft", ...
     prompt_id  TEXT NOT NULL,
     messages   TEXT NOT NULL,        -- the prompt, canonical JSON
