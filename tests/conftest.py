@@ -4,6 +4,12 @@ chat template, special tokens and padding, yet run in seconds on 2 cores."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -73,3 +79,34 @@ def pico_generator(pico_model_dir):
     from offline_arena.models.hf import TransformersGenerator
 
     return TransformersGenerator(pico_model_dir, batch_size=4, progress=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pico_server(pico_model_dir):
+    """A real OpenAI-compatible server (`transformers serve`) on 127.0.0.1 serving the pico model;
+    yields (base_url, served model name). Session-wide: starting it costs seconds of the 2 cores."""
+    port = free_port()
+    serve = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"}  # no PyPI version check
+    process = subprocess.Popen([serve, "serve", str(pico_model_dir), "--host", "127.0.0.1", "--port", str(port),
+                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"transformers serve did not start: {process.stderr.read().decode()[-2000:]}")
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1", str(pico_model_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -3,16 +3,10 @@ model, behind a small real HTTP proxy that can inject failures (429/503) to exer
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -27,27 +21,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(pico_model_dir):
-    """A real OpenAI-compatible server; yields (base_url, served model name)."""
-    port = free_port()
-    serve = shutil.which("transformers", path=str(Path(sys.executable).parent)) or "transformers"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"}  # no PyPI version check
-    process = subprocess.Popen([serve, "serve", str(pico_model_dir), "--host", "127.0.0.1", "--port", str(port),
-                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"transformers serve did not start: {process.stderr.read().decode()[-2000:]}")
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}/v1", str(pico_model_dir)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def server(pico_server):
+    """A real OpenAI-compatible server (conftest's `pico_server`); yields (base_url, served model name)."""
+    return pico_server
 
 
 class FaultyProxy:

@@ -42,11 +42,12 @@ def write_recipe(path: Path, **changes) -> Path:
     ({"stages": [{"kind": "sft", "lerning_rate": 1}]}, r"stages.0.lerning_rate: unknown field"),
     ({"stages": [{"kind": "sft", "train": {"lerning_rate": 1}}]}, r"stages.0.train.lerning_rate: unknown field"),
     ({"stages": [{"kind": "dpo"}, {"kind": "sft"}]}, r"bad stage order \['dpo', 'sft'\]"),
-    ({"stages": [{"kind": "ppo"}]}, r"stages.0.kind: Input should be 'sft', 'dpo', 'kto', 'rm_ppo' or 'grpo'"),
+    ({"stages": [{"kind": "ppo"}]}, r"stages.0.kind: Input should be 'sft', 'dpo', 'kto', 'rm_ppo', 'grpo', 'distill' or 'merge'"),
     ({"opponents": [{"name": "o"}]}, r"opponents.0.model: Field required"),
     ({"opponents": [{"name": "o", "model": "s3:bucket"}]}, r"opponents.0.model: .*unknown scheme"),
     ({"target": "openai:http://x/v1#m"}, r"target: the target must be a trainable model"),
     ({"rounds": 0}, r"rounds: Input should be greater than or equal to 1"),
+    ({"evaluation": {"suites": {"ifeval": {}}}}, r"evaluation.suites: .*unknown evaluation suite\(s\) \['ifeval'\]"),
 ])
 def test_broken_recipes_name_the_file_and_field(tmp_path, changes, message):
     path = write_recipe(tmp_path / "r.yaml", **changes)
@@ -84,7 +85,7 @@ def pico_recipe(tmp_path: Path, pico_model_dir, pico_reward_dir, opponent_dir) -
                 {"kind": "dpo", "train": tiny, "min_rows": 1, "data": keep},
                 {"kind": "rm_ppo", "train": tiny, "min_rows": 1, "data": keep,
                  "ppo": {"steps": 1, "rollouts_per_step": 2, "max_new_tokens": 8}}],
-        evaluation={"bootstrap_rounds": 10})
+        evaluation={"bootstrap_rounds": 10, "suites": {"verifiable": {"limit": 3, "max_new_tokens": 8}}})
 
 
 def state_of(run_dir: Path) -> dict:
@@ -109,6 +110,8 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, pico_model_dir, pico_rew
         assert stage["train"]["guard"]["end_of_turn_in_labels"] or stage["stage"] == "rm_ppo"
         assert Path(stage["checkpoint"]).is_dir() and Path(stage["checkpoint"]).name == "checkpoint"
     assert (whole / "manifest.json").is_file() and (whole / "leaderboard.json").is_file()
+    suite = json.loads((whole / "round1" / "dpo" / "eval.json").read_text())["suites"]["verifiable"]
+    assert suite["model"] == summary["stages"][2]["checkpoint"] and suite["prompts"] == 3
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(command + ["--run-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run a recipe: rounds of battle -> judge -> data -> train -> evaluate")
     run.add_argument("recipe", nargs="?", default="quickstart",
-                     help="a recipe file, or the name of a bundled one: quickstart, arena-learning-7b (default: %(default)s)")
+                     help="a recipe file, or the name of a bundled one: quickstart, arena-learning-7b, merge-distill "
+                          "(default: %(default)s)")
     run.add_argument("--run-dir", help="run folder (default: runs/<recipe name>); an existing one is resumed")
     run.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan and cost; touch no model")
@@ -78,6 +79,44 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--min-margin", type=float, help="dpo/rm/kto: minimum |score_a - score_b|")
     export.add_argument("--keep-runaways", action="store_true", help="keep answers that hit the token limit")
     export.set_defaults(handler=cmd_export)
+
+    merge = commands.add_parser("merge", help="merge checkpoints with mergekit (linear, slerp, ties, dare_ties, ...)")
+    merge.add_argument("--method", required=True,
+                       help="linear, slerp, task_arithmetic, ties, dare_ties or dare_linear")
+    merge.add_argument("--models", nargs="+", required=True, metavar="MODEL",
+                       help="local model folders or builtin: specs; the first one's tokenizer and chat template are kept")
+    merge.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    merge.add_argument("--base", help="ties/dare_*/task_arithmetic: the base model the task vectors start from")
+    merge.add_argument("--t", type=float, help="slerp: 0 = the first model, 1 = the second (default: 0.5)")
+    merge.add_argument("--weights", type=float, nargs="+", help="one per model (default: equal)")
+    merge.add_argument("--density", type=float, nargs="+",
+                       help="ties/dare_*: share of each task vector kept, one value or one per model (default: 0.5)")
+    merge.add_argument("--seed", type=int, default=0, help="DARE's random drops (default: %(default)s)")
+    merge.set_defaults(handler=cmd_merge)
+
+    evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifbench, verifiable, mtbench, arena")
+    evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL#NAME")
+    evaluate.add_argument("--suite", required=True, choices=["ifbench", "verifiable", "mtbench", "arena"])
+    evaluate.add_argument("--judge", help="mtbench: the judge model spec (openai:URL#NAME, a folder, ...); "
+                                          "arena: a judge spec (default verifier)")
+    evaluate.add_argument("--opponents", nargs="+", metavar="[NAME=]SPEC", help="arena: the fixed panel of opponents")
+    evaluate.add_argument("--prompts", help="arena: prompt source (default: the verifiable held-out split)")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions")
+    evaluate.add_argument("--max-new-tokens", type=int, help="answer length limit (default: the suite's)")
+    evaluate.add_argument("--batch-size", type=int, default=16, help="(default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    evaluate.add_argument("--run-dir", default="runs/eval",
+                          help="folder of the store.sqlite that caches answers and judgments (default: %(default)s)")
+    evaluate.add_argument("--out", help="write the full result (with every answer) to this JSON file")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    report = commands.add_parser("report", help="write a run's HTML report: leaderboards, metric curves, win rates, battles")
+    report.add_argument("run_dir", metavar="RUN", help="the run folder (finished or still running)")
+    report.add_argument("--out", help="the HTML file to write (default: RUN/report.html)")
+    report.add_argument("--judge", help="judge fingerprint (or a unique part of it) when several judged the run")
+    report.add_argument("--max-battles", type=int, default=5000,
+                        help="latest battles included in the battle browser (default: %(default)s)")
+    report.set_defaults(handler=cmd_report)
 
     args = parser.parse_args(argv)
     try:
@@ -247,6 +286,39 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from .merge import merge_checkpoints
+
+    density = args.density[0] if args.density and len(args.density) == 1 else args.density
+    started = time.perf_counter()
+    out = merge_checkpoints(args.models, args.method, args.out, weights=args.weights, t=args.t, density=density,
+                            base_model=args.base, seed=args.seed)
+    print(f"merged {len(args.models)} models with {args.method} into {out} in {time.perf_counter() - started:.1f}s; "
+          f"load it with from_pretrained, or name it as a model spec (e.g. an opponent or the next target)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from .evals.suites import format_result, run_suite
+
+    options = {"limit": args.limit, "max_new_tokens": args.max_new_tokens, "judge": args.judge,
+               "opponents": args.opponents, "prompts": args.prompts}
+    # Only the options given reach the suite, so a suite that takes no --judge says so instead of ignoring it.
+    options = {k: v for k, v in options.items() if v is not None}
+    started = time.perf_counter()
+    result = run_suite(args.suite, args.model, run_dir=args.run_dir, batch_size=args.batch_size, seed=args.seed,
+                       **options)
+    print(format_result(result))
+    print(f"({time.perf_counter() - started:.0f}s; store: {args.run_dir}/store.sqlite)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"written: {args.out}")
+    return 0
+
+
 def resolve_recipe_path(name: str) -> Path:
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.exists():
@@ -275,6 +347,15 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     final = run(recipe, run_dir)
     print(f"done in {time.perf_counter() - started:.0f}s; final model: {final['final_model']}; run folder: {run_dir}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .report.battle_data import BattleLimits
+
+    path = write_report(args.run_dir, args.out, judge=args.judge, limits=BattleLimits(max_battles=args.max_battles))
+    print(f"report written: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STAGE_KINDS = ("sft", "dpo", "kto", "rm_ppo", "grpo")
+STAGE_KINDS = ("sft", "dpo", "kto", "rm_ppo", "grpo", "distill", "merge")
 
 
 class Strict(BaseModel):
@@ -77,18 +77,73 @@ class Data(Strict):
     min_margin: float | None = Field(None, description="dpo/kto/rm: keep battles with |score_a - score_b| >= this")
 
 
+class Merge(Strict):
+    method: str = Field("slerp", description="linear, slerp, task_arithmetic, ties, dare_ties or dare_linear (mergekit)")
+    models: Literal["previous_round", "this_round"] = Field(
+        "previous_round", description="previous_round: the current model with the model this round started from "
+                                      "(round 1: the target); this_round: the checkpoints of this round's earlier stages")
+    base: Literal["target", "round_start"] = Field(
+        "target", description="task-vector methods: the base model, the recipe's target or the model this round started from")
+    t: float | None = Field(None, ge=0, le=1, description="slerp: 0 keeps the first model, 1 the second (null: 0.5)")
+    weights: list[float] | None = Field(None, description="one per merged model, in the order of `models` (null: equal)")
+    density: float | None = Field(None, gt=0, le=1, description="ties/dare_*: share of each task vector kept (null: 0.5)")
+    promote: bool = Field(True, description="the merge becomes the next target; false: it only joins the leaderboard")
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "Merge":
+        from .merge import MERGE_METHODS
+
+        spec = MERGE_METHODS.get(self.method)
+        if spec is None:
+            raise ValueError(f"unknown merge method {self.method!r}; known: {', '.join(MERGE_METHODS)}")
+        for name in ("t", "weights", "density"):
+            if getattr(self, name) is not None and name not in spec.parameters:
+                raise ValueError(f"{self.method} does not use {name}; it takes {', '.join(sorted(spec.parameters))}")
+        return self
+
+
 class Stage(Strict):
-    kind: Literal["sft", "dpo", "kto", "rm_ppo", "grpo"] = Field(description="what the stage trains")
+    kind: Literal["sft", "dpo", "kto", "rm_ppo", "grpo", "distill", "merge"] = Field(
+        description="what the stage trains (merge: merges checkpoints, trains nothing)")
     train: Train = Field(default_factory=Train, description="training settings (rm_ppo: the reward model's)")
     ppo: PPO = Field(default_factory=PPO, description="rm_ppo only: the PPO settings")
     data: Data = Field(default_factory=Data, description="which battle answers become training data")
     min_rows: int = Field(4, ge=1, description="skip training (keep the current model) with fewer data rows")
+    teacher: str | None = Field(None, description="distill only: the teacher model spec; it must share the target's tokenizer")
+    merge: Merge = Field(default_factory=Merge, description="merge only: what is merged, how, and what becomes of it")
+
+    @model_validator(mode="after")
+    def _teacher(self) -> "Stage":
+        if self.kind == "distill":
+            if not self.teacher:
+                raise ValueError("a distill stage needs a teacher (a model spec sharing the target's tokenizer)")
+            from .models.spec import parse_model_spec
+
+            spec = parse_model_spec(self.teacher)
+            if spec.kind == "openai" or spec.best_of:
+                raise ValueError("teacher: logit distillation needs the teacher's weights (builtin:, a folder or a Hub id)")
+        elif self.teacher is not None:
+            raise ValueError(f"teacher: only a distill stage has a teacher, not a {self.kind} stage")
+        return self
 
 
 class Evaluation(Strict):
     heldout: bool = Field(True, description="verifiable accuracy and runaway rate on the held-out split")
     leaderboard: bool = Field(True, description="every checkpoint battles the opponents on held-out prompts; ratings with CIs")
     bootstrap_rounds: int = Field(100, ge=10, description="bootstrap rounds for CIs")
+    suites: dict[str, dict] = Field(default_factory=dict, description=(
+        "evaluation suites run on every checkpoint (base and each stage's model), by name -> options, e.g. "
+        "{ifbench: {limit: 100, max_new_tokens: 256}}; names: verifiable, ifbench, mtbench, arena"))
+
+    @field_validator("suites")
+    @classmethod
+    def _known_suites(cls, suites: dict) -> dict:
+        from .evals.suites import SUITES
+
+        unknown = sorted(set(suites) - set(SUITES))
+        if unknown:
+            raise ValueError(f"unknown evaluation suite(s) {unknown}; known: {', '.join(SUITES)}")
+        return suites
 
 
 class Tracking(Strict):
@@ -135,11 +190,31 @@ class Recipe(Strict):
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each stage kind may appear once per round, got {kinds}")
         # Arena Learning's order: imitation first, then preferences, then RL against a learned reward.
-        order = {"sft": 0, "dpo": 1, "kto": 1, "rm_ppo": 2, "grpo": 2}
-        ranks = [order[k] for k in kinds]
+        # Distillation is imitation; a merge trains nothing and may sit anywhere.
+        order = {"sft": 0, "distill": 0, "dpo": 1, "kto": 1, "rm_ppo": 2, "grpo": 2}
+        ranks = [order[k] for k in kinds if k in order]
         if ranks != sorted(ranks):
-            raise ValueError(f"bad stage order {kinds}: SFT comes before DPO/KTO, which come before rm_ppo/GRPO")
+            raise ValueError(f"bad stage order {kinds}: SFT/distill come before DPO/KTO, which come before rm_ppo/GRPO")
+        for index, stage in enumerate(self.stages):
+            if stage.kind == "merge":
+                _check_merge_inputs(stage.merge, index)
         return self
+
+
+def _check_merge_inputs(merge: Merge, index: int) -> None:
+    """How many models a merge stage gets is known from the recipe: two for previous_round, one per earlier
+    stage for this_round (stages that end up skipped are dropped at run time)."""
+    from .merge import MERGE_METHODS
+
+    count = 2 if merge.models == "previous_round" else index
+    where = f"stages.{index}.merge"
+    if count < 2:
+        raise ValueError(f"{where}: models: this_round needs at least two earlier stages in the round, got {count}")
+    needed = MERGE_METHODS[merge.method].model_count
+    if needed is not None and needed != count:
+        raise ValueError(f"{where}: {merge.method} merges exactly {needed} models, but {merge.models} gives {count}")
+    if merge.weights is not None and len(merge.weights) != count:
+        raise ValueError(f"{where}: weights: {len(merge.weights)} given for the {count} models of {merge.models}")
 
 
 class RecipeError(ValueError):

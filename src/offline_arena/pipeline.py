@@ -33,6 +33,7 @@ class RunContext:
     params: object                        # battle SamplingParams
     heldout: list                         # held-out prompts
     checkpoints: dict = field(default_factory=dict)  # contestant name -> model folder/spec, in promotion order
+    round_starts: dict = field(default_factory=dict)  # round index -> the model that round started from
     tracker: object = None
 
 
@@ -46,7 +47,9 @@ def heldout_prompts(recipe: Recipe) -> list:
 
 
 def _shard_stage(kind: str) -> str:
-    return {"rm_ppo": "rm"}.get(kind, kind)
+    # distill takes the built-in pack's "ppo" slot, which no stage uses (rm_ppo's PPO rolls out on its "rm"
+    # shard): a new slot would change how the pack deals every shard, and so every existing run's prompts.
+    return {"rm_ppo": "rm", "distill": "ppo"}.get(kind, kind)
 
 
 def _split(recipe: Recipe, split: str, n: int) -> list:
@@ -69,7 +72,8 @@ def _file_split(source: str, split: str, n: int, recipe: Recipe) -> list:
     prompts = load_prompts(source)
     order = list(range(len(prompts)))
     random.Random(recipe.seed).shuffle(order)
-    slots = ["heldout"] + [f"round{r}/{_shard_stage(k)}" for r in range(1, recipe.rounds + 1) for k in STAGE_KINDS]
+    slots = ["heldout"] + [f"round{r}/{_shard_stage(k)}" for r in range(1, recipe.rounds + 1) for k in STAGE_KINDS
+                           if k != "merge"]  # a merge battles on no prompts
     start = 0
     for slot in slots:
         size = recipe.prompts.heldout if slot == "heldout" else recipe.prompts.per_stage
@@ -105,14 +109,19 @@ def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
         history = [evaluate_stage(ctx, run_dir / "round0" / "base", BASE_NAME, recipe.target, log)]
         current_name, current_model = BASE_NAME, recipe.target
         for round_index in range(1, recipe.rounds + 1):
+            ctx.round_starts[round_index] = current_model
             for stage in recipe.stages:
                 summary = run_stage(ctx, round_index, stage, current_name, current_model, log)
                 history.append(summary)
-                current_name, current_model = summary["model_name"], summary["checkpoint"]
-                ctx.checkpoints[current_name] = current_model
+                if summary.get("promoted", True):  # a merge may only join the leaderboard
+                    current_name, current_model = summary["model_name"], summary["checkpoint"]
+                    ctx.checkpoints[current_name] = current_model
         final = {"final_model": current_model, "final_name": current_name, "stages": history}
         _write_json(run_dir / "summary.json", final)
         log(summary_table(history))
+        from .report import write_report_quietly  # RUN/report.html; a failure there is logged, never raised
+
+        write_report_quietly(run_dir, log)
         return final
 
 
@@ -129,6 +138,10 @@ def run_stage(ctx: RunContext, round_index: int, stage, current_name: str, curre
         log(f"[round {round_index} {stage.kind}] already done, skipped")
         return summary
     stage_dir.mkdir(parents=True, exist_ok=True)
+    if stage.kind == "merge":
+        return run_merge_stage(ctx, round_index, stage, current_name, current_model, stage_dir, log)
+    if stage.kind == "distill":
+        return run_distill_stage(ctx, round_index, stage, current_name, current_model, stage_dir, log)
     tag = f"round{round_index}/{stage.kind}"
     started = time.perf_counter()
     log(f"[round {round_index} {stage.kind}] battles: {current_name} vs {list(ctx.opponents)}")
@@ -160,13 +173,7 @@ def run_stage(ctx: RunContext, round_index: int, stage, current_name: str, curre
         train_metrics["rows"] = len(data)
     summary = {"round": round_index, "stage": stage.kind, "model_name": model_name, "checkpoint": str(checkpoint),
                "battles": len(judged), "outcomes": outcomes, "train": train_metrics}
-    summary.update(evaluate_stage(ctx, stage_dir, model_name, str(checkpoint), log, register=True))
-    summary["seconds"] = time.perf_counter() - started
-    if ctx.tracker:
-        ctx.tracker(summary)
-    _write_json(done, summary)  # last act: the stage is done
-    log(summary_table([summary]))
-    return summary
+    return _finish_stage(ctx, stage_dir, summary, started, log)
 
 
 def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx: RunContext):
@@ -196,6 +203,11 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
         from .train.grpo import train_grpo
 
         result = train_grpo(model_path, data, stage_dir, settings, probe)
+    elif stage.kind == "distill":
+        from .train.distill import train_distill
+
+        teacher_path = resolve_local_path(parse_model_spec(stage.teacher))
+        result = train_distill(model_path, teacher_path, data, stage_dir, settings, probe)
     else:  # rm_ppo: a reward model on the battle pairs, then PPO against it
         from .train.ppo import PPOSettings, train_ppo
         from .train.reward import train_reward
@@ -212,6 +224,96 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
         metrics = {"reward_model": _metrics_of(rm), **_metrics_of(result)}
         return result.checkpoint, metrics
     return result.checkpoint, _metrics_of(result)
+
+
+def run_distill_stage(ctx: RunContext, round_index: int, stage, current_name: str, current_model: str,
+                      stage_dir: Path, log) -> dict:
+    """Logit distillation from `stage.teacher` on the stage's prompt shard. No battles: the student samples
+    its own answers and the teacher scores them token by token (see train/distill.py)."""
+    from .flywheel import export_rows
+
+    started = time.perf_counter()
+    prompts = stage_prompts(ctx.recipe, round_index, stage.kind)
+    rows = [{"prompt": list(p.messages), "prompt_id": p.id} for p in prompts]
+    export_rows(rows, stage_dir / "data.jsonl")
+    log(f"[round {round_index} distill] {current_name} learns the next-token distributions of {stage.teacher} "
+        f"on {len(rows)} prompts")
+    if len(rows) < stage.min_rows:
+        checkpoint, train_metrics = current_model, {"skipped": True, "rows": len(rows)}
+    else:
+        probe = [list(p.messages) for p in prompts]
+        checkpoint, train_metrics = _train(stage, current_model, rows, prompts, probe, stage_dir, ctx)
+        train_metrics["rows"] = len(rows)
+    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-distill",
+               "checkpoint": str(checkpoint), "teacher": stage.teacher, "battles": 0, "outcomes": {},
+               "train": train_metrics}
+    return _finish_stage(ctx, stage_dir, summary, started, log)
+
+
+def merge_inputs(ctx: RunContext, round_index: int, merge, current_name: str, current_model: str) -> dict:
+    """name -> checkpoint of the models a merge stage merges, in order, each distinct checkpoint once (a
+    stage that skipped training passed its input on unchanged)."""
+    if merge.models == "previous_round":
+        start = ctx.round_starts[round_index]
+        start_name = next((n for n, m in ctx.checkpoints.items() if m == start), BASE_NAME)
+        candidates = [(current_name, current_model), (start_name, start)]
+    else:
+        prefix = f"r{round_index}-"
+        candidates = [(n, m) for n, m in ctx.checkpoints.items() if n.startswith(prefix) and n != f"{prefix}merge"]
+    models: dict = {}
+    for name, model in candidates:
+        if model not in models.values():
+            models[name] = model
+    return models
+
+
+def run_merge_stage(ctx: RunContext, round_index: int, stage, current_name: str, current_model: str,
+                    stage_dir: Path, log) -> dict:
+    """Merge checkpoints with mergekit (merge.py), evaluate the merge like any checkpoint, and promote it
+    as the next target unless `merge.promote` is false (then it only joins the leaderboard)."""
+    from .merge import MERGE_METHODS, merge_checkpoints
+
+    started = time.perf_counter()
+    m = stage.merge
+    models = merge_inputs(ctx, round_index, m, current_name, current_model)
+    needed = MERGE_METHODS[m.method].model_count
+    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-merge", "battles": 0,
+               "outcomes": {}, "promoted": m.promote}
+    reason = None
+    if len(models) < 2:
+        reason = f"only {len(models)} distinct checkpoint(s) to merge ({list(models)})"
+    elif needed is not None and len(models) != needed:
+        reason = f"{m.method} merges exactly {needed} models, got {list(models)}"
+    elif m.weights is not None and len(m.weights) != len(models):
+        reason = f"{len(m.weights)} weights for the {len(models)} distinct checkpoints {list(models)}"
+    if reason:
+        # Earlier stages skipped training: nothing new to merge, the current model carries on.
+        log(f"[round {round_index} merge] {reason}: merge skipped, the current model carries on")
+        summary.update(checkpoint=current_model, promoted=False, train={"skipped": True, "reason": reason})
+        _write_json(stage_dir / "done.json", summary)
+        return summary
+    base = None
+    if MERGE_METHODS[m.method].needs_base:
+        base = ctx.recipe.target if m.base == "target" else ctx.round_starts[round_index]
+    log(f"[round {round_index} merge] {m.method} of {list(models)}" + (f" on base {base}" if base else ""))
+    checkpoint = merge_checkpoints(list(models.values()), m.method, stage_dir / "checkpoint", weights=m.weights,
+                                   t=m.t, density=m.density, base_model=base, seed=ctx.recipe.seed, overwrite=True)
+    summary.update(checkpoint=str(checkpoint),
+                   train={"method": m.method, "models": list(models), "seconds": time.perf_counter() - started})
+    if not m.promote:
+        log(f"[round {round_index} merge] not promoted: {current_name} stays the target; the merge joins the leaderboard")
+    return _finish_stage(ctx, stage_dir, summary, started, log)
+
+
+def _finish_stage(ctx: RunContext, stage_dir: Path, summary: dict, started: float, log) -> dict:
+    """Evaluate the stage's model, then mark the stage done (its last act)."""
+    summary.update(evaluate_stage(ctx, stage_dir, summary["model_name"], summary["checkpoint"], log, register=True))
+    summary["seconds"] = time.perf_counter() - started
+    if ctx.tracker:
+        ctx.tracker(summary)
+    _write_json(stage_dir / "done.json", summary)  # last act: the stage is done
+    log(summary_table([summary]))
+    return summary
 
 
 def _metrics_of(result) -> dict:
@@ -242,6 +344,13 @@ def evaluate_stage(ctx: RunContext, stage_dir: Path, model_name: str, model: str
                            {model_name: generator, **ctx.opponents}, ctx.store, ctx.params, recipe.seed, "eval")
         judge_battles(ctx.judge, ctx.store.battles_by_id(rows), ctx.store)
         out["leaderboard"] = leaderboard_rows(ctx)
+    if recipe.evaluation.suites:
+        from .evals.suites import run_suites
+
+        log(f"[eval {model_name}] suites: {', '.join(recipe.evaluation.suites)}")
+        # The suites' generations and judgments go through the run's store: a resumed run repeats none.
+        out["suites"] = run_suites(list(recipe.evaluation.suites), model, options=recipe.evaluation.suites,
+                                   store=ctx.store, seed=recipe.seed)
     _write_json(done, out)
     return out
 

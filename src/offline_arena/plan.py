@@ -4,6 +4,8 @@ its token limit); judge prompts are estimated as two answers plus a 400-token te
 
 from __future__ import annotations
 
+import math
+
 from .config import Recipe
 from .models.spec import parse_model_spec
 
@@ -33,20 +35,35 @@ def plan(recipe: Recipe) -> dict:
         row["generated_tokens"] = row["generations"] * max_tokens
         row["judge_tokens"] = row["judge_calls"] * judge_tokens_per_call
         row["opponent_cost"] = sum(gens_opp[o.name] * max_tokens / 1000 * o.price_per_1k_tokens for o in recipe.opponents)
+        append(row)
+
+    def append(row: dict):
         stages.append(row)
         for key in totals:
             totals[key] += row[key]
+
+    def add_without_battles(name: str, prompts: int, generations: int):
+        """A stage that battles no opponent: a merge (no generation at all) or a distillation (the student
+        samples each prompt once per epoch; the teacher only scores)."""
+        append({"stage": name, "prompts": prompts, "battles": 0, "generations": generations, "judge_calls": 0,
+                "generated_tokens": generations * max_tokens, "judge_tokens": 0, "opponent_cost": 0.0})
 
     # The opponents answer the held-out prompts once; each evaluated checkpoint adds its own answers.
     add("eval base (held-out)", recipe.prompts.heldout)
     for r in range(1, recipe.rounds + 1):
         for stage in recipe.stages:
-            add(f"round{r}/{stage.kind}", recipe.prompts.per_stage)
+            if stage.kind == "merge":
+                add_without_battles(f"round{r}/merge ({stage.merge.method})", 0, 0)
+            elif stage.kind == "distill":
+                epochs = math.ceil(stage.train.epochs)
+                add_without_battles(f"round{r}/distill", recipe.prompts.per_stage, recipe.prompts.per_stage * epochs)
+            else:
+                add(f"round{r}/{stage.kind}", recipe.prompts.per_stage)
             add(f"eval r{r}-{stage.kind} (held-out)", recipe.prompts.heldout)
     for row in stages[2::2]:  # opponents' held-out answers are cached after the first evaluation
         row["generations"] -= sum(samples.values()) * recipe.prompts.heldout
         totals["generations"] -= sum(samples.values()) * recipe.prompts.heldout
-    training_stages = recipe.rounds * len(recipe.stages)
+    training_stages = recipe.rounds * sum(s.kind != "merge" for s in recipe.stages)
     gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
     cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
             "gpu": gpu_hours * recipe.prices.gpu_hour}

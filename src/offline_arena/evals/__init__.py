@@ -1,1 +1,2 @@
-"""Evaluation: verifiable held-out accuracy (IFEval's four numbers) with bootstrap CIs, runaway rate."""
+"""Evaluation suites (see suites.py): `verifiable` (the built-in held-out split, IFEval's four numbers with
+bootstrap CIs), `ifbench`, `mtbench` (LLM-judged, two turns) and `arena` (Elo against a fixed panel)."""

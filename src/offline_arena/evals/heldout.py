@@ -50,3 +50,32 @@ def evaluate_generator(generator, prompts: Sequence[Prompt], params: SamplingPar
     requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta)) for p in prompts]
     answers = generator.generate(requests)
     return score_answers(prompts, answers, bootstrap_rounds, seed), answers
+
+
+DEFAULT_LIMIT = 48  # the recipes' default held-out size
+
+
+def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int | None = None,
+        temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 1000) -> dict:
+    """The `verifiable` suite: `limit` prompts of the built-in pack's held-out split (never trained on;
+    the split depends on `seed`, as in a recipe), greedy by default."""
+    from ..models import load_generator
+    from ..prompts import load_prompts
+
+    prompts = load_prompts(f"builtin:verifiable:heldout:{limit or DEFAULT_LIMIT}:{seed}")
+    params = SamplingParams(max_new_tokens=max_new_tokens or 256, temperature=temperature)
+    generator = load_generator(model, store=store, batch_size=batch_size)
+    metrics, answers = evaluate_generator(generator, prompts, params, seed, bootstrap_rounds)
+    return {"suite": "verifiable", "model": model, "max_new_tokens": params.max_new_tokens, **metrics,
+            "items": [{"id": p.id, "response": a.text, "stopped": a.stopped} for p, a in zip(prompts, answers)]}
+
+
+def format_result(result: dict) -> str:
+    lines = [f"Verifiable held-out  model: {result['model']}  prompts: {result['prompts']}  "
+             f"runaway rate: {result['runaway_rate']:.2f}",
+             f"{'metric':<20} {'value':>6}  95% CI"]
+    for name in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+        if name in result:
+            ci = result.get(f"{name}_ci")
+            lines.append(f"{name:<20} {100 * result[name]:6.1f}" + (f"  [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""))
+    return "\n".join(lines)

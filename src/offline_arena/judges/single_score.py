@@ -26,6 +26,25 @@ def parse_rating(output: str) -> float | None:
     return None
 
 
+def rate_until_parsed(generator, prompts: Sequence[list[dict]], params: SamplingParams,
+                      max_retries: int = 2) -> list[tuple[float | None, str]]:
+    """(rating, judge output) for each rendered judge prompt, all sent as one batch. A prompt whose
+    rating does not parse is asked again with sampling (temperature 0.7, a new sample index, so the
+    retry can differ), up to `max_retries` times; after that its rating stays None (an error)."""
+    results: list[tuple[float | None, str]] = [(None, "")] * len(prompts)
+    pending = list(range(len(prompts)))
+    for attempt in range(max_retries + 1):
+        attempt_params = params if attempt == 0 else SamplingParams(params.max_new_tokens, 0.7)
+        outputs = generator.generate([GenerationRequest.of(prompts[i], params=attempt_params, sample_index=attempt)
+                                      for i in pending])
+        for i, output in zip(pending, outputs):
+            results[i] = (parse_rating(output.text), output.text)
+        pending = [i for i in pending if results[i][0] is None]
+        if not pending:
+            break
+    return results
+
+
 class SingleScoreJudge:
     def __init__(self, generator, use_reference: bool = True, max_retries: int = 2,
                  params: SamplingParams = SamplingParams(max_new_tokens=512, temperature=0.0)):
@@ -34,18 +53,7 @@ class SingleScoreJudge:
 
     def score(self, messages, context: dict, answers: Sequence[str]) -> list[tuple[float | None, str]]:
         prompts = [self._messages(messages, context, a) for a in answers]
-        results: list[tuple[float | None, str]] = [(None, "")] * len(prompts)
-        pending = list(range(len(prompts)))
-        for attempt in range(self.max_retries + 1):
-            params = self.params if attempt == 0 else SamplingParams(self.params.max_new_tokens, 0.7)
-            outputs = self.generator.generate([GenerationRequest.of(prompts[i], params=params, sample_index=attempt)
-                                               for i in pending])
-            for i, output in zip(pending, outputs):
-                results[i] = (parse_rating(output.text), output.text)
-            pending = [i for i in pending if results[i][0] is None]
-            if not pending:
-                break
-        return results
+        return rate_until_parsed(self.generator, prompts, self.params, self.max_retries)
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
         verdicts = []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "data" / "judges"
 _VERDICT_LIKE = re.compile(r"\[\[([^\[\]]{0,12})\]\]")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @lru_cache(maxsize=None)
@@ -39,10 +40,13 @@ def nonce_for(*parts: str) -> str:
 def render(name: str, fields: dict[str, str]) -> list[dict]:
     """The judge's chat messages for a template and its fields."""
     system, user = load_template(name)
-    for key, value in fields.items():
-        system = system.replace("{" + key + "}", value)
-        user = user.replace("{" + key + "}", value)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": fill(system, fields)}, {"role": "user", "content": fill(user, fields)}]
+
+
+def fill(text: str, fields: dict[str, str]) -> str:
+    """`{key}` placeholders replaced in one pass (not str.format, see the module docstring): a value is
+    never scanned again, so an answer that contains "{answer_2}" cannot pull another field in."""
+    return _PLACEHOLDER.sub(lambda m: fields.get(m[1], m[0]), text)
 
 
 def question_text(messages) -> str:

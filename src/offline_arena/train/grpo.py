@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
-from .guard import StopTokenGuardError
+from .guard import on_policy_guard_example
 
 
 def _answer_text(completion) -> str:
@@ -60,26 +60,9 @@ def grpo_dataset(rows: Sequence[dict]):
 
 
 def guard_example(trainer) -> tuple[list[int], list[bool]]:
-    """GRPO has no collator labels: each answer is sampled, and its loss mask (`completion_mask` in
-    `GRPOTrainer._generate_single_turn`, TRL 1.16) covers the tokens up to and including the first one in
-    `trainer.eos_token_ids` — the stop ids handed to `generate` (`generation_config.eos_token_id`). So the
-    end-of-turn token is trained exactly when it is one of them; otherwise answers run on past it, are
-    cut at `max_completion_length`, and the model is never rewarded for stopping. We return those stop ids
-    as the "example", all of them counting as trained."""
-    from ..models.chat import end_of_turn_token_id
-
-    stop_ids = [int(i) for i in trainer.eos_token_ids]
-    eot = end_of_turn_token_id(trainer.processing_class)
-    generation_config = getattr(trainer, "generation_config", None)  # absent when vLLM generates
-    generation_eos = generation_config.eos_token_id if generation_config is not None else stop_ids
-    generation_eos = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
-    if eot not in stop_ids or eot not in generation_eos:
-        name = trainer.processing_class.convert_ids_to_tokens(eot)
-        raise StopTokenGuardError(
-            f"grpo stage: the end-of-turn token {name!r} (id {eot}) is not among the generation stop ids "
-            f"{stop_ids}, so sampled answers never end on it and it is never trained. Add it to the model's "
-            "generation_config.eos_token_id.")
-    return stop_ids, [True] * len(stop_ids)
+    """GRPO samples its answers: the end-of-turn token is trained exactly when it is a generation stop id
+    (see `guard.on_policy_guard_example`)."""
+    return on_policy_guard_example(trainer, "grpo stage")
 
 
 def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,

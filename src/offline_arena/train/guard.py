@@ -83,3 +83,27 @@ def check_runaway(report: GuardReport, where: str) -> None:
             f"{where}: runaway rate regressed from {report.runaway_before:.2f} to {report.runaway_after:.2f} "
             f"(tolerance {report.tolerance:.2f}): the trained model stops generating less often than the one it "
             "started from. Check that the end-of-turn token is trained and the data's answers end properly.")
+
+
+def on_policy_guard_example(trainer, where: str) -> tuple[list[int], list[bool]]:
+    """The guard's "example" for trainers that sample their own answers (GRPO, on-policy distillation).
+    They have no collator labels: in TRL 1.16 an answer's loss mask (`completion_mask` in
+    `_generate_single_turn`) covers the tokens up to and including the first one in `trainer.eos_token_ids`
+    — the stop ids handed to `generate` (`generation_config.eos_token_id`). So the end-of-turn token is
+    trained exactly when it is one of them; otherwise answers run on past it, are cut at
+    `max_completion_length`, and the model never learns to stop. We return those stop ids as the
+    example, all of them counting as trained."""
+    from ..models.chat import end_of_turn_token_id
+
+    stop_ids = [int(i) for i in trainer.eos_token_ids]
+    eot = end_of_turn_token_id(trainer.processing_class)
+    generation_config = getattr(trainer, "generation_config", None)  # absent when vLLM generates
+    generation_eos = generation_config.eos_token_id if generation_config is not None else stop_ids
+    generation_eos = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
+    if eot not in stop_ids or eot not in generation_eos:
+        name = trainer.processing_class.convert_ids_to_tokens(eot)
+        raise StopTokenGuardError(
+            f"{where}: the end-of-turn token {name!r} (id {eot}) is not among the generation stop ids "
+            f"{stop_ids}, so sampled answers never end on it and it is never trained. Add it to the model's "
+            "generation_config.eos_token_id.")
+    return stop_ids, [True] * len(stop_ids)

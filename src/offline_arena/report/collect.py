@@ -1,0 +1,128 @@
+"""What a run folder says, read without touching it: the resolved recipe, every evaluated checkpoint
+(round0/base, then round<r>/<stage> in the recipe's stage order), its held-out scores, leaderboard
+snapshot, training curves and stage summary.
+
+A partly finished run is the normal case, not an error: a stage without eval.json is simply absent from
+the metrics (its folder, if it exists, is listed as in progress), and nothing here requires done.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The curves worth plotting from a training metrics.json: TRL's per-log-step losses, and our PPO's
+# per-step reward score, KL and losses (train/common.py and train/ppo.py write them).
+CURVE_KEYS = ("loss_curve", "score_curve", "kl_curve")
+PPO_ROW_KEYS = ("policy_loss", "value_loss")
+# Where a stage keeps its metrics.json files: the stage itself, and the two halves of rm_ppo.
+TRAINING_PARTS = (("", "metrics.json"), ("reward model", "reward_model/metrics.json"), ("ppo", "ppo/metrics.json"))
+
+
+@dataclass
+class TrainingCurve:
+    label: str              # e.g. "round1/rm_ppo ppo: score"
+    values: list[float]
+
+
+@dataclass
+class Checkpoint:
+    """A model the run evaluated: the base (round 0) or the output of one stage."""
+
+    name: str
+    round: int
+    stage: str
+    folder: str                     # relative to the run folder
+    eval: dict                      # eval.json: heldout scores, leaderboard snapshot
+    summary: dict | None = None     # done.json (None while the stage is not marked done)
+    curves: list[TrainingCurve] = field(default_factory=list)
+
+
+@dataclass
+class RunFiles:
+    run_dir: Path
+    recipe: dict | None
+    checkpoints: list[Checkpoint]
+    in_progress: list[str]          # stage folders with no eval.json yet, e.g. ["round2/dpo"]
+    done_stages: list[str]          # stage folders holding done.json
+    planned_stages: list[str]       # every round<r>/<stage> the recipe plans
+    leaderboard_json: list | None   # RUN/leaderboard.json (the latest full leaderboard), if any
+
+    @property
+    def name(self) -> str:
+        return (self.recipe or {}).get("name") or self.run_dir.resolve().name
+
+    @property
+    def opponents(self) -> list[str]:
+        return [o["name"] for o in (self.recipe or {}).get("opponents", [])]
+
+
+def read_json(path: Path):
+    """A JSON file's content, or None when it is missing or half-written (a run may be writing it now)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def collect_run_files(run_dir: str | Path) -> RunFiles:
+    from ..config import STAGE_KINDS
+
+    run_dir = Path(run_dir)
+    recipe = read_json(run_dir / "recipe.json")
+    recipe_stages = [s.get("kind") for s in (recipe or {}).get("stages", [])]
+    stage_order = {kind: i for i, kind in enumerate(recipe_stages + [k for k in STAGE_KINDS if k not in recipe_stages])}
+
+    found: list[tuple[int, int, Path]] = []
+    for folder in run_dir.glob("round*/*"):
+        match = re.fullmatch(r"round(\d+)", folder.parent.name)
+        if match and folder.is_dir():
+            found.append((int(match.group(1)), stage_order.get(folder.name, len(stage_order)), folder))
+    checkpoints, in_progress, done_stages = [], [], []
+    for round_index, _, folder in sorted(found, key=lambda f: (f[0], f[1], f[2].name)):
+        relative = f"round{round_index}/{folder.name}"
+        evaluation = read_json(folder / "eval.json")
+        summary = read_json(folder / "done.json")
+        if round_index > 0 and isinstance(summary, dict):
+            done_stages.append(relative)
+        if not isinstance(evaluation, dict):
+            if not isinstance(summary, dict):  # done without eval.json: a stage that skipped itself (a merge)
+                in_progress.append(relative)
+            continue
+        stage = "base" if round_index == 0 else folder.name
+        checkpoints.append(Checkpoint(name=evaluation.get("model_name") or relative, round=round_index, stage=stage,
+                                      folder=relative, eval=evaluation,
+                                      summary=summary if isinstance(summary, dict) else None,
+                                      curves=training_curves(folder, relative)))
+    rounds = int((recipe or {}).get("rounds") or 0)
+    planned = [f"round{r}/{kind}" for r in range(1, rounds + 1) for kind in recipe_stages]
+    board = read_json(run_dir / "leaderboard.json")
+    return RunFiles(run_dir, recipe if isinstance(recipe, dict) else None, checkpoints, in_progress, done_stages, planned,
+                    board if isinstance(board, list) else None)
+
+
+def training_curves(stage_dir: Path, relative: str) -> list[TrainingCurve]:
+    curves = []
+    for part, name in TRAINING_PARTS:
+        metrics = read_json(stage_dir / name)
+        if not isinstance(metrics, dict):
+            continue
+        prefix = f"{relative} {part}".strip()
+        for key in CURVE_KEYS:
+            values = _numbers(metrics.get(key))
+            if values:
+                curves.append(TrainingCurve(f"{prefix}: {key.removesuffix('_curve')}", values))
+        rows = metrics.get("curve") if isinstance(metrics.get("curve"), list) else []
+        for key in PPO_ROW_KEYS:
+            values = _numbers([row.get(key) for row in rows if isinstance(row, dict)])
+            if values:
+                curves.append(TrainingCurve(f"{prefix}: {key}", values))
+    return curves
+
+
+def _numbers(values) -> list[float]:
+    if not isinstance(values, list):
+        return []
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
