@@ -143,6 +143,20 @@ def test_verifier_judge_counts_constraints():
     assert (verdicts[0].score_a, verdicts[0].score_b) == (2, 0)
 
 
+def test_verifier_judge_prefers_a_complete_answer_on_equal_counts():
+    constraints = [{"id": "punctuation:no_comma", "params": {}}]
+    truncated = Matchup(({"role": "user", "content": "q"},), {"constraints": constraints},
+                        Completion("no comma here but cut off", False, 64), Completion("no comma and done", True, 5))
+    worse_but_complete = Matchup(truncated.messages, truncated.context,
+                                 Completion("passes though cut", False, 64), Completion("fails, yet done", True, 5))
+    verdicts = VerifierJudge().judge([truncated, worse_but_complete])
+    assert [v.winner for v in verdicts] == ["model_b", "model_a"]  # constraints first, completeness second
+    assert "only B ended by itself" in verdicts[0].explanation
+    counting = load_judge("verifier:count-only")
+    assert counting.judge([truncated])[0].winner == "tie" and counting.fingerprint == "verifier:strict:count-only"
+    assert load_judge("verifier:loose").fingerprint == "verifier:loose"
+
+
 def test_judging_goes_through_the_store(tmp_path):
     from offline_arena.store import Store
 
@@ -172,8 +186,10 @@ def test_load_judge_errors():
         load_judge("oracle")
     with pytest.raises(ValueError, match="pairwise:<model spec>"):
         load_judge("pairwise")
-    with pytest.raises(ValueError, match="verifier:loose"):
+    with pytest.raises(ValueError, match=r"verifier\[:strict\|:loose\]"):
         load_judge("verifier:fuzzy")
+    with pytest.raises(ValueError, match="count-only"):
+        load_judge("verifier:strict:loose")
     with pytest.raises(ValueError, match="one of"):
         Verdict("model_c")
 

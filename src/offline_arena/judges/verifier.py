@@ -1,5 +1,8 @@
 """The verifier judge: no model, just the prompt's checkable constraints (the built-in verifiable pack).
-The answer that satisfies more of them wins; equal counts are a tie."""
+The answer that satisfies more of them wins. On equal counts, an answer that ended by itself beats one
+cut off at the token limit (a reader gets a broken answer; on CPU-sized token limits most ties are of
+this kind, and without the rule the arena yields almost no data that teaches stopping); otherwise a tie.
+`complete_breaks_ties=False` restores pure constraint counting."""
 
 from __future__ import annotations
 
@@ -11,9 +14,10 @@ from .base import Matchup, Verdict
 
 
 class VerifierJudge:
-    def __init__(self, loose: bool = False):
+    def __init__(self, loose: bool = False, complete_breaks_ties: bool = True):
         self.loose = loose
-        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}"
+        self.complete_breaks_ties = complete_breaks_ties
+        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}" + ("" if complete_breaks_ties else ":count-only")
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
         return [self._one(m) for m in matchups]
@@ -25,11 +29,17 @@ class VerifierJudge:
         passed_a = check_all(matchup.answer_a.text, constraints, loose=self.loose)
         passed_b = check_all(matchup.answer_b.text, constraints, loose=self.loose)
         score_a, score_b = sum(passed_a), sum(passed_b)
-        winner = "model_a" if score_a > score_b else "model_b" if score_b > score_a else "tie"
         ids = [c["id"] for c in constraints]
-        return Verdict(winner, score_a, score_b,
-                       explanation=f"A satisfies {score_a}/{len(ids)}, B satisfies {score_b}/{len(ids)}",
-                       raw={"constraints": ids, "passed_a": passed_a, "passed_b": passed_b})
+        explanation = f"A satisfies {score_a}/{len(ids)}, B satisfies {score_b}/{len(ids)}"
+        rank_a, rank_b = (score_a,), (score_b,)
+        if self.complete_breaks_ties:
+            rank_a, rank_b = (score_a, matchup.answer_a.stopped), (score_b, matchup.answer_b.stopped)
+            if score_a == score_b and rank_a != rank_b:
+                explanation += f"; only {'A' if matchup.answer_a.stopped else 'B'} ended by itself (the other hit the token limit)"
+        winner = "model_a" if rank_a > rank_b else "model_b" if rank_b > rank_a else "tie"
+        return Verdict(winner, score_a, score_b, explanation=explanation,
+                       raw={"constraints": ids, "passed_a": passed_a, "passed_b": passed_b,
+                            "stopped_a": matchup.answer_a.stopped, "stopped_b": matchup.answer_b.stopped})
 
 
 def verifier_scorer(request: GenerationRequest, answers: Sequence[Completion]) -> list[float]:
