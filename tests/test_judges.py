@@ -153,8 +153,8 @@ def test_verifier_judge_prefers_a_complete_answer_on_equal_counts():
     assert [v.winner for v in verdicts] == ["model_b", "model_a"]  # constraints first, completeness second
     assert "only B ended by itself" in verdicts[0].explanation
     counting = load_judge("verifier:count-only")
-    assert counting.judge([truncated])[0].winner == "tie" and counting.fingerprint == "verifier:strict:count-only"
-    assert load_judge("verifier:loose").fingerprint == "verifier:loose"
+    assert counting.judge([truncated])[0].winner == "tie" and counting.fingerprint == "verifier:strict"
+    assert load_judge("verifier:loose").fingerprint == "verifier:loose:complete-wins-ties"
 
 
 def test_judging_goes_through_the_store(tmp_path):

@@ -17,7 +17,9 @@ class VerifierJudge:
     def __init__(self, loose: bool = False, complete_breaks_ties: bool = True):
         self.loose = loose
         self.complete_breaks_ties = complete_breaks_ties
-        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}" + ("" if complete_breaks_ties else ":count-only")
+        # Pure counting keeps the fingerprint it had before the tie-break existed, so judgments stored under
+        # the old rule are reused only by a judge that still follows it.
+        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}" + (":complete-wins-ties" if complete_breaks_ties else "")
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
         return [self._one(m) for m in matchups]
