@@ -29,6 +29,13 @@ def test_dry_run_of_bundled_recipes(capsys):
     assert "round3/sft" in capsys.readouterr().out
 
 
+def test_dry_run_lists_evaluation_suites(tmp_path, capsys):
+    path = write_recipe(tmp_path / "r.yaml", stages=[{"kind": "sft"}, {"kind": "dpo"}],
+                        evaluation={"suites": {"ifbench": {"limit": 50}}})
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "plus evaluation suites on each of 3 checkpoints (not in the totals): ifbench {'limit': 50}" in capsys.readouterr().out
+
+
 def write_recipe(path: Path, **changes) -> Path:
     recipe = {"name": "t", "target": "builtin:smollm2-135m-instruct",
               "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct@best-of-2"}],

@@ -70,7 +70,8 @@ def plan(recipe: Recipe) -> dict:
     cost["total"] = sum(cost.values())
     return {"recipe": recipe.name, "rounds": recipe.rounds, "stages_per_round": [s.kind for s in recipe.stages],
             "training_stages": training_stages, "rows": stages, "totals": totals, "gpu_hours": gpu_hours,
-            "cost": cost}
+            "cost": cost, "suites": dict(recipe.evaluation.suites),
+            "evaluated_checkpoints": 1 + recipe.rounds * len(recipe.stages)}
 
 
 def format_plan(p: dict) -> str:
@@ -86,4 +87,8 @@ def format_plan(p: dict) -> str:
     c = p["cost"]
     lines.append(f"estimated cost: opponents ${c['opponents']:.2f} + judge ${c['judge']:.2f} + "
                  f"GPU ${c['gpu']:.2f} ({p['gpu_hours']:.1f} GPU-hours) = ${c['total']:.2f}")
+    if p["suites"]:  # their sizes live in the suites' own data: listed, not counted
+        suites = ", ".join(f"{name} {options}" if options else name for name, options in p["suites"].items())
+        lines.append(f"plus evaluation suites on each of {p['evaluated_checkpoints']} checkpoints "
+                     f"(not in the totals): {suites}")
     return "\n".join(lines)
