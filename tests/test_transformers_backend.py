@@ -86,3 +86,13 @@ def test_fingerprint_changes_with_weights(pico_model_dir, tmp_path, smol_tokeniz
     other = build_pico_model(smol_tokenizer_dir, tmp_path / "other", seed=1)
     assert folder_fingerprint(pico_model_dir) == folder_fingerprint(pico_model_dir)
     assert folder_fingerprint(pico_model_dir) != folder_fingerprint(other)
+
+
+def test_one_long_prompt_does_not_pad_a_whole_batch():
+    from offline_arena.models.hf import length_capped_batches
+
+    lengths = [100] * 40 + [2561]
+    batches = length_capped_batches(list(range(41)), lengths, max_new_tokens=128, batch_size=32, max_batch_tokens=16384)
+    assert [len(b) for b in batches] == [32, 8, 1]  # the long prompt goes alone, the short ones fill batches
+    assert sorted(i for b in batches for i in b) == list(range(41))
+    assert length_capped_batches([0, 1], [20000, 20000], 8, 32, 16384) == [[0], [1]]  # too long alone: still run
