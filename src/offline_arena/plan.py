@@ -60,9 +60,14 @@ def plan(recipe: Recipe) -> dict:
             else:
                 add(f"round{r}/{stage.kind}", recipe.prompts.per_stage)
             add(f"eval r{r}-{stage.kind} (held-out)", recipe.prompts.heldout)
+    cached = sum(samples.values()) * recipe.prompts.heldout
+    cached_cost = sum(samples[o.name] * recipe.prompts.heldout * max_tokens / 1000 * o.price_per_1k_tokens
+                      for o in recipe.opponents)
     for row in stages[2::2]:  # opponents' held-out answers are cached after the first evaluation
-        row["generations"] -= sum(samples.values()) * recipe.prompts.heldout
-        totals["generations"] -= sum(samples.values()) * recipe.prompts.heldout
+        for key, amount in (("generations", cached), ("generated_tokens", cached * max_tokens),
+                            ("opponent_cost", cached_cost)):
+            row[key] -= amount
+            totals[key] -= amount
     training_stages = recipe.rounds * sum(s.kind != "merge" for s in recipe.stages)
     gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
     cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
