@@ -81,6 +81,45 @@ def pico_generator(pico_model_dir):
     return TransformersGenerator(pico_model_dir, batch_size=4, progress=False)
 
 
+class LocalHTTPServer:
+    """A real HTTP server on 127.0.0.1 for tests. Every POST goes to `respond(path, body, headers)`, which
+    returns (status, payload bytes, extra headers); `url` ends in /v1 like an OpenAI-compatible base URL."""
+
+    def __init__(self, respond):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status, payload, headers = respond(self.path, body, self.headers)
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def forward(upstream: str, path: str, body: bytes, timeout: float = 120) -> bytes:
+    """POST `body` to the same /v1 path of `upstream` (a base URL ending in /v1); the response body."""
+    request = urllib.request.Request(upstream + path.removeprefix("/v1"), data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

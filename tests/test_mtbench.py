@@ -5,55 +5,32 @@ irrelevant) and by a small real HTTP server with canned verdicts to test parsing
 from __future__ import annotations
 
 import json
-import threading
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import LocalHTTPServer, forward
 
 from offline_arena.evals import mtbench
 
 WRITING, MATH, EMAIL = 81, 111, 82  # Hawaii blog post; triangle area; email to a supervisor
 
 
-class RecordingServer:
+class RecordingServer(LocalHTTPServer):
     """A real HTTP server on 127.0.0.1 speaking the chat-completions API. It records every request body and
     answers with `reply(messages)`, or forwards to `upstream` when no reply function is given."""
 
     def __init__(self, reply=None, upstream: str | None = None):
         self.requests: list[dict] = []
-        recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+        def respond(path, raw, headers):
+            body = json.loads(raw)
+            self.requests.append(body)
+            if reply is None:
+                return 200, forward(upstream, path, raw), {}
+            return 200, json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": reply(body["messages"])}}],
+                "usage": {"completion_tokens": 5}}).encode(), {}
 
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                body = json.loads(raw)
-                recorder.requests.append(body)
-                if reply is not None:
-                    payload = json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-                        "role": "assistant", "content": reply(body["messages"])}}],
-                        "usage": {"completion_tokens": 5}}).encode()
-                else:
-                    forward = urllib.request.Request(upstream + self.path.removeprefix("/v1"), data=raw,
-                                                     headers={"Content-Type": "application/json"})
-                    with urllib.request.urlopen(forward, timeout=120) as response:
-                        payload = response.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(respond)
 
 
 def test_packaged_data():

@@ -3,21 +3,11 @@ model, behind a small real HTTP proxy that can inject failures (429/503) to exer
 
 from __future__ import annotations
 
-import socket
-import threading
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
+from conftest import LocalHTTPServer, forward, free_port
 
 from offline_arena.models import GenerationRequest, SamplingParams, load_generator
 from offline_arena.models.openai_http import HTTPGenerationError, OpenAIChatGenerator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -26,44 +16,21 @@ def server(pico_server):
     return pico_server
 
 
-class FaultyProxy:
+class FaultyProxy(LocalHTTPServer):
     """Forwards to the server, but answers the first `failures` POSTs with `status` instead."""
 
     def __init__(self, upstream: str, failures: int, status: int = 503):
         self.failures_left, self.status, self.posts, self.auth_headers = failures, status, 0, []
-        proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+        def respond(path, body, headers):
+            self.posts += 1
+            self.auth_headers.append(headers.get("Authorization"))
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return self.status, b'{"error": "injected failure"}', {"Retry-After": "0"}
+            return 200, forward(upstream, path, body, timeout=60), {}
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                proxy.posts += 1
-                proxy.auth_headers.append(self.headers.get("Authorization"))
-                if proxy.failures_left > 0:
-                    proxy.failures_left -= 1
-                    self.send_response(proxy.status)
-                    self.send_header("Retry-After", "0")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "injected failure"}')
-                    return
-                request = urllib.request.Request(upstream + self.path.removeprefix("/v1"), data=body,
-                                                 headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    payload = response.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
+        super().__init__(respond)
 
 
 def chat_requests(n, max_new_tokens=6):
