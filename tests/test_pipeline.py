@@ -154,3 +154,24 @@ def test_doctor_names_what_differs(tmp_path, capsys):
     assert "stages.0.train.learning_rate: 1e-05  ->  2e-05" in out
     assert "packages.transformers: 5.23.0  ->  5.24.0" in out and "created_at" not in out
     assert main(["doctor", str(tmp_path / "a"), str(tmp_path / "nope")]) == 2
+
+
+def test_mlflow_tracking_logs_every_stage(tmp_path, pico_model_dir, pico_reward_dir, pico_opponent_dir):
+    """tracking.mlflow: one MLflow run per stage in RUN/mlflow.db (a local SQLite store), with the recipe as
+    params and the stage's numbers as metrics — read back through MLflow's own client."""
+    import mlflow
+
+    recipe = load_recipe(pico_recipe(tmp_path, pico_model_dir, pico_reward_dir, pico_opponent_dir))
+    recipe = recipe.model_copy(update={"stages": recipe.stages[:1], "tracking": recipe.tracking.model_copy(
+        update={"mlflow": True}), "evaluation": recipe.evaluation.model_copy(update={"suites": {}})})
+    from offline_arena.pipeline import run
+
+    summary = run(recipe, tmp_path / "run", log=lambda *_: None)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+    [experiment] = [e for e in client.search_experiments() if e.name == recipe.name]
+    [logged] = client.search_runs([experiment.experiment_id])
+    assert logged.data.tags["mlflow.runName"] == "round1/sft"
+    assert logged.data.params["target"] == str(pico_model_dir)
+    stage = summary["stages"][1]
+    assert logged.data.metrics["train.rows"] == stage["train"]["rows"]
+    assert logged.data.metrics["heldout.prompt_strict"] == pytest.approx(stage["heldout"]["prompt_strict"])

@@ -417,7 +417,7 @@ def _tracker(recipe: Recipe, run_dir: Path):
     try:
         import mlflow
     except ImportError:
-        raise ValueError("tracking.mlflow is on but mlflow is not installed: pip install mlflow") from None
+        raise ValueError("tracking.mlflow is on but mlflow is not installed: pip install 'offline-arena[track]'") from None
     mlflow.set_tracking_uri(f"sqlite:///{(run_dir / 'mlflow.db').resolve()}")
     mlflow.set_experiment(recipe.name)
 
