@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q "scikit-learn>=1.5"
 	$(PY) bench/ratings.py
 	$(PY) bench/generation.py
+	$(PY) bench/batching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
