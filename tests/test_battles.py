@@ -9,7 +9,7 @@ import pytest
 
 from offline_arena.battles import active_schedule, all_pairs, run_battles, target_vs_opponents
 from offline_arena.cli import main
-from offline_arena.models import SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams, load_generator
 from offline_arena.prompts import load_prompts
 from offline_arena.store import Store
 
@@ -48,14 +48,35 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         schedule = target_vs_opponents("t", ["o", "o2"], prompts)
         rows = run_battles(schedule, contestants, store, params)
         # Target and best-of-2 share one loaded model. The target answers each prompt once for both
-        # battles; its answer doubles as the opponent's first candidate: 3 + 3 second candidates.
+        # battles; the best-of-2 draws two candidates of its own (never the target's answer): 3 + 6.
         assert target.inner is opponent.inner.inner.inner
-        assert target.inner.num_generated - start == 6
-        assert store.count() == 3 + 3 + 3  # target answers (= candidates 0), candidates 1, best-of-2 picks
+        assert target.inner.num_generated - start == 9
+        assert store.count() == 3 + 6 + 3  # target answers, the opponent's candidates, best-of-2 picks
         assert len(store.battles()) == 6 and store.battles()[0]["context"]["constraints"]
         run_battles(schedule, contestants, store, params)
-        assert target.inner.num_generated - start == 6 and len(store.battles()) == 6
+        assert target.inner.num_generated - start == 9 and len(store.battles()) == 6
         assert rows[0]["answer_a"] == rows[1]["answer_a"]
+
+
+def test_target_and_its_wrappers_never_share_a_completion(pico_model_dir, tmp_path):
+    """Issue 11: with the request's own seed, the best-of-n's first candidate (and a @revise draft) was the
+    target's cached answer, so the opponent tied whenever the best candidate was the target's own."""
+    prompts = load_prompts("builtin:verifiable:round1/sft:4")
+    params = SamplingParams(max_new_tokens=6, temperature=0.7)
+    with Store(tmp_path / "s.sqlite") as store:
+        target = load_generator(str(pico_model_dir), store=store, batch_size=4)
+        best = load_generator(f"{pico_model_dir}@best-of-3", store=store, batch_size=4,
+                              scorer=lambda request, answers: [0.0] * len(answers))
+        revise = load_generator(f"{pico_model_dir}@revise", store=store, batch_size=4)
+        requests = [GenerationRequest.of(p.messages, params=params, context=dict(p.meta)) for p in prompts]
+        target.generate(requests)
+        best.generate(requests)
+        revise.generate(requests)
+        target_keys = set(target.keys(requests))
+        rows = store.conn.execute("SELECT key, seed FROM completions WHERE model = ?", (target.fingerprint,)).fetchall()
+        own = {k for k, _ in rows} - target_keys
+        assert len(own) == 4 * 3 + 4  # every candidate and every draft is a sample of its own
+        assert {seed for k, seed in rows if k in own}.isdisjoint({0})
 
 
 def test_a_name_that_now_stands_for_another_model_makes_new_battles(pico_model_dir, smol_tokenizer_dir, tmp_path):

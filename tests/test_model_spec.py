@@ -36,3 +36,14 @@ def test_local_and_hub_specs(text, kind):
 def test_bad_specs_say_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         parse_model_spec(text)
+
+
+def test_revise_wraps_any_spec_and_comes_last():
+    spec = parse_model_spec("builtin:smollm2-135m-instruct@best-of-4@revise")
+    assert spec.revise and spec.best_of == 4 and spec.wrapped
+    assert spec.inner.raw == "builtin:smollm2-135m-instruct@best-of-4" and not spec.inner.revise
+    assert spec.inner.inner.raw == "builtin:smollm2-135m-instruct" and not spec.inner.inner.wrapped
+    with pytest.raises(ValueError, match="must come last"):
+        parse_model_spec("builtin:smollm2-135m-instruct@revise@best-of-4")
+    with pytest.raises(ValueError, match="twice"):
+        parse_model_spec("builtin:smollm2-135m-instruct@revise@revise")

@@ -120,7 +120,7 @@ class Stage(Strict):
             from .models.spec import parse_model_spec
 
             spec = parse_model_spec(self.teacher)
-            if spec.kind == "openai" or spec.best_of:
+            if spec.kind == "openai" or spec.wrapped:
                 raise ValueError("teacher: logit distillation needs the teacher's weights (builtin:, a folder or a Hub id)")
         elif self.teacher is not None:
             raise ValueError(f"teacher: only a distill stage has a teacher, not a {self.kind} stage")
@@ -179,7 +179,7 @@ class Recipe(Strict):
         from .models.spec import parse_model_spec
 
         spec = parse_model_spec(value)
-        if spec.kind == "openai" or spec.best_of:
+        if spec.kind == "openai" or spec.wrapped:
             raise ValueError("the target must be a trainable model (builtin:, a folder or a Hub id)")
         return value
 

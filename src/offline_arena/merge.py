@@ -105,7 +105,7 @@ def _local_folder(model: str | Path) -> str:
     from .models import parse_model_spec, resolve_local_path
 
     spec = parse_model_spec(str(model))
-    if spec.best_of or spec.kind not in ("builtin", "hf"):
+    if spec.wrapped or spec.kind not in ("builtin", "hf"):
         raise MergeError(f"{model}: only local checkpoints (folders or builtin: models) can be merged")
     path = Path(resolve_local_path(spec))
     if not (path / "config.json").is_file():

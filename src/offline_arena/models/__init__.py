@@ -26,6 +26,13 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
     chunk_size = chunk_size or 2 * batch_size
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
+    if spec.revise:
+        from .revise import Revise
+
+        inner = load_generator(spec.inner, store, scorer=scorer, scorer_name=scorer_name, batch_size=batch_size,
+                               api_key_env=api_key_env, concurrency=concurrency, revision=revision,
+                               chunk_size=chunk_size)
+        return _cached(Revise(inner), store, chunk_size)
     if spec.best_of:
         if scorer is None:
             raise ValueError(f"{spec.raw}: best-of-n needs a scorer (a verifier or judge) to pick the best answer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, Sequence
@@ -93,3 +94,9 @@ def validate_messages(messages: Sequence[Message], where: str = "messages") -> N
             raise ValueError(f"{where}[{i}].content: expected a string")
     if messages[-1]["role"] == "assistant":
         raise ValueError(f"{where}: the last message is the assistant's; nothing is left to answer")
+
+
+def independent_seed(seed: int, wrapper: str) -> int:
+    """The seed a wrapper samples its drafts with: a stable function of the request's seed and the
+    wrapper's name, so a wrapper's samples never share a cache key with the plain model's answers."""
+    return int.from_bytes(hashlib.sha256(f"{wrapper}|{seed}".encode()).digest()[:4], "little")

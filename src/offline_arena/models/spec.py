@@ -9,6 +9,8 @@
                                         environment variable named by `api_key_env` (default
                                         OPENAI_API_KEY), never from the spec
     <any of the above>@best-of-8        sample 8 answers, keep the one a scorer ranks highest
+    <any of the above>@revise           the model's answer repaired to meet the prompt's checkable
+                                        constraints (models/revise.py); may follow @best-of-N
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 _BEST_OF = re.compile(r"^(?P<inner>.+)@best-of-(?P<n>\d+)$")
+REVISE_SUFFIX = "@revise"
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,20 @@ class ModelSpec:
     served_name: str | None = None  # model name at an OpenAI-compatible endpoint
     best_of: int | None = None
     raw: str = ""
+    revise: bool = False  # the outermost wrapper: answers repaired against the prompt's constraints
 
     @property
     def inner(self) -> "ModelSpec":
-        """This spec without its best-of-n wrapper."""
+        """This spec without its outermost wrapper (@revise, else @best-of-n)."""
+        if self.revise:
+            return ModelSpec(self.kind, self.location, self.served_name, self.best_of,
+                             self.raw.removesuffix(REVISE_SUFFIX))
         return ModelSpec(self.kind, self.location, self.served_name, None, self.raw.rsplit("@", 1)[0])
+
+    @property
+    def wrapped(self) -> bool:
+        """Whether answers come through a wrapper (best-of-n, revise) rather than from the model alone."""
+        return bool(self.best_of or self.revise)
 
 
 def parse_model_spec(text: str) -> ModelSpec:
@@ -38,6 +50,13 @@ def parse_model_spec(text: str) -> ModelSpec:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"model spec must be a non-empty string, got {text!r}")
     raw = text = text.strip()
+    if text.endswith(REVISE_SUFFIX):
+        inner = parse_model_spec(text.removesuffix(REVISE_SUFFIX))
+        if inner.revise:
+            raise ValueError(f"model spec {raw!r}: @revise appears twice")
+        return ModelSpec(inner.kind, inner.location, inner.served_name, inner.best_of, raw, revise=True)
+    if "@revise" in text:
+        raise ValueError(f"model spec {raw!r}: @revise must come last, e.g. <model>@best-of-4@revise")
     best_of = None
     match = _BEST_OF.match(text)
     if match:

@@ -1,0 +1,46 @@
+"""`<model>@revise`: the model's own answer, repaired to meet the prompt's checkable constraints.
+
+An opponent stronger than the target where no stronger model is at hand (the CPU quickstart): it keeps
+what the model says and fixes how it says it — case, commas, start and end phrases, bullet lists, word
+limits, placeholders, ... (prompts/repair.py). The repaired answer is judged like any other; only a
+judge decides whether it beats the target. The draft is an independent sample (seed of its own), never
+the target's cached answer, so a battle between a model and its own @revise compares two draws.
+
+A runaway draft is cut back to its last complete sentence before repair, so the result is an answer that
+ends (`stopped=True`; `meta["draft_stopped"]` keeps what the draft did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+from .base import Completion, GenerationRequest, independent_seed
+
+
+class Revise:
+    # Bump when the repairs change: revised answers are cached under the fingerprint.
+    VERSION = 1
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.fingerprint = f"{inner.fingerprint}@revise[v{self.VERSION}]"
+
+    def render(self, messages) -> str:
+        return self.inner.render(messages)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        from ..prompts.repair import repair_answer
+
+        for request in requests:
+            if not request.context.get("constraints"):
+                raise ValueError("a @revise model needs prompts with checkable constraints (e.g. "
+                                 "builtin:verifiable:...); this prompt has none")
+        drafts = self.inner.generate([replace(r, seed=independent_seed(r.seed, "revise")) for r in requests])
+        results = []
+        for request, draft in zip(requests, drafts):
+            task = request.messages[-1]["content"].split("\n\n")[0]
+            text, repaired = repair_answer(draft.text, request.context["constraints"], draft.stopped, task)
+            results.append(Completion(text, True, draft.num_tokens,
+                                      meta={**draft.meta, "repaired": repaired, "draft_stopped": draft.stopped}))
+        return results
