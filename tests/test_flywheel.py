@@ -61,3 +61,29 @@ def test_export_formats_round_trip(tmp_path):
 
     assert Dataset.from_parquet(str(export_rows(rows, tmp_path / "dpo.parquet"))).num_rows == len(rows) == 4
     assert load_from_disk(str(export_rows(rows, tmp_path / "dpo_ds")))[0]["chosen"] == rows[0]["chosen"]
+
+
+LOWER = {"constraints": [{"id": "change_case:english_lowercase", "params": {}},
+                         {"id": "punctuation:no_comma", "params": {}}]}
+
+
+def constrained(pid, text_a, text_b, winner):
+    return {**battle(pid, "t", "o", text_a, text_b, winner), "context": LOWER}
+
+
+def test_data_rules_on_checkable_prompts():
+    """Issue 11's rules: lost & correct -> SFT row; lost but failing -> no SFT row; a passing tie -> a row
+    only when enabled; both fail -> a DPO pair (the graded judge picked one), no SFT row."""
+    battles = [constrained("lost-correct", "Upper, comma", "all good here", "model_b"),
+               constrained("lost-failing", "Upper, comma", "lower, comma", "model_b"),
+               constrained("tie-passing", "also fine", "fine too", "tie"),
+               constrained("both-fail", "Upper, comma", "Upper no comma", "model_b")]
+    rows = sft_rows(battles, target="t")
+    assert [r["prompt_id"] for r in rows] == ["lost-correct"]
+    assert sft_rows(battles, target="t", filters=DataFilters(require_passing=False))[1]["prompt_id"] == "lost-failing"
+    with_ties = sft_rows(battles, target="t", filters=DataFilters(sft_from_ties=True))
+    assert [r["prompt_id"] for r in with_ties] == ["lost-correct", "tie-passing"]
+    both = sft_rows(battles, target="t", filters=DataFilters(sft_from_ties=True, sft_per_prompt=2))
+    assert sorted(r["messages"][-1]["content"] for r in both if r["prompt_id"] == "tie-passing") == ["also fine", "fine too"]
+    pairs = {r["prompt_id"]: (r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in dpo_rows(battles)}
+    assert pairs["both-fail"] == ("Upper no comma", "Upper, comma") and "tie-passing" not in pairs

@@ -7,6 +7,7 @@ import pytest
 
 from offline_arena.judges import VerifierJudge, judge_battles, load_judge
 from offline_arena.judges.base import Matchup, Verdict
+from offline_arena.judges.verifier import closeness
 from offline_arena.judges.llm_pairwise import ARENA_HARD, MT_BENCH, PairwiseJudge, combine_orders, parse_verdict
 from offline_arena.judges.single_score import SingleScoreJudge, parse_rating
 from offline_arena.judges.templates import defuse, render
@@ -134,7 +135,7 @@ def test_single_score_judge():
 
 def test_verifier_judge_counts_constraints():
     constraints = [{"id": "change_case:english_lowercase", "params": {}}, {"id": "punctuation:no_comma", "params": {}}]
-    verdicts = VerifierJudge().judge([
+    verdicts = VerifierJudge(rule="count-only").judge([
         matchup("all lowercase and no commas", "Has Capitals, and a comma", constraints),
         matchup("Capitals but no comma", "lowercase, with a comma", constraints),
         matchup("x", "y", []),
@@ -149,12 +150,33 @@ def test_verifier_judge_prefers_a_complete_answer_on_equal_counts():
                         Completion("no comma here but cut off", False, 64), Completion("no comma and done", True, 5))
     worse_but_complete = Matchup(truncated.messages, truncated.context,
                                  Completion("passes though cut", False, 64), Completion("fails, yet done", True, 5))
-    verdicts = VerifierJudge().judge([truncated, worse_but_complete])
+    verdicts = load_judge("verifier:complete-wins-ties").judge([truncated, worse_but_complete])
     assert [v.winner for v in verdicts] == ["model_b", "model_a"]  # constraints first, completeness second
     assert "only B ended by itself" in verdicts[0].explanation
+    assert VerifierJudge().judge([truncated])[0].winner == "model_b"  # graded: stopping is its last key
     counting = load_judge("verifier:count-only")
     assert counting.judge([truncated])[0].winner == "tie" and counting.fingerprint == "verifier:strict"
-    assert load_judge("verifier:loose").fingerprint == "verifier:loose:complete-wins-ties"
+    assert load_judge("verifier:loose").fingerprint == "verifier:loose:graded"
+    assert load_judge("verifier:complete-wins-ties").fingerprint == "verifier:strict:complete-wins-ties"
+
+
+def test_graded_verifier_orders_equal_counts_by_loose_passes_then_closeness_then_stopping():
+    words = [{"id": "length_constraints:number_words", "params": {"relation": "at least", "num_words": 20}}]
+    near = Completion("one two three four five six seven eight nine ten eleven twelve thirteen fourteen", True, 20)
+    far = Completion("one two three", True, 5)
+    keep = {"constraints": words}
+    msgs = ({"role": "user", "content": "q"},)
+    verdicts = VerifierJudge().judge([Matchup(msgs, keep, far, near), Matchup(msgs, keep, near, far)])
+    assert [v.winner for v in verdicts] == ["model_b", "model_a"]  # both fail; 14 words is closer to 20
+    assert "closer to the constraints" in verdicts[0].explanation
+    # Loose passes come before closeness: "Sure:" on its own first line is forgiven in loose mode only.
+    lower = [{"id": "change_case:english_lowercase", "params": {}}]
+    loose_pass = Completion("Sure:\nall lowercase here", True, 6)
+    closer = Completion("almost all lowercase herE", True, 6)
+    verdict = VerifierJudge().judge([Matchup(msgs, {"constraints": lower}, closer, loose_pass)])[0]
+    assert verdict.winner == "model_b" and "more loose passes" in verdict.explanation
+    assert closeness("ALL CAPS", lower[0]) == 0.0 and closeness("all fine", lower[0]) == 1.0
+    assert closeness("ab, cd, ef", {"id": "punctuation:no_comma", "params": {}}) == pytest.approx(1 / 3)
 
 
 def test_judging_goes_through_the_store(tmp_path):
@@ -190,6 +212,8 @@ def test_load_judge_errors():
         load_judge("verifier:fuzzy")
     with pytest.raises(ValueError, match="count-only"):
         load_judge("verifier:strict:loose")
+    with pytest.raises(ValueError, match="count-only"):
+        load_judge("verifier:graded:count-only")
     with pytest.raises(ValueError, match="one of"):
         Verdict("model_c")
 

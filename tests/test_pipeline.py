@@ -81,7 +81,7 @@ def pico_opponent_dir(smol_tokenizer_dir, tmp_path_factory):
 def pico_recipe(tmp_path: Path, pico_model_dir, pico_reward_dir, opponent_dir) -> Path:
     """A whole round on pico models. The judge is a (random) pico reward model: a real judge that
     decides whenever the answers differ, so every stage gets data."""
-    keep = {"require_stopped": False}  # a random pico model never stops by itself
+    keep = {"require_stopped": False, "require_passing": False}  # a random pico model never stops nor passes
     tiny = {"max_steps": 1, "batch_size": 2, "max_length": 96, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
     return write_recipe(
         tmp_path / "pico.yaml", target=str(pico_model_dir), judge=f"rm:{pico_reward_dir}",

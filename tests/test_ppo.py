@@ -237,9 +237,24 @@ def test_reward_model_scores_do_not_depend_on_batch_padding(pico_reward_dir):
 
     scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
     texts = ["ok", "a much longer answer with many more tokens in it than the first"]
-    together = scorer(PROMPTS[:2], texts)
-    alone = [scorer([p], [t])[0] for p, t in zip(PROMPTS[:2], texts)]
+    together = scorer(PROMPTS[:2], texts, [True, True])
+    alone = [scorer([p], [t], [True])[0] for p, t in zip(PROMPTS[:2], texts)]
     assert together == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_rollout_that_hits_the_limit_scores_below_the_same_text_that_stopped(pico_reward_dir):
+    """RL must reward stopping: the penalty lands on runaways only, and the reward model sees a truncated
+    rollout as an open turn, never closed by the end-of-turn token as if it had ended."""
+    from offline_arena.train.ppo import PPOSettings, _RewardModelScorer
+
+    scores = pm.penalise_runaways(torch.tensor([0.7, 0.7]), torch.tensor([True, False]),
+                                  PPOSettings().missing_eos_penalty)
+    assert scores[1] < scores[0] and scores.tolist() == pytest.approx([0.7, -0.3])
+    assert pm.penalise_runaways(torch.tensor([0.7]), torch.tensor([False]), None).tolist() == pytest.approx([0.7])
+    scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
+    finished, cut = scorer.render(PROMPTS[0], "an answer", True), scorer.render(PROMPTS[0], "an answer", False)
+    assert finished.rstrip().endswith("<|im_end|>") and cut.endswith("an answer")
+    assert finished.startswith(cut)
 
 
 def test_logprobs_do_not_depend_on_batch_padding(pico_model_dir):
@@ -281,14 +296,11 @@ def test_stop_token_guard_rejects_rollouts_that_cannot_stop_on_end_of_turn(smol_
         assert_end_of_turn_in_stop_ids([t for t in range(5) if t != eot], tokenizer)
 
 
-def test_train_ppo_needs_exactly_one_reward(pico_model_dir, tmp_path):
+def test_train_ppo_needs_a_reward(pico_model_dir, tmp_path):
     from offline_arena.train.ppo import train_ppo
 
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="needs a reward_fn, a reward_model_path, or both"):
         train_ppo(pico_model_dir, PROMPTS, tmp_path, _pico_settings())
-    with pytest.raises(ValueError, match="exactly one"):
-        train_ppo(pico_model_dir, PROMPTS, tmp_path, _pico_settings(), reward_fn=letter_a_share,
-                  reward_model_path=tmp_path)
     with pytest.raises(ValueError, match="samples_per_prompt"):
         train_ppo(pico_model_dir, PROMPTS, tmp_path, _pico_settings(samples_per_prompt=3), reward_fn=letter_a_share)
 
@@ -335,3 +347,27 @@ def test_ppo_real_model_learns_lowercase(tmp_path):
     assert last > first + 0.05, scores
     assert max(r["mean_kl"] for r in curve) < 15.0  # nats per completion, summed over its tokens
     assert all(math.isfinite(r["policy_loss"]) and math.isfinite(r["value_loss"]) for r in curve)
+
+
+def test_grpo_stop_penalty_scores_a_cut_answer_below_the_same_text_that_ended():
+    from offline_arena.train.grpo import constraint_reward, stop_penalty
+
+    penalty = stop_penalty([2], 1.0)
+    text = [{"role": "assistant", "content": "all lowercase"}]
+    rule = '[{"id": "change_case:english_lowercase", "params": {}}]'
+    base = constraint_reward([text, text], [rule, rule])
+    total = [b + p for b, p in zip(base, penalty([text, text], completion_ids=[[5, 6, 2], [5, 6, 7]]))]
+    assert base == [1.0, 1.0] and total == [1.0, 0.0]
+
+
+def test_verifier_reward_is_the_share_of_constraints_met():
+    from offline_arena.judges.verifier import verifier_reward
+    from offline_arena.prompts.sources import Prompt
+
+    constraints = [{"id": "change_case:english_lowercase", "params": {}}, {"id": "punctuation:no_comma", "params": {}}]
+    prompt = Prompt("p", ({"role": "user", "content": "hi"},), {"constraints": constraints})
+    reward = verifier_reward([prompt])
+    assert reward([{"role": "user", "content": "hi"}], "lower, comma") == 0.5
+    assert reward([{"role": "user", "content": "hi"}], "lower no comma") == 1.0
+    with pytest.raises(ValueError, match="checkable constraints"):
+        verifier_reward([Prompt("q", ({"role": "user", "content": "x"},), {})])

@@ -52,7 +52,7 @@ def pico_run(tmp_path_factory, smol_tokenizer_dir, pico_model_dir, pico_reward_d
 
     folder = tmp_path_factory.mktemp("report_run")
     opponent_dir = build_pico_model(smol_tokenizer_dir, folder / "opponent", seed=7)
-    keep = {"require_stopped": False}  # a random pico model never stops by itself
+    keep = {"require_stopped": False, "require_passing": False}  # a random pico model never stops nor passes
     tiny = {"max_steps": 1, "batch_size": 2, "max_length": 96, "learning_rate": 1e-4, "runaway_tolerance": 1.0,
             "probe_prompts": 2}
     recipe = write_recipe(

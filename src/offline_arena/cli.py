@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     judge = commands.add_parser("judge", help="judge the battles recorded in a run folder")
     judge.add_argument("--judge", default="verifier",
-                       help="verifier[:loose][:count-only], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder> "
+                       help="verifier[:loose][:graded|:complete-wins-ties|:count-only], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder> "
                             "(default: %(default)s)")
     judge.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
     judge.add_argument("--tag", help="only battles with this tag")

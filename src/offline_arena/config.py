@@ -34,7 +34,7 @@ class Opponent(Strict):
 class Prompts(Strict):
     source: str = Field("builtin:verifiable", description="builtin:verifiable, or a .jsonl/.parquet/datasets source split into shards")
     per_stage: int = Field(48, ge=1, description="fresh prompts each stage battles on")
-    heldout: int = Field(48, ge=1, description="held-out prompts for evaluation; never trained on")
+    heldout: int = Field(96, ge=1, description="held-out prompts for evaluation; never trained on")
     short_answers: bool = Field(True, description="builtin:verifiable: only constraints a short answer can meet")
 
 
@@ -67,6 +67,10 @@ class PPO(Strict):
     init_kl_coef: float = Field(0.05, ge=0, description="initial KL penalty coefficient")
     target_kl: float | None = Field(6.0, description="adaptive KL target; null for a fixed coefficient")
     max_new_tokens: int = Field(64, ge=1, description="rollout token limit")
+    reward: Literal["rm", "verifier", "rm+verifier"] = Field(
+        "rm", description="rm: a reward model trained on the stage's battle pairs; verifier: the share of the prompt's "
+                          "constraints met (RL with verifiable rewards); rm+verifier: their sum")
+    missing_eos_penalty: float | None = Field(1.0, description="subtracted from the reward of a rollout that never stops")
     extra: dict = Field(default_factory=dict, description="other PPOSettings fields, as is")
 
 
@@ -75,6 +79,9 @@ class Data(Strict):
     max_chars: int = Field(8000, ge=1, description="drop answers longer than this")
     require_stopped: bool = Field(True, description="drop answers that hit the token limit (they teach runaways)")
     min_margin: float | None = Field(None, description="dpo/kto/rm: keep battles with |score_a - score_b| >= this")
+    require_passing: bool = Field(True, description="sft: a target answer must satisfy every checkable constraint of its prompt")
+    sft_from_ties: bool = Field(False, description="sft: also train on passing answers of tied battles (rejection sampling)")
+    sft_per_prompt: int = Field(1, ge=1, description="sft: up to this many distinct answers a prompt")
 
 
 class Merge(Strict):
@@ -109,6 +116,7 @@ class Stage(Strict):
     ppo: PPO = Field(default_factory=PPO, description="rm_ppo only: the PPO settings")
     data: Data = Field(default_factory=Data, description="which battle answers become training data")
     min_rows: int = Field(4, ge=1, description="skip training (keep the current model) with fewer data rows")
+    prompts: int | None = Field(None, ge=1, description="fresh prompts this stage battles on (null: prompts.per_stage)")
     teacher: str | None = Field(None, description="distill only: the teacher model spec; it must share the target's tokenizer")
     merge: Merge = Field(default_factory=Merge, description="merge only: what is merged, how, and what becomes of it")
 
@@ -130,7 +138,9 @@ class Stage(Strict):
 class Evaluation(Strict):
     heldout: bool = Field(True, description="verifiable accuracy and runaway rate on the held-out split")
     leaderboard: bool = Field(True, description="every checkpoint battles the opponents on held-out prompts; ratings with CIs")
-    bootstrap_rounds: int = Field(100, ge=10, description="bootstrap rounds for CIs")
+    bootstrap_rounds: int = Field(1000, ge=10, description="bootstrap rounds for CIs")
+    max_new_tokens: int | None = Field(None, ge=1, description="token limit of held-out answers (null: generation.max_new_tokens)")
+    temperature: float = Field(0.0, ge=0, description="held-out sampling temperature; 0 = greedy, so the same model gives the same answers")
     suites: dict[str, dict] = Field(default_factory=dict, description=(
         "evaluation suites run on every checkpoint (base and each stage's model), by name -> options, e.g. "
         "{ifbench: {limit: 100, max_new_tokens: 256}}; names: verifiable, ifbench, mtbench, arena"))
@@ -156,6 +166,12 @@ class Prices(Strict):
     gpu_hour: float = Field(0.0, ge=0, description="price of one GPU hour, for --dry-run cost estimates")
     gpus: int = Field(1, ge=1, description="GPUs the run uses")
     judge_per_1k_tokens: float = Field(0.0, ge=0, description="judge price per 1k tokens (prompt + output)")
+
+
+def stage_prompt_count(recipe: "Recipe", kind: str) -> int:
+    """How many fresh prompts a stage of `kind` battles on (its own `prompts`, else `prompts.per_stage`)."""
+    stage = next((s for s in recipe.stages if s.kind == kind), None)
+    return stage.prompts if stage is not None and stage.prompts else recipe.prompts.per_stage
 
 
 class Recipe(Strict):

@@ -32,6 +32,7 @@ class RunContext:
     opponents: dict                       # name -> generator
     params: object                        # battle SamplingParams
     heldout: list                         # held-out prompts
+    eval_params: object = None            # held-out SamplingParams (greedy by default)
     checkpoints: dict = field(default_factory=dict)  # contestant name -> model folder/spec, in promotion order
     round_starts: dict = field(default_factory=dict)  # round index -> the model that round started from
     tracker: object = None
@@ -39,7 +40,9 @@ class RunContext:
 
 def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
     """The fresh shard of one stage (disjoint from every other stage's and from held-out)."""
-    return _split(recipe, f"round{round_index}/{_shard_stage(kind)}", recipe.prompts.per_stage)
+    from .config import stage_prompt_count
+
+    return _split(recipe, f"round{round_index}/{_shard_stage(kind)}", stage_prompt_count(recipe, kind))
 
 
 def heldout_prompts(recipe: Recipe) -> list:
@@ -66,17 +69,17 @@ def _file_split(source: str, split: str, n: int, recipe: Recipe) -> list:
     (round, stage) slot in a fixed order, so a shard never depends on which stages a run has."""
     import random
 
-    from .config import STAGE_KINDS
+    from .config import STAGE_KINDS, stage_prompt_count
     from .prompts import load_prompts
 
     prompts = load_prompts(source)
     order = list(range(len(prompts)))
     random.Random(recipe.seed).shuffle(order)
-    slots = ["heldout"] + [f"round{r}/{_shard_stage(k)}" for r in range(1, recipe.rounds + 1) for k in STAGE_KINDS
-                           if k != "merge"]  # a merge battles on no prompts
+    slots = [("heldout", recipe.prompts.heldout)] + [
+        (f"round{r}/{_shard_stage(k)}", stage_prompt_count(recipe, k))
+        for r in range(1, recipe.rounds + 1) for k in STAGE_KINDS if k != "merge"]  # a merge battles on no prompts
     start = 0
-    for slot in slots:
-        size = recipe.prompts.heldout if slot == "heldout" else recipe.prompts.per_stage
+    for slot, size in slots:
         if slot == split:
             if start + size > len(prompts):
                 raise ValueError(f"{source}: {len(prompts)} prompts cannot fill split {split!r} "
@@ -103,8 +106,11 @@ def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
                                             scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
                                             scorer_name=o.scorer)
                      for o in recipe.opponents}
+        ev = recipe.evaluation
+        eval_params = SamplingParams(max_new_tokens=ev.max_new_tokens or g.max_new_tokens, temperature=ev.temperature,
+                                     top_p=g.top_p if ev.temperature > 0 else 1.0)
         ctx = RunContext(recipe, run_dir, store, load_judge(recipe.judge, store=store), opponents, params,
-                         heldout_prompts(recipe), tracker=_tracker(recipe, run_dir))
+                         heldout_prompts(recipe), eval_params=eval_params, tracker=_tracker(recipe, run_dir))
         ctx.checkpoints[BASE_NAME] = recipe.target
         history = [evaluate_stage(ctx, run_dir / "round0" / "base", BASE_NAME, recipe.target, log)]
         current_name, current_model = BASE_NAME, recipe.target
@@ -117,8 +123,13 @@ def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
                     current_name, current_model = summary["model_name"], summary["checkpoint"]
                     ctx.checkpoints[current_name] = current_model
         final = {"final_model": current_model, "final_name": current_name, "stages": history}
+        last = next((s for s in reversed(history) if s.get("model_name") == current_name and "vs_base" in s), None)
+        if last is not None:
+            final["final_vs_base"] = last["vs_base"]
         _write_json(run_dir / "summary.json", final)
         log(summary_table(history))
+        if last is not None:
+            log(final_vs_base_line(last["vs_base"]))
         from .report import write_report_quietly  # RUN/report.html; a failure there is logged, never raised
 
         write_report_quietly(run_dir, log)
@@ -164,7 +175,9 @@ def run_stage(ctx: RunContext, round_index: int, stage, current_name: str, curre
     export_rows(data, stage_dir / "data.jsonl")
     model_name = f"r{round_index}-{stage.kind}"
     probe = [list(p.messages) for p in prompts]
-    if len(data) < stage.min_rows:
+    # PPO against the verifier needs no battle pairs (its reward is checked, not learned).
+    needs_rows = not (stage.kind == "rm_ppo" and stage.ppo.reward == "verifier")
+    if needs_rows and len(data) < stage.min_rows:
         log(f"[round {round_index} {stage.kind}] only {len(data)} data rows (< min_rows {stage.min_rows}): "
             "training skipped, the current model carries on")
         checkpoint, train_metrics = current_model, {"skipped": True, "rows": len(data)}
@@ -212,16 +225,23 @@ def _train(stage, current_model: str, data, prompts, probe, stage_dir: Path, ctx
         from .train.ppo import PPOSettings, train_ppo
         from .train.reward import train_reward
 
-        rm = train_reward(model_path, data, stage_dir / "reward_model", settings, [])
         p = stage.ppo
+        rm = train_reward(model_path, data, stage_dir / "reward_model", settings, []) if "rm" in p.reward else None
+        reward_fn = None
+        if "verifier" in p.reward:
+            from .judges.verifier import verifier_reward
+
+            reward_fn = verifier_reward(prompts)
         kl = {"adaptive_kl": True, "target_kl": p.target_kl} if p.target_kl is not None else {"adaptive_kl": False}
         ppo_settings = PPOSettings(steps=p.steps, rollouts_per_step=p.rollouts_per_step, learning_rate=p.learning_rate,
                                    init_kl_coef=p.init_kl_coef, max_new_tokens=p.max_new_tokens, seed=ctx.recipe.seed,
-                                   runaway_tolerance=t.runaway_tolerance, probe_prompts=t.probe_prompts,
+                                   missing_eos_penalty=p.missing_eos_penalty, runaway_tolerance=t.runaway_tolerance,
+                                   probe_prompts=t.probe_prompts,
                                    probe_max_new_tokens=ctx.recipe.generation.max_new_tokens, **kl, **p.extra)
         result = train_ppo(model_path, [list(pr.messages) for pr in prompts], stage_dir / "ppo", ppo_settings,
-                           reward_model_path=str(rm.checkpoint), probe_messages=probe)
-        metrics = {"reward_model": _metrics_of(rm), **_metrics_of(result)}
+                           reward_fn=reward_fn, reward_model_path=str(rm.checkpoint) if rm else None,
+                           probe_messages=probe)
+        metrics = {**({"reward_model": _metrics_of(rm)} if rm else {}), **_metrics_of(result)}
         return result.checkpoint, metrics
     return result.checkpoint, _metrics_of(result)
 
@@ -308,12 +328,34 @@ def run_merge_stage(ctx: RunContext, round_index: int, stage, current_name: str,
 def _finish_stage(ctx: RunContext, stage_dir: Path, summary: dict, started: float, log) -> dict:
     """Evaluate the stage's model, then mark the stage done (its last act)."""
     summary.update(evaluate_stage(ctx, stage_dir, summary["model_name"], summary["checkpoint"], log, register=True))
+    vs_base = _vs_base(ctx, summary.get("heldout"))
+    if vs_base:
+        summary["vs_base"] = vs_base
     summary["seconds"] = time.perf_counter() - started
     if ctx.tracker:
         ctx.tracker(summary)
     _write_json(stage_dir / "done.json", summary)  # last act: the stage is done
     log(summary_table([summary]))
     return summary
+
+
+def _vs_base(ctx: RunContext, heldout: dict | None) -> dict:
+    """Paired bootstrap CIs of (this model - base) on the same held-out prompts: the effect of the run so far,
+    with the noise the two share (which prompts are hard) taken out."""
+    from .evals.heldout import paired_vs
+
+    base_eval = ctx.run_dir / "round0" / "base" / "eval.json"
+    if not heldout or "per_prompt" not in heldout or not base_eval.is_file():
+        return {}
+    base = json.loads(base_eval.read_text()).get("heldout", {})
+    rounds, seed = ctx.recipe.evaluation.bootstrap_rounds, ctx.recipe.seed
+    return {metric: paired_vs(heldout, base, metric, rounds, seed) for metric in ("prompt_strict", "prompt_loose")}
+
+
+def final_vs_base_line(vs_base: dict) -> str:
+    d = vs_base["prompt_strict"]
+    return (f"final vs base: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] prompt-level strict accuracy "
+            f"on {d['n']} held-out prompts (paired bootstrap 95% CI)")
 
 
 def _metrics_of(result) -> dict:
@@ -336,12 +378,15 @@ def evaluate_stage(ctx: RunContext, stage_dir: Path, model_name: str, model: str
     recipe = ctx.recipe
     out: dict = {"model_name": model_name, "checkpoint": model}
     generator = load_generator(model, store=ctx.store, batch_size=recipe.generation.batch_size)
+    # Held-out answers and the leaderboard's battles use the same (greedy) answers: one generation each.
+    params = ctx.eval_params or ctx.params
     if recipe.evaluation.heldout:
-        out["heldout"], _ = evaluate_generator(generator, ctx.heldout, ctx.params, recipe.seed)
+        out["heldout"], _ = evaluate_generator(generator, ctx.heldout, params, recipe.seed,
+                                               recipe.evaluation.bootstrap_rounds)
     if recipe.evaluation.leaderboard:
         ctx.checkpoints[model_name] = model
         rows = run_battles(target_vs_opponents(model_name, list(ctx.opponents), ctx.heldout),
-                           {model_name: generator, **ctx.opponents}, ctx.store, ctx.params, recipe.seed, "eval")
+                           {model_name: generator, **ctx.opponents}, ctx.store, params, recipe.seed, "eval")
         judge_battles(ctx.judge, ctx.store.battles_by_id(rows), ctx.store)
         out["leaderboard"] = leaderboard_rows(ctx)
     if recipe.evaluation.suites:
@@ -370,7 +415,7 @@ def leaderboard_rows(ctx: RunContext) -> list[dict]:
 def summary_table(stages: list[dict]) -> str:
     """A short text table: one line per evaluated model."""
     head = f"{'model':<12} {'rows':>5} {'loss first->last':>17} {'EOT':>4} {'runaway b->a':>13} " \
-           f"{'prompt-strict [95% CI]':>24} {'instr-loose':>11} {'rating':>7}"
+           f"{'prompt-strict [95% CI]':>24} {'vs base [paired 95% CI]':>25} {'instr-loose':>11} {'rating':>7}"
     lines = [head, "-" * len(head)]
     for s in stages:
         train, guard = s.get("train", {}), s.get("train", {}).get("guard", {})
@@ -381,8 +426,10 @@ def summary_table(stages: list[dict]) -> str:
         acc = (f"{h['prompt_strict']:.3f} [{h['prompt_strict_ci'][0]:.2f},{h['prompt_strict_ci'][1]:.2f}]"
                if "prompt_strict" in h else "-")
         rating = next((f"{r['rating']:.0f}" for r in s.get("leaderboard", []) if r["model"] == s["model_name"]), "-")
+        d = s.get("vs_base", {}).get("prompt_strict")
+        vs = f"{d['diff']:+.3f} [{d['ci'][0]:+.2f},{d['ci'][1]:+.2f}]" if d else "-"
         lines.append(f"{s['model_name']:<12} {train.get('rows', '-')!s:>5} {loss:>17} "
-                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} "
+                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} {vs:>25} "
                      f"{h.get('instruction_loose', float('nan')):>11.3f} {rating:>7}")
     return "\n".join(lines)
 

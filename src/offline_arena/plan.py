@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .config import Recipe
+from .config import Recipe, stage_prompt_count
 from .models.spec import parse_model_spec
 
 JUDGE_TEMPLATE_TOKENS = 400
@@ -56,9 +56,10 @@ def plan(recipe: Recipe) -> dict:
                 add_without_battles(f"round{r}/merge ({stage.merge.method})", 0, 0)
             elif stage.kind == "distill":
                 epochs = math.ceil(stage.train.epochs)
-                add_without_battles(f"round{r}/distill", recipe.prompts.per_stage, recipe.prompts.per_stage * epochs)
+                n = stage_prompt_count(recipe, stage.kind)
+                add_without_battles(f"round{r}/distill", n, n * epochs)
             else:
-                add(f"round{r}/{stage.kind}", recipe.prompts.per_stage)
+                add(f"round{r}/{stage.kind}", stage_prompt_count(recipe, stage.kind))
             add(f"eval r{r}-{stage.kind} (held-out)", recipe.prompts.heldout)
     cached = sum(samples.values()) * recipe.prompts.heldout
     cached_cost = sum(samples[o.name] * recipe.prompts.heldout * max_tokens / 1000 * o.price_per_1k_tokens

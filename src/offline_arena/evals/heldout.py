@@ -22,6 +22,29 @@ def bootstrap_mean_ci(values: Sequence[float], rounds: int = 1000, seed: int = 0
     return means[int(0.025 * (rounds - 1))], means[int(0.975 * (rounds - 1))]
 
 
+def paired_bootstrap_diff(values: Sequence[float], baseline: Sequence[float], rounds: int = 1000,
+                          seed: int = 0) -> dict:
+    """Mean of (value - baseline) over the same items, with a paired bootstrap 95% CI: resample items,
+    keep each item's pair together, so the prompt-to-prompt spread that both models share cancels out.
+    E.g. values [1, 1, 0, 1] and baseline [0, 1, 0, 0]: differences [1, 0, 0, 1], mean 0.5. With
+    differences [1, 0] the resampled means are 0, 0.5, 1 with odds 1/4, 1/2, 1/4, so the CI is [0, 1]."""
+    if len(values) != len(baseline):
+        raise ValueError(f"paired difference of {len(values)} values and {len(baseline)} baseline values")
+    diffs = [v - b for v, b in zip(values, baseline)]
+    if not diffs:
+        return {"diff": float("nan"), "ci": (float("nan"), float("nan")), "n": 0}
+    return {"diff": sum(diffs) / len(diffs), "ci": bootstrap_mean_ci(diffs, rounds, seed), "n": len(diffs)}
+
+
+def paired_vs(result: dict, baseline: dict, metric: str = "prompt_strict", rounds: int = 1000, seed: int = 0) -> dict:
+    """`paired_bootstrap_diff` of one per-prompt metric of two `score_answers` results, over the prompts both
+    answered (matched by id)."""
+    mine = {p["id"]: p[metric] for p in result.get("per_prompt", [])}
+    theirs = {p["id"]: p[metric] for p in baseline.get("per_prompt", [])}
+    shared = [i for i in mine if i in theirs]
+    return paired_bootstrap_diff([mine[i] for i in shared], [theirs[i] for i in shared], rounds, seed)
+
+
 def score_answers(prompts: Sequence[Prompt], answers: Sequence, bootstrap_rounds: int = 1000, seed: int = 0) -> dict:
     """Accuracy numbers with CIs for answers (Completions) to verifiable prompts; prompts without
     constraints count only toward the runaway rate."""
@@ -42,6 +65,10 @@ def score_answers(prompts: Sequence[Prompt], answers: Sequence, bootstrap_rounds
     for name, values in columns.items():
         result[name] = sum(values) / len(values)
         result[f"{name}_ci"] = bootstrap_mean_ci(values, bootstrap_rounds, seed)
+    # Per prompt, so a checkpoint can be compared with the base on the same prompts (`paired_vs`).
+    result["per_prompt"] = [{"id": p.id, "prompt_strict": float(s["prompt_strict"]),
+                             "prompt_loose": float(s["prompt_loose"]), "stopped": a.stopped}
+                            for (p, a), s in zip(scored, per_prompt)]
     return result
 
 

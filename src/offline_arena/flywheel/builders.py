@@ -22,11 +22,26 @@ class DataFilters:
                                     # ended by itself: imitating truncated text teaches runaways. A rejected
                                     # answer may be a runaway: pushing away from it is exactly right.
     min_margin: float | None = None  # DPO/RM/KTO: keep battles whose |score_a - score_b| >= this (if scored)
+    require_passing: bool = True    # an SFT target must satisfy every checkable constraint of its prompt: a
+                                    # judge's "better" answer that still fails one teaches the failure too
+    sft_from_ties: bool = False     # SFT also on answers of tied battles that satisfy every constraint
+                                    # (rejection sampling); off: only the target's lost battles (Arena Learning)
+    sft_per_prompt: int = 1         # up to this many distinct answers a prompt (from several battles or sides)
 
     def keeps(self, completion, as_target: bool = True) -> bool:
         text = completion.text
         stopped_ok = completion.stopped or not self.require_stopped or not as_target
         return (self.min_chars <= len(text) <= self.max_chars) and stopped_ok
+
+    def passes(self, completion, battle: dict) -> bool:
+        """Whether an answer may be an SFT target: it satisfies every checkable constraint of the prompt
+        (prompts without constraints: always, the judge alone decides)."""
+        constraints = (battle.get("context") or {}).get("constraints")
+        if not self.require_passing or not constraints:
+            return True
+        from ..prompts.constraints import check_all
+
+        return all(check_all(completion.text, constraints))
 
     def decisive(self, battle: dict) -> bool:
         if battle["winner"] not in ("model_a", "model_b"):
@@ -47,23 +62,35 @@ def _assistant(text: str) -> list[dict]:
 
 
 def sft_rows(battles: Sequence[dict], target: str, filters: DataFilters = DataFilters()) -> list[dict]:
-    """One row per prompt the target lost: the conversation ending in the winning opponent's answer.
-    When several opponents beat the target on a prompt, the one with the highest judge score (then the
-    first) provides the answer."""
-    best: dict[str, tuple[float, dict]] = {}
+    """Arena Learning's rule: one row per prompt the target lost, the conversation ending in the winning
+    opponent's answer — if that answer ended by itself and satisfies every checkable constraint
+    (`filters.require_passing`). With `filters.sft_from_ties`, a tied battle's answers that pass too
+    (rejection sampling). Up to `filters.sft_per_prompt` distinct answers a prompt, highest judge score
+    first (then the first seen)."""
+    found: dict[str, list[tuple[float, int, dict]]] = {}
     for battle in battles:
-        if target not in (battle["model_a"], battle["model_b"]) or battle["winner"] not in ("model_a", "model_b"):
+        if target not in (battle["model_a"], battle["model_b"]):
             continue
-        (winner, completion), _ = _sides(battle)
-        if winner == target or not filters.keeps(completion):
+        if battle["winner"] in ("model_a", "model_b"):
+            (winner, completion), _ = _sides(battle)
+            score = battle["score_a"] if battle["winner"] == "model_a" else battle["score_b"]
+            sides = [] if winner == target else [(winner, completion, score)]
+        elif battle["winner"] == "tie" and filters.sft_from_ties:
+            sides = [(battle["model_a"], battle["completion_a"], battle["score_a"]),
+                     (battle["model_b"], battle["completion_b"], battle["score_b"])]
+        else:
             continue
-        score = battle["score_a"] if battle["winner"] == "model_a" else battle["score_b"]
-        score = score if score is not None else 0.0
-        if battle["prompt_id"] not in best or score > best[battle["prompt_id"]][0]:
-            best[battle["prompt_id"]] = (score, {
+        for name, completion, score in sides:
+            if not (filters.keeps(completion) and filters.passes(completion, battle)):
+                continue
+            rows = found.setdefault(battle["prompt_id"], [])
+            if any(row["messages"][-1]["content"] == completion.text for _, _, row in rows):
+                continue
+            rows.append((score if score is not None else 0.0, -len(rows), {
                 "messages": [*battle["messages"], *_assistant(completion.text)],
-                "prompt_id": battle["prompt_id"], "source_model": winner})
-    return [row for _, row in best.values()]
+                "prompt_id": battle["prompt_id"], "source_model": name}))
+    return [row for rows in found.values()
+            for _, _, row in sorted(rows, key=lambda r: r[:2], reverse=True)[:filters.sft_per_prompt]]
 
 
 def dpo_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:

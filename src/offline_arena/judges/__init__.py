@@ -1,7 +1,8 @@
 """Judges by name. A judge spec is one of:
 
-    verifier | verifier:loose        the prompt's checkable constraints (no model); on equal counts a
-                                     complete answer beats a truncated one (`:count-only` turns that off)
+    verifier | verifier:loose        the prompt's checkable constraints (no model); equal counts are
+                                     graded by loose passes, closeness, then stopping (`:complete-wins-ties`,
+                                     `:count-only` for the older rules; judges/verifier.py)
     pairwise:<model spec>            LLM pairwise, MT-Bench verdicts A / B / tie, both orders
     pairwise-arena-hard:<model spec> LLM pairwise, Arena-Hard's five-level verdicts, both orders
     score:<model spec>               LLM single-answer grading 1-10 (reference answer if the prompt has one)
@@ -20,10 +21,14 @@ SCORERS = {"verifier": verifier_scorer}
 def load_judge(spec: str, store=None, **generator_options) -> Judge:
     kind, _, target = spec.partition(":")
     if kind == "verifier":
+        from .verifier import RULES
+
         options = [o for o in target.split(":") if o]
-        if any(o not in ("strict", "loose", "count-only") for o in options) or {"strict", "loose"} <= set(options):
-            raise ValueError(f"judge {spec!r}: expected verifier[:strict|:loose][:count-only]")
-        return VerifierJudge(loose="loose" in options, complete_breaks_ties="count-only" not in options)
+        rules = [o for o in options if o in RULES]
+        if (any(o not in ("strict", "loose", *RULES) for o in options) or {"strict", "loose"} <= set(options)
+                or len(rules) > 1):
+            raise ValueError(f"judge {spec!r}: expected verifier[:strict|:loose][:graded|:complete-wins-ties|:count-only]")
+        return VerifierJudge(loose="loose" in options, rule=rules[0] if rules else "graded")
     if kind in ("pairwise", "pairwise-arena-hard", "score"):
         if not target:
             raise ValueError(f"judge {spec!r}: expected {kind}:<model spec>, e.g. {kind}:openai:http://host/v1#name")

@@ -1,28 +1,83 @@
 """The verifier judge: no model, just the prompt's checkable constraints (the built-in verifiable pack).
-The answer that satisfies more of them wins. On equal counts, an answer that ended by itself beats one
-cut off at the token limit (a reader gets a broken answer; on CPU-sized token limits most ties are of
-this kind, and without the rule the arena yields almost no data that teaches stopping); otherwise a tie.
-`complete_breaks_ties=False` restores pure constraint counting."""
+
+The answer that satisfies more of them (strictly) wins. Three rules break equal counts, by `rule`:
+
+- "graded" (the default): then more loose passes, then the answer that came *closer* to the constraints
+  it fails (a word count nearer its bound, more of the keywords, fewer commas, ...: `closeness`), then the
+  answer that ended by itself. Two failing answers are rarely equally bad, and the pair says which way
+  to move: it feeds DPO and the reward model (never SFT: a target must satisfy everything).
+- "complete-wins-ties": an answer that ended by itself beats one cut off at the token limit.
+- "count-only": pure constraint counting; equal counts tie.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..models.base import Completion, GenerationRequest
 from ..prompts.constraints import check_all
 from .base import Matchup, Verdict
 
 
+RULES = ("graded", "complete-wins-ties", "count-only")
+
+
+def _ratio(have: float, want: float) -> float:
+    return min(have, want) / max(have, want) if max(have, want) > 0 else 1.0
+
+
+def closeness(response: str, constraint: dict) -> float:
+    """How near a response comes to a constraint, in [0, 1] (1 when it passes): the share of the way to a
+    count bound, of the keywords present, of letters in the right case. All-or-nothing constraints (an
+    end phrase, JSON, quotes) score 0 unless they pass."""
+    from ..prompts import constraints as c
+
+    if c.check_constraint(response, constraint):
+        return 1.0
+    cid, p = constraint["id"], constraint.get("params") or {}
+    words = c.count_words(response)
+    if cid == "length_constraints:number_words":
+        return _ratio(words, p["num_words"])
+    if cid == "length_constraints:number_sentences":
+        return _ratio(len(c.split_sentences(response)), p["num_sentences"])
+    if cid == "detectable_format:number_bullet_lists":
+        return _ratio(len(c._BULLET.findall(response)), p["num_bullets"])
+    if cid == "detectable_format:number_highlighted_sections":
+        return _ratio(len(c._HIGHLIGHT.findall(response)), p["num_highlights"])
+    if cid == "keywords:existence":
+        return sum(bool(c._word_pattern(k).search(response)) for k in p["keywords"]) / len(p["keywords"])
+    if cid == "keywords:forbidden_words":
+        return 1 - sum(bool(c._word_pattern(w).search(response)) for w in p["forbidden_words"]) / len(p["forbidden_words"])
+    if cid == "keywords:frequency":
+        return _ratio(c._count_word(response, p["keyword"]), p["frequency"])
+    if cid == "keywords:letter_frequency":
+        return _ratio(response.lower().count(p["letter"]), p["frequency"])
+    if cid in ("change_case:english_lowercase", "change_case:english_capital"):
+        letters = [ch for ch in response if ch.isalpha()]
+        right = sum(ch.islower() if cid.endswith("lowercase") else ch.isupper() for ch in letters)
+        return right / len(letters) if letters else 0.0
+    if cid == "punctuation:no_comma":
+        return 1 / (1 + response.count(","))
+    return 0.0
+
+
 class VerifierJudge:
-    def __init__(self, loose: bool = False, complete_breaks_ties: bool = True):
-        self.loose = loose
-        self.complete_breaks_ties = complete_breaks_ties
-        # Pure counting keeps the fingerprint it had before the tie-break existed, so judgments stored under
-        # the old rule are reused only by a judge that still follows it.
-        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}" + (":complete-wins-ties" if complete_breaks_ties else "")
+    def __init__(self, loose: bool = False, rule: str = "graded"):
+        if rule not in RULES:
+            raise ValueError(f"verifier rule must be one of {RULES}, got {rule!r}")
+        self.loose, self.rule = loose, rule
+        # Each rule has its own fingerprint (pure counting keeps the one it had before tie-breaks existed),
+        # so judgments stored under one rule are never reused by a judge that follows another.
+        self.fingerprint = f"verifier:{'loose' if loose else 'strict'}" + ("" if rule == "count-only" else f":{rule}")
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
         return [self._one(m) for m in matchups]
+
+    @staticmethod
+    def _graded(answer: Completion, constraints: list[dict]) -> tuple:
+        loose = sum(check_all(answer.text, constraints, loose=True))
+        near = round(sum(closeness(answer.text, c) for c in constraints), 3)
+        return loose, near, answer.stopped
 
     def _one(self, matchup: Matchup) -> Verdict:
         constraints = matchup.context.get("constraints")
@@ -34,7 +89,14 @@ class VerifierJudge:
         ids = [c["id"] for c in constraints]
         explanation = f"A satisfies {score_a}/{len(ids)}, B satisfies {score_b}/{len(ids)}"
         rank_a, rank_b = (score_a,), (score_b,)
-        if self.complete_breaks_ties:
+        if self.rule == "graded":
+            rank_a, rank_b = self._graded(matchup.answer_a, constraints), self._graded(matchup.answer_b, constraints)
+            rank_a, rank_b = (score_a, *rank_a), (score_b, *rank_b)
+            if score_a == score_b and rank_a != rank_b:
+                reason = ("more loose passes" if rank_a[1] != rank_b[1] else "closer to the constraints it fails"
+                          if rank_a[2] != rank_b[2] else "ended by itself (the other hit the token limit)")
+                explanation += f"; on equal counts {'A' if rank_a > rank_b else 'B'} wins: {reason}"
+        elif self.rule == "complete-wins-ties":
             rank_a, rank_b = (score_a, matchup.answer_a.stopped), (score_b, matchup.answer_b.stopped)
             if score_a == score_b and rank_a != rank_b:
                 explanation += f"; only {'A' if matchup.answer_a.stopped else 'B'} ended by itself (the other hit the token limit)"
@@ -54,3 +116,19 @@ def verifier_scorer(request: GenerationRequest, answers: Sequence[Completion]) -
                          "(e.g. builtin:verifiable:...); this prompt has none")
     return [sum(check_all(a.text, constraints)) + 0.5 * a.stopped + 0.001 * sum(check_all(a.text, constraints, loose=True))
             for a in answers]
+
+
+def verifier_reward(prompts) -> "Callable[[list, str], float]":
+    """A PPO reward function (RL with verifiable rewards) over `prompts` (Prompt objects with constraints):
+    the share of the prompt's constraints an answer satisfies strictly, looked up by the prompt's messages."""
+    from ..models.base import canonical_json
+
+    by_messages = {canonical_json(list(p.messages)): p.meta.get("constraints") for p in prompts}
+    if not all(by_messages.values()):
+        raise ValueError("reward: verifier needs prompts with checkable constraints (e.g. builtin:verifiable)")
+
+    def reward(messages, text: str) -> float:
+        constraints = by_messages[canonical_json(list(messages))]
+        return sum(check_all(text, constraints)) / len(constraints)
+
+    return reward

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol, Sequence
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
@@ -96,7 +96,12 @@ def validate_messages(messages: Sequence[Message], where: str = "messages") -> N
         raise ValueError(f"{where}: the last message is the assistant's; nothing is left to answer")
 
 
-def independent_seed(seed: int, wrapper: str) -> int:
-    """The seed a wrapper samples its drafts with: a stable function of the request's seed and the
-    wrapper's name, so a wrapper's samples never share a cache key with the plain model's answers."""
-    return int.from_bytes(hashlib.sha256(f"{wrapper}|{seed}".encode()).digest()[:4], "little")
+def independent_request(request: GenerationRequest, wrapper: str) -> GenerationRequest:
+    """The request a wrapper (best-of-n, revise) samples its own drafts with: a seed that is a stable
+    function of the request's seed and the wrapper's name, so a wrapper's samples never share a cache key
+    with the plain model's answers. Greedy requests keep their seed: their answer does not depend on it,
+    and a greedy draft is the model's greedy answer, generated once."""
+    if request.params.temperature == 0:
+        return request
+    seed = int.from_bytes(hashlib.sha256(f"{wrapper}|{request.seed}".encode()).digest()[:4], "little")
+    return replace(request, seed=seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from .base import Completion, GenerationRequest, independent_seed
+from .base import Completion, GenerationRequest, independent_request
 
 # scorer(request, candidate answers) -> one score per answer; higher is better. The request carries the
 # prompt's messages and its context (e.g. the constraints a verifier checks).
@@ -33,8 +33,7 @@ class BestOfN:
         # The candidates' seed is the wrapper's own: with the request's seed, candidate 0 would be the
         # plain model's cached answer, and a target battling its own best-of-n would tie whenever that
         # answer was the best (the samples must be independent).
-        seed = {r.seed: independent_seed(r.seed, "best-of-n") for r in requests}
-        expanded = [replace(r, seed=seed[r.seed], sample_index=r.sample_index * self.n + j)
+        expanded = [replace(independent_request(r, "best-of-n"), sample_index=r.sample_index * self.n + j)
                     for r in requests for j in range(self.n)]
         candidates = self.inner.generate(expanded)
         results = []

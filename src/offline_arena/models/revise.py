@@ -4,7 +4,8 @@ An opponent stronger than the target where no stronger model is at hand (the CPU
 what the model says and fixes how it says it — case, commas, start and end phrases, bullet lists, word
 limits, placeholders, ... (prompts/repair.py). The repaired answer is judged like any other; only a
 judge decides whether it beats the target. The draft is an independent sample (seed of its own), never
-the target's cached answer, so a battle between a model and its own @revise compares two draws.
+the target's cached answer, so a battle between a model and its own @revise compares two draws (greedy
+requests excepted: there the draft is the model's one greedy answer, and repairing it is the point).
 
 A runaway draft is cut back to its last complete sentence before repair, so the result is an answer that
 ends (`stopped=True`; `meta["draft_stopped"]` keeps what the draft did).
@@ -12,10 +13,9 @@ ends (`stopped=True`; `meta["draft_stopped"]` keeps what the draft did).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Sequence
 
-from .base import Completion, GenerationRequest, independent_seed
+from .base import Completion, GenerationRequest, independent_request
 
 
 class Revise:
@@ -36,7 +36,7 @@ class Revise:
             if not request.context.get("constraints"):
                 raise ValueError("a @revise model needs prompts with checkable constraints (e.g. "
                                  "builtin:verifiable:...); this prompt has none")
-        drafts = self.inner.generate([replace(r, seed=independent_seed(r.seed, "revise")) for r in requests])
+        drafts = self.inner.generate([independent_request(r, "revise") for r in requests])
         results = []
         for request, draft in zip(requests, drafts):
             task = request.messages[-1]["content"].split("\n\n")[0]

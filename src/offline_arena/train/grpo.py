@@ -45,6 +45,19 @@ def constraint_reward(completions, constraints, **kwargs) -> list[float | None]:
     return rewards
 
 
+def stop_penalty(stop_ids: Sequence[int], penalty: float = 1.0) -> Callable:
+    """A GRPO reward function: -penalty for an answer that hit the completion limit without a stop token, 0
+    for one that ended. TRL 1.16 passes `completion_ids` (the sampled ids, ending in a stop id when the answer
+    ended) to every reward function; summed with the verifier's reward, the same text scores lower cut off
+    than finished, so the policy learns to end its answers (RL must reward stopping)."""
+    stops = {int(i) for i in stop_ids}
+
+    def missing_end_of_turn(completions, completion_ids, **kwargs) -> list[float]:
+        return [0.0 if ids and int(ids[-1]) in stops else -penalty for ids in completion_ids]
+
+    return missing_end_of_turn
+
+
 def grpo_dataset(rows: Sequence[dict]):
     from datasets import Dataset
 
@@ -67,11 +80,12 @@ def guard_example(trainer) -> tuple[list[int], list[bool]]:
 
 def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
                probe_messages: Sequence[Sequence[dict]] = (),
-               reward_funcs: Sequence[Callable] | None = None) -> TrainResult:
+               reward_funcs: Sequence[Callable] | None = None, missing_eos_penalty: float | None = 1.0) -> TrainResult:
     """GRPO from `model_path` on prompt `rows`, rewarded by `reward_funcs` (default: `constraint_reward`).
     `settings.extra` may set `num_generations` (default 4), `max_completion_length` (default
     `settings.probe_max_new_tokens`), `beta`, `temperature`, ... `batch_size * grad_accum` must be a
-    multiple of `num_generations`: each step's batch holds whole groups."""
+    multiple of `num_generations`: each step's batch holds whole groups. `missing_eos_penalty` adds
+    `stop_penalty` to the reward functions (None: off)."""
     from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
@@ -82,7 +96,12 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
         "max_completion_length": settings.probe_max_new_tokens,
         **trl_args(settings, out_dir),
     })
-    trainer = GRPOTrainer(model=model, reward_funcs=list(reward_funcs or [constraint_reward]), args=config,
+    funcs = list(reward_funcs or [constraint_reward])
+    if missing_eos_penalty is not None:
+        from ..models.chat import stop_token_ids
+
+        funcs.append(stop_penalty(stop_token_ids(tokenizer, model.generation_config), missing_eos_penalty))
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config,
                           train_dataset=grpo_dataset(rows), processing_class=tokenizer,
                           peft_config=lora_config(settings))
     return run_guarded("grpo", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

@@ -76,7 +76,8 @@ class PPOSettings:
     vf_coef: float = 0.1               # weight of the value loss in the total loss
     max_new_tokens: int = 64           # token limit of a rollout
     temperature: float = 0.7           # sampling temperature (log-probs use logits / temperature too)
-    missing_eos_penalty: float | None = None  # subtracted from the score of rollouts that never stop
+    missing_eos_penalty: float | None = 1.0   # subtracted from the score of rollouts that never stop: a
+                                              # rollout cut at the token limit is no finished answer
     whiten_rewards: bool = False       # scale per-token rewards to unit variance over the batch
     forward_batch_size: int = 16       # rollouts per generation / no-grad forward pass
     lora: bool = False                 # train LoRA adapters (merged when saved); reference = adapters off
@@ -154,8 +155,11 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, eps=settings.adam_eps, weight_decay=0.0)
     kl_controller = (pm.AdaptiveKLController(settings.init_kl_coef, settings.target_kl, settings.kl_gain)
                      if settings.adaptive_kl else pm.FixedKLController(settings.init_kl_coef))
-    score = (_RewardModelScorer(reward_model_path, device, settings.forward_batch_size)
-             if reward_model_path is not None else _CallableScorer(reward_fn))
+    scorers = ([_RewardModelScorer(reward_model_path, device, settings.forward_batch_size)] if reward_model_path else []) + \
+              ([_CallableScorer(reward_fn)] if reward_fn is not None else [])
+
+    def score(prompts_, texts, stopped):  # reward model + reward function, when both are given
+        return [sum(parts) for parts in zip(*(s(prompts_, texts, stopped) for s in scorers))]
     minibatch_order = torch.Generator().manual_seed(settings.seed)
 
     curve: list[dict] = []
@@ -180,10 +184,9 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
                     ref_logprobs, _, _ = _batched_forward(model, None, rollout, settings)
             else:
                 ref_logprobs, _, _ = _batched_forward(reference, None, rollout, settings)
-            raw_scores = torch.tensor(score(batch_prompts, rollout.texts), dtype=torch.float32, device=device)
-            scores = raw_scores.clone()
-            if settings.missing_eos_penalty is not None:
-                scores[~rollout.stopped] -= settings.missing_eos_penalty
+            raw_scores = torch.tensor(score(batch_prompts, rollout.texts, rollout.stopped.tolist()),
+                                      dtype=torch.float32, device=device)
+            scores = pm.penalise_runaways(raw_scores, rollout.stopped, settings.missing_eos_penalty)
             beta = kl_controller.value
             rewards, kl = pm.kl_penalised_rewards(scores, old_logprobs, ref_logprobs, mask, beta)
             if settings.whiten_rewards:
@@ -257,8 +260,8 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
 
 
 def _validate(settings: PPOSettings, prompts, reward_fn, reward_model_path) -> None:
-    if (reward_fn is None) == (reward_model_path is None):
-        raise ValueError("train_ppo needs exactly one of reward_fn and reward_model_path")
+    if reward_fn is None and reward_model_path is None:
+        raise ValueError("train_ppo needs a reward_fn, a reward_model_path, or both (their scores add up)")
     if not prompts:
         raise ValueError("train_ppo needs at least one prompt")
     for name in ("steps", "rollouts_per_step", "samples_per_prompt", "minibatch_size", "ppo_epochs",
@@ -393,7 +396,7 @@ class _CallableScorer:
     def __init__(self, reward_fn: RewardFn):
         self.reward_fn = reward_fn
 
-    def __call__(self, prompts: list[list[dict]], texts: list[str]) -> list[float]:
+    def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
         scores = [float(self.reward_fn(p, t)) for p, t in zip(prompts, texts)]
         bad = [s for s in scores if not math.isfinite(s)]
         if bad:
@@ -424,11 +427,18 @@ class _RewardModelScorer:
         self.model.eval().requires_grad_(False)
         self.device, self.batch_size = device, batch_size
 
-    def __call__(self, prompts: list[list[dict]], texts: list[str]) -> list[float]:
+    def render(self, prompt: list[dict], text: str, stopped: bool) -> str:
+        """A finished rollout as the reward model was trained on answers (the turn closed by the template);
+        a rollout cut at the token limit as what it is, an open turn, never as if it had ended."""
+        if stopped:
+            return self.tokenizer.apply_chat_template(list(prompt) + [{"role": "assistant", "content": text}],
+                                                      tokenize=False)
+        return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True) + text
+
+    def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
         import torch
 
-        rendered = [self.tokenizer.apply_chat_template(list(p) + [{"role": "assistant", "content": t}],
-                                                       tokenize=False) for p, t in zip(prompts, texts)]
+        rendered = [self.render(p, t, s) for p, t, s in zip(prompts, texts, stopped)]
         scores: list[float] = []
         for start in range(0, len(rendered), self.batch_size):
             batch = self.tokenizer(rendered[start:start + self.batch_size], return_tensors="pt", padding=True,

@@ -190,3 +190,13 @@ class AdaptiveKLController:
         error = min(max((current_kl - self.target) / self.target, -0.2), 0.2)
         self.value = self.value * (1.0 + self.gain * error)
         return self.value
+
+
+def penalise_runaways(scores, stopped, penalty: float | None):
+    """Scores with `penalty` subtracted where a rollout never stopped (hit the token limit): RL must reward
+    finishing, or the policy learns that rambling past the end costs nothing. E.g. scores [1.0, 1.0],
+    stopped [True, False], penalty 1 -> [1.0, 0.0]. `penalty=None` leaves the scores as they are."""
+    scores = scores.clone()
+    if penalty is not None:
+        scores[~stopped] -= penalty
+    return scores
