@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from offline_arena.models import GenerationRequest, SamplingParams
@@ -96,3 +97,56 @@ def test_one_long_prompt_does_not_pad_a_whole_batch():
     assert [len(b) for b in batches] == [32, 8, 1]  # the long prompt goes alone, the short ones fill batches
     assert sorted(i for b in batches for i in b) == list(range(41))
     assert length_capped_batches([0, 1], [20000, 20000], 8, 32, 16384) == [[0], [1]]  # too long alone: still run
+
+
+@pytest.fixture(scope="module")
+def lively_generator(smol_tokenizer_dir):
+    """A pico Llama with a wide initialisation: unlike the default pico (which repeats one token whatever
+    the prompt), each row says something different, so rows can stop at different steps."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=1.0,
+                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id)
+    return TransformersGenerator.from_model(LlamaForCausalLM(config).eval(), tokenizer, fingerprint="lively")
+
+
+def _batch(generator, questions=QUESTIONS):
+    texts = [generator.render([{"role": "user", "content": q}]) for q in questions]
+    return generator.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+
+def test_greedy_decode_equals_plain_generate(lively_generator):
+    """Issue 12: the decoder that drops finished rows says exactly what `generate` says, greedy."""
+    from offline_arena.models.decode import decode
+
+    g = lively_generator
+    inputs = _batch(g)
+    with torch.inference_mode():
+        out = g.model.generate(**inputs, max_new_tokens=12, do_sample=False, eos_token_id=g.stop_ids,
+                               pad_token_id=g.tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None)
+    expected = [g._to_completion(row) for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
+    tokens, _ = decode(g.model, inputs["input_ids"], inputs["attention_mask"], 12, g.stop_ids)
+    assert [g._to_completion(t) for t in tokens] == expected
+    assert len({c.text for c in expected}) == len(QUESTIONS)  # the rows really differ
+
+
+def test_finished_rows_leave_the_batch_without_waiting_for_a_runaway(lively_generator):
+    """Rows that stop early are no longer computed while the others run on (counted in row-steps), and
+    what every row says is unchanged."""
+    from offline_arena.models.decode import decode
+
+    g = lively_generator
+    inputs = _batch(g)
+    free, _ = decode(g.model, inputs["input_ids"], inputs["attention_mask"], 10, stop_ids=[-1])  # no stop at all
+    # Make a token of one row a stop token: that row ends early, rows that never say it run on.
+    stop = next(t for row in free for t in row[:5] if any(t not in other for other in free))
+    ends = [row.index(stop) + 1 if stop in row else 10 for row in free]
+    assert min(ends) <= 5 and max(ends) == 10  # a short answer and at least one runaway
+    tokens, computed = decode(g.model, inputs["input_ids"], inputs["attention_mask"], 10, stop_ids=[stop],
+                              prune_fraction=0)
+    assert tokens == [row[:e] for row, e in zip(free, ends)]
+    assert computed == [sum(e > step for e in ends) for step in range(10)]  # a row is computed while alive
+    assert sum(computed) < len(ends) * 10  # generate() would have computed every row to the end

@@ -182,3 +182,33 @@ def test_accuracy_arithmetic_on_a_hand_made_case():
     }
     with pytest.raises(ValueError, match="2 responses for 3 prompts"):
         accuracy(responses[:2], prompts)
+
+
+def test_phrasings_vary_the_wording_not_the_constraints():
+    from offline_arena.prompts.constraints import check_all, instruction_text
+    from offline_arena.prompts.verifiable import load_verifiable
+
+    plain = load_verifiable("round1/sft", 40, 0, short_answers=True)
+    assert [p.id for p in load_verifiable("round1/sft", 40, 0, short_answers=True, phrasings=1)] == [p.id for p in plain]
+    varied = load_verifiable("round1/sft", 40, 0, short_answers=True, phrasings=3)
+    strip = lambda p: [{"id": c["id"], "params": {k: v for k, v in c["params"].items() if k != "phrasing"}}
+                       for c in p.meta["constraints"]]
+    assert [strip(p) for p in varied] == [p.meta["constraints"] for p in plain]  # the same constraints...
+    reworded = [(a, b) for a, b in zip(plain, varied) if a.messages != b.messages]
+    assert len(reworded) > 20  # ...in other words, for most prompts
+    for a, b in reworded:
+        for c in b.meta["constraints"]:
+            assert instruction_text(c)  # every phrasing renders
+        answer = "all lowercase, but with a comma."
+        assert check_all(answer, strip(b)) == check_all(answer, b.meta["constraints"])
+
+
+def test_recipe_control_over_the_pack():
+    from offline_arena.prompts.verifiable import load_verifiable
+
+    ids = ["punctuation:no_comma", "startend:end_checker", "change_case:english_lowercase"]
+    prompts = load_verifiable("round1/sft", 30, 0, short_answers=True, constraint_ids=ids, min_constraints=1,
+                              max_constraints=1)
+    assert all(len(p.meta["constraints"]) == 1 and p.meta["constraints"][0]["id"] in ids for p in prompts)
+    with pytest.raises(ValueError, match="unknown constraint id"):
+        load_verifiable("round1/sft", 3, 0, constraint_ids=["no:such"])

@@ -36,6 +36,22 @@ class Prompts(Strict):
     per_stage: int = Field(48, ge=1, description="fresh prompts each stage battles on")
     heldout: int = Field(96, ge=1, description="held-out prompts for evaluation; never trained on")
     short_answers: bool = Field(True, description="builtin:verifiable: only constraints a short answer can meet")
+    constraints: list[str] | None = Field(None, description="builtin:verifiable: only these constraint ids (null: all that fit)")
+    min_constraints: int = Field(1, ge=1, description="builtin:verifiable: fewest constraints a prompt")
+    max_constraints: int = Field(3, ge=1, description="builtin:verifiable: most constraints a prompt")
+    phrasings: int = Field(1, ge=1, description="builtin:verifiable: wordings per constraint drawn from (1: the pack's own only)")
+
+    @model_validator(mode="after")
+    def _pack_settings(self) -> "Prompts":
+        if self.min_constraints > self.max_constraints:
+            raise ValueError(f"min_constraints ({self.min_constraints}) > max_constraints ({self.max_constraints})")
+        if self.constraints is not None:
+            from .prompts.constraints import CONSTRAINTS
+
+            unknown = sorted(set(self.constraints) - set(CONSTRAINTS))
+            if unknown:
+                raise ValueError(f"constraints: unknown id(s) {unknown}; known: {', '.join(sorted(CONSTRAINTS))}")
+        return self
 
 
 class Generation(Strict):

@@ -60,7 +60,10 @@ def _split(recipe: Recipe, split: str, n: int) -> list:
     if source == "builtin:verifiable":
         from .prompts.verifiable import load_verifiable
 
-        return load_verifiable(split, n, recipe.seed, short_answers=recipe.prompts.short_answers)
+        p = recipe.prompts
+        return load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
+                               min_constraints=p.min_constraints, max_constraints=p.max_constraints,
+                               phrasings=p.phrasings)
     return _file_split(source, split, n, recipe)
 
 

@@ -1,5 +1,5 @@
 """Generation with transformers: batched, prompts bucketed by length, left padding, stopping on the
-end-of-turn token.
+end-of-turn token, finished rows dropped from the batch (models/decode.py).
 
 Why batching matters here: on a 2-core CPU a 135M model is bound by per-step overhead, not FLOPs, so
 generating 16 prompts in one forward pass per step costs little more than one (bench/generation.py
@@ -61,6 +61,7 @@ class TransformersGenerator:
         self.progress = progress
         self.fingerprint = fingerprint or _local_fingerprint(self.model_path)
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
+        self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did
 
     @classmethod
     def from_model(cls, model, tokenizer, fingerprint: str, batch_size: int = 32) -> "TransformersGenerator":
@@ -71,6 +72,7 @@ class TransformersGenerator:
         tokenizer.padding_side = "left"
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
         self.batch_size, self.progress, self.fingerprint, self.num_generated = batch_size, True, fingerprint, 0
+        self.rows_decoded = 0
         self.max_batch_tokens = MAX_BATCH_TOKENS
         return self
 
@@ -99,22 +101,15 @@ class TransformersGenerator:
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, prompts: list[str], requests: list[GenerationRequest]) -> list[Completion]:
-        import torch
+        from .decode import decode
 
         params = requests[0].params
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        sampling = params.temperature > 0
-        kwargs = dict(do_sample=sampling, max_new_tokens=params.max_new_tokens, eos_token_id=self.stop_ids,
-                      pad_token_id=self.tokenizer.pad_token_id)
-        if sampling:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-        else:  # silence the "temperature is set but do_sample=False" warnings from the model's defaults
-            kwargs.update(temperature=None, top_p=None, top_k=None)
         # One seed per batch, derived from what the batch contains: the same requests give the same text.
-        torch.manual_seed(_batch_seed(prompts, requests))
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:].tolist()
+        new_tokens, computed = decode(self.model, inputs["input_ids"], inputs["attention_mask"], params.max_new_tokens,
+                                      self.stop_ids, params.temperature, params.top_p, params.top_k,
+                                      seed=_batch_seed(prompts, requests))
+        self.rows_decoded += sum(computed)  # what the batches cost, in row-steps (finished rows are dropped)
         return [self._to_completion(tokens) for tokens in new_tokens]
 
     def _to_completion(self, tokens: list[int]) -> Completion:

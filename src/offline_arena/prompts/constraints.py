@@ -790,4 +790,11 @@ def check_all(response: str, constraints: list[dict], loose: bool = False) -> li
 
 
 def instruction_text(constraint: dict) -> str:
-    return _lookup(constraint["id"]).instruction(constraint.get("params") or {})
+    """The instruction sentence; `params["phrasing"]` > 0 picks another wording (prompts/phrasings.py)."""
+    params = constraint.get("params") or {}
+    index = params.get("phrasing", 0)
+    if index:
+        from .phrasings import phrase
+
+        return phrase(constraint["id"], params, index)
+    return _lookup(constraint["id"]).instruction(params)

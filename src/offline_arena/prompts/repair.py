@@ -40,8 +40,9 @@ def trim_to_sentence(text: str) -> str:
     ends = [m.end() for m in re.finditer(r"[.!?](?=[\"')\]]*(\s|$))", text)]
     if ends and ends[-1] >= len(text) * 0.3:
         return text[:ends[-1]].rstrip()
-    words = text.split()
-    return (" ".join(words).rstrip(",;:-") + ".") if words else text
+    if "\n" in text:  # a poem or a list: keep the complete lines
+        text = text[:text.rindex("\n")].rstrip()
+    return text.rstrip(",;:- ") + "." if text else text
 
 
 def _sentences(text: str) -> list[str]:

@@ -115,9 +115,14 @@ def make_prompt(task: dict, constraints: list[dict]) -> Prompt:
 class _TaskPrompts:
     """The seeded sequence of distinct prompts of one base task: element c is its prompt in cycle c."""
 
-    def __init__(self, task: dict, seed: int, min_constraints: int, max_constraints: int, candidate_ids):
+    def __init__(self, task: dict, seed: int, min_constraints: int, max_constraints: int, candidate_ids,
+                 phrasings: int = 1):
         settings = f"{seed}|{task['id']}|{min_constraints}|{max_constraints}|{','.join(candidate_ids)}"
         self.rng = random.Random(settings)  # str seeds hash with SHA-512: stable across processes
+        # Wordings come from a generator of their own: with phrasings=1 the prompts are exactly those of a
+        # pack without phrasings, and more phrasings change the wording, never the constraints.
+        self.phrasing_rng = random.Random(f"{settings}|phrasings|{phrasings}")
+        self.phrasings = phrasings
         self.task, self.candidate_ids = task, candidate_ids
         self.min_constraints, self.max_constraints = min_constraints, max_constraints
         self.prompts: list[Prompt] = []
@@ -136,9 +141,21 @@ class _TaskPrompts:
             signature = _signature(constraints)
             if len(constraints) >= self.min_constraints and signature not in self.seen:
                 self.seen.add(signature)
-                self.prompts.append(make_prompt(self.task, constraints))
+                self.prompts.append(make_prompt(self.task, self._phrased(constraints)))
                 return
         self.exhausted = True  # this task has (practically) run out of new constraint sets
+
+
+    def _phrased(self, constraints: list[dict]) -> list[dict]:
+        if self.phrasings <= 1:
+            return constraints
+        from .phrasings import phrasing_count
+
+        phrased = []
+        for c in constraints:
+            index = self.phrasing_rng.randrange(min(self.phrasings, phrasing_count(c["id"])))
+            phrased.append({**c, "params": {**c["params"], "phrasing": index}} if index else c)
+        return phrased
 
 
 def _check_settings(min_constraints: int, max_constraints: int):
@@ -147,19 +164,29 @@ def _check_settings(min_constraints: int, max_constraints: int):
                          f"{max_constraints}")
 
 
-def _candidate_ids(short_answers: bool) -> tuple[str, ...]:
-    return tuple(short_answer_ids() if short_answers else CONSTRAINTS)
+def _candidate_ids(short_answers: bool, constraint_ids=None) -> tuple[str, ...]:
+    ids = tuple(short_answer_ids() if short_answers else CONSTRAINTS)
+    if constraint_ids is None:
+        return ids
+    unknown = sorted(set(constraint_ids) - set(CONSTRAINTS))
+    if unknown:
+        raise ValueError(f"unknown constraint id(s) {unknown}; known: {sorted(CONSTRAINTS)}")
+    chosen = tuple(i for i in ids if i in set(constraint_ids))
+    if not chosen:
+        raise ValueError(f"none of the constraint ids {sorted(constraint_ids)} fits "
+                         f"{'a short answer' if short_answers else 'the pack'}")
+    return chosen
 
 
 def _deal(tasks: list[dict], n: int, seed: int, slot: int, slots: int, where: str, *, min_constraints,
-          max_constraints, short_answers) -> list[Prompt]:
+          max_constraints, short_answers, constraint_ids=None, phrasings: int = 1) -> list[Prompt]:
     """n prompts for `slot` of `slots`: in cycle c the tasks are shuffled and slot k takes every
     slots-th task from position k, each giving its c-th prompt."""
     _check_settings(min_constraints, max_constraints)
     if n < 0:
         raise ValueError(f"{where}: size must be >= 0, got {n}")
-    candidate_ids = _candidate_ids(short_answers)
-    sequences = {task["id"]: _TaskPrompts(task, seed, min_constraints, max_constraints, candidate_ids)
+    candidate_ids = _candidate_ids(short_answers, constraint_ids)
+    sequences = {task["id"]: _TaskPrompts(task, seed, min_constraints, max_constraints, candidate_ids, phrasings)
                  for task in tasks}
     prompts: list[Prompt] = []
     for cycle in range(MAX_PROMPTS_PER_TASK):
@@ -200,11 +227,13 @@ def shard_slot(name: str) -> int:
 
 
 def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int = 1, max_constraints: int = 3,
-                    short_answers: bool = False) -> list[Prompt]:
+                    short_answers: bool = False, constraint_ids=None, phrasings: int = 1) -> list[Prompt]:
     """n prompts of one split of the pack: "heldout" (evaluation only) or a training shard such as
-    "round1/sft". The same arguments always give the same prompts, whatever other splits a run loads."""
+    "round1/sft". The same arguments always give the same prompts, whatever other splits a run loads.
+    `constraint_ids` restricts the constraints drawn; `phrasings` > 1 varies their wording
+    (prompts/phrasings.py)."""
     settings = dict(min_constraints=min_constraints, max_constraints=max_constraints,
-                    short_answers=short_answers)
+                    short_answers=short_answers, constraint_ids=constraint_ids, phrasings=phrasings)
     tasks = base_tasks()
     heldout_ids = heldout_task_ids(seed, tasks)
     if split == HELDOUT:

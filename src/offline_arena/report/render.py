@@ -119,12 +119,26 @@ def _stage_table(files: RunFiles) -> str:
                      escape(" / ".join(str(outcomes.get(k, 0)) for k in ("model_a", "model_b", "tie", "error")))
                      if outcomes else "–",
                      _fmt(train.get("rows"), 0) if train else "–", loss,
-                     _with_ci(h, "prompt_strict"), _with_ci(h, "prompt_loose"), _fmt(h.get("instruction_strict")),
+                     _with_ci(h, "prompt_strict"), _vs_base(s), _with_ci(h, "prompt_loose"),
+                     _fmt(h.get("instruction_strict")),
                      _fmt(h.get("instruction_loose")), _fmt(h.get("runaway_rate")),
                      _fmt(s.get("seconds"), 0) if s else ("base" if c.round == 0 else "not done")])
     head = ["stage", "model", "battles", "A / B / tie / error", "data rows", "loss first → last",
-            "prompt strict [95% CI]", "prompt loose [95% CI]", "instr. strict", "instr. loose", "runaway", "seconds"]
+            "prompt strict [95% CI]", "vs base [paired 95% CI]", "prompt loose [95% CI]", "instr. strict",
+            "instr. loose", "runaway", "seconds"]
     return f'<div class="scroll">{_table(head, rows, "stages")}</div>'
+
+
+def _vs_base(summary: dict) -> str:
+    """Prompt-level strict accuracy minus the base's on the same held-out prompts (paired bootstrap CI);
+    green when the whole interval is above zero, red when below."""
+    d = (summary.get("vs_base") or {}).get("prompt_strict")
+    if not d:
+        return "–"
+    lo, hi = d["ci"]
+    tone = "good" if lo > 0 else "bad" if hi < 0 else "muted"
+    return (f'<span class="{tone}">{d["diff"]:+.3f}</span> '
+            f'<span class="muted">[{lo:+.2f}, {hi:+.2f}]</span>')
 
 
 def _with_ci(heldout: dict, key: str) -> str:
