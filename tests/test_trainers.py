@@ -114,9 +114,25 @@ def test_sft_trains_only_the_answer(pico_model_dir, tmp_path):
     config = SFTConfig(**trl_args(settings(), tmp_path), max_length=128, completion_only_loss=True)
     trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(sft_rows()[:1]),
                          processing_class=tokenizer)
-    ids, trained = guard_example(trainer)
+    [(ids, trained, attended)] = guard_example(trainer)
     trained_text = tokenizer.decode([t for t, m in zip(ids, trained) if m])
-    assert trained_text == "Blue.<|im_end|>\n"
+    assert trained_text == "Blue.<|im_end|>\n" and all(attended)
+
+
+def test_guard_needs_the_final_end_of_turn_of_every_example_trained(smol_tokenizer_dir):
+    """Issue 10: "some end-of-turn token is trained" passed an example whose prompt turn's <|im_end|> was
+    trained but whose answer's end was masked; and one example stood for the whole batch."""
+    from transformers import AutoTokenizer
+
+    from offline_arena.train.guard import StopTokenGuardError, assert_examples_end_trained
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    eot = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    good = ([5, 6, eot, 7, 8, eot, eot], [0, 0, 0, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 0])  # last one is padding
+    answer_end_masked = ([5, 6, eot, 7, 8, eot], [0, 0, 1, 1, 1, 0], [1] * 6)
+    assert assert_examples_end_trained([good, good], tokenizer, "test") == 2
+    with pytest.raises(StopTokenGuardError, match="example 1.*masked out of the labels"):
+        assert_examples_end_trained([good, answer_end_masked], tokenizer, "test")
 
 
 def test_sft_lora_checkpoint_is_a_plain_merged_model(pico_model_dir, tmp_path):
@@ -248,7 +264,7 @@ def test_pad_masking_collator_fails_before_training(pico_model_dir, tmp_path, mo
     from transformers import AutoTokenizer
 
     pad = AutoTokenizer.from_pretrained(str(pico_model_dir)).pad_token_id
-    masked = re.escape("'<|im_end|>'") + ".*in the answer but masked out of the labels"
+    masked = re.escape("'<|im_end|>'") + ".*in the example but masked out of the labels"
     with pytest.raises(StopTokenGuardError, match=masked):
         train_sft(pico_model_dir, sft_rows(), tmp_path, settings(), PROBES,
                   data_collator=MaskPadByIdCollator(pad_token_id=pad))

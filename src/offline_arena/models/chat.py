@@ -9,7 +9,7 @@ def end_of_turn_token_id(tokenizer) -> int:
     """The token the chat template puts right after an assistant's answer (`<|im_end|>` for ChatML,
     `<|eot_id|>` for Llama 3). Found by rendering a conversation, not by guessing from the EOS, because
     for many models EOS and end-of-turn differ — and a model that never learns to emit this token never
-    stops (the stop-token lesson in DESIGN.md)."""
+    stops (the stop-token lesson in docs/architecture.md)."""
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
     tail = rendered.split(_SENTINEL, 1)[1]

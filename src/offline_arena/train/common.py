@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .guard import GuardReport, assert_end_of_turn_trained, check_runaway, runaway_rate
+from .guard import GuardReport, assert_examples_end_trained, check_runaway, runaway_rate
 
 
 @dataclass
@@ -129,11 +129,11 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
                 loss_key: str = "loss") -> TrainResult:
     """Train with the stop-token guard around it; save the checkpoint and metrics.json in `out_dir`.
 
-    `guard_example(trainer)` returns (token ids, trained-position mask) of one example as the trainer's
-    own collator renders it."""
-    ids, trained = guard_example(trainer)
-    assert_end_of_turn_trained(ids, trained, tokenizer, where=f"{stage} stage")
-    report = GuardReport(end_of_turn_in_labels=True, tolerance=settings.runaway_tolerance)
+    `guard_example(trainer)` returns the examples of the first batches as the trainer's own collator
+    renders them: (token ids, trained-position mask[, attended mask]) tuples, or one such tuple. The final
+    end-of-turn token of every one must be trained."""
+    checked = assert_examples_end_trained(guard_example(trainer), tokenizer, where=f"{stage} stage")
+    report = GuardReport(end_of_turn_in_labels=True, tolerance=settings.runaway_tolerance, examples_checked=checked)
     probes = list(probe_messages)[: settings.probe_prompts]
     if probes:
         report.runaway_before = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)

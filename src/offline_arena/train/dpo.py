@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .guard import first_batches
 
 
 def preference_dataset(rows: Sequence[dict]):
@@ -27,14 +28,18 @@ def preference_dataset(rows: Sequence[dict]):
                                "rejected": chat_turns(row["rejected"])} for row in rows])
 
 
-def guard_example(trainer) -> tuple[list[int], list[bool]]:
-    """The first *chosen* sequence as DPOTrainer's `DataCollatorForPreference` (TRL 1.16) renders it. The
-    collator stacks chosen rows then rejected rows and returns `completion_mask`; the loss takes
+def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
+    """Every *chosen* sequence of the first batches as DPOTrainer's `DataCollatorForPreference` (TRL 1.16)
+    renders it. The collator stacks chosen rows then rejected rows and returns `completion_mask`; the loss takes
     log-probabilities of the tokens where it is 1 (`labels = input_ids.masked_fill(completion_mask == 0,
     -100)`), so those are the trained positions. The chosen answer is the one whose end-of-turn the policy
     is pushed towards."""
-    batch = next(iter(trainer.get_train_dataloader()))
-    return batch["input_ids"][0].tolist(), (batch["completion_mask"][0] == 1).tolist()
+    examples = []
+    for batch in first_batches(trainer):
+        chosen = len(batch["input_ids"]) // 2  # chosen rows first, then rejected
+        examples += [(batch["input_ids"][i].tolist(), (batch["completion_mask"][i] == 1).tolist(),
+                      (batch["attention_mask"][i] == 1).tolist()) for i in range(chosen)]
+    return examples
 
 
 def train_dpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,

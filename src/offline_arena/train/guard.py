@@ -1,4 +1,4 @@
-"""The stop-token guard (DESIGN.md, "the stop-token lesson").
+"""The stop-token guard (docs/architecture.md, "The stop-token lesson").
 
 Fine-tuning regresses in ways loss curves never show: with pad == eos a collator masks the end-of-turn
 token out of the labels, or a template change stops training it, and the model "never stops". So every
@@ -24,36 +24,62 @@ class GuardReport:
     runaway_before: float | None = None
     runaway_after: float | None = None
     tolerance: float = 0.1
+    examples_checked: int = 1  # rendered examples whose final end-of-turn token was found trained
 
     def as_dict(self) -> dict:
         return {"end_of_turn_in_labels": self.end_of_turn_in_labels, "runaway_before": self.runaway_before,
-                "runaway_after": self.runaway_after, "runaway_tolerance": self.tolerance}
+                "runaway_after": self.runaway_after, "runaway_tolerance": self.tolerance,
+                "examples_checked": self.examples_checked}
 
 
-def assert_end_of_turn_trained(token_ids: Sequence[int], trained: Sequence[bool], tokenizer, where: str) -> None:
-    """`token_ids` is one rendered example as the trainer's collator produced it and `trained` says which
-    positions contribute to the loss (labels != -100, or a completion mask). Raise unless the end-of-turn
-    token is at a trained position."""
+def assert_end_of_turn_trained(token_ids: Sequence[int], trained: Sequence[bool], tokenizer, where: str,
+                               attended: Sequence[bool] | None = None) -> None:
+    """`token_ids` is one rendered example as the trainer's collator produced it, `trained` says which
+    positions contribute to the loss (labels != -100, or a completion mask) and `attended` which are real
+    tokens rather than padding (default: all). Raise unless the example's *final* end-of-turn token — the
+    one that ends the answer — is at a trained position. Any trained end-of-turn is not enough: a
+    multi-turn prompt's own turns end with the same token, and with pad == eos so does the padding."""
     from ..models.chat import end_of_turn_token_id
 
     eot = end_of_turn_token_id(tokenizer)
     ids = [int(t) for t in token_ids]
-    if len(ids) != len(trained):
-        raise ValueError(f"{where}: {len(ids)} token ids but {len(trained)} mask entries")
-    if any(t == eot and bool(m) for t, m in zip(ids, trained)):
+    attended = [True] * len(ids) if attended is None else [bool(a) for a in attended]
+    if not len(ids) == len(trained) == len(attended):
+        raise ValueError(f"{where}: {len(ids)} token ids, {len(trained)} mask entries, {len(attended)} attended")
+    final = max((i for i, t in enumerate(ids) if t == eot and attended[i]), default=None)
+    if final is not None and bool(trained[final]):
         return
     name = tokenizer.convert_ids_to_tokens(eot)
     # Look only inside the trained span: the prompt's own turns end with the same token (and with pad == eos
     # so does the padding), which says nothing about whether the answer's end is trained.
     positions = [i for i, m in enumerate(trained) if m]
-    masked = bool(positions) and eot in ids[positions[0]:positions[-1] + 1]
+    masked = bool(positions) and eot in ids[positions[0]:positions[-1] + 2]
     raise StopTokenGuardError(
-        f"{where}: the end-of-turn token {name!r} (id {eot}) is "
-        + ("in the answer but masked out of the labels" if masked
+        f"{where}: the end-of-turn token {name!r} (id {eot}) that ends the answer is "
+        + ("in the example but masked out of the labels" if masked
            else "missing from the rendered example's trained span")
         + ". A model trained like this never learns to stop. Common causes: pad token == end-of-turn token "
           "and a collator that masks padding by id; a chat template that leaves the end-of-turn token outside "
           "the assistant span; truncation cutting it off (raise max_length).")
+
+
+def assert_examples_end_trained(examples, tokenizer, where: str) -> int:
+    """`assert_end_of_turn_trained` on every example of the first batches: (ids, trained) or (ids, trained,
+    attended) tuples, or one such tuple. Returns how many examples were checked."""
+    examples = [examples] if isinstance(examples, tuple) else list(examples)
+    for index, (ids, trained, *rest) in enumerate(examples):
+        assert_end_of_turn_trained(ids, trained, tokenizer, f"{where}, example {index}", rest[0] if rest else None)
+    return len(examples)
+
+
+def first_batches(trainer, count: int = 2):
+    """The first `count` batches of the trainer's own dataloader (fewer if the data is shorter)."""
+    batches = []
+    for batch in trainer.get_train_dataloader():
+        batches.append(batch)
+        if len(batches) == count:
+            break
+    return batches
 
 
 def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max_new_tokens: int = 64,

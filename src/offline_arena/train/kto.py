@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .guard import first_batches
 
 
 def kto_dataset(rows: Sequence[dict]):
@@ -28,15 +29,18 @@ def kto_dataset(rows: Sequence[dict]):
                                "label": bool(row["label"])} for row in rows])
 
 
-def guard_example(trainer) -> tuple[list[int], list[bool]]:
-    """A *desirable* sequence from the first batch of KTOTrainer's `DataCollatorForUnpairedPreference` (TRL
+def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
+    """The *desirable* sequences of the first batches of KTOTrainer's `DataCollatorForUnpairedPreference` (TRL
     1.16): its `completion_mask` marks the tokens whose log-probabilities enter the loss. A desirable one,
-    because an undesirable completion's end-of-turn is pushed down, not learnt; the first row if the batch
-    has no desirable example."""
-    batch = next(iter(trainer.get_train_dataloader()))
-    labels = batch["label"].tolist()
-    row = labels.index(True) if True in labels else 0
-    return batch["input_ids"][row].tolist(), (batch["completion_mask"][row] == 1).tolist()
+    because an undesirable completion's end-of-turn is pushed down, not learnt; the first row of a batch
+    that has no desirable example."""
+    examples = []
+    for batch in first_batches(trainer):
+        labels = batch["label"].tolist()
+        rows = [i for i, good in enumerate(labels) if good] or [0]
+        examples += [(batch["input_ids"][i].tolist(), (batch["completion_mask"][i] == 1).tolist(),
+                      (batch["attention_mask"][i] == 1).tolist()) for i in rows]
+    return examples
 
 
 def train_kto(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,

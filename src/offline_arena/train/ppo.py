@@ -29,7 +29,7 @@ Design choices (CPU first):
 - Dropout is off throughout (model.eval()), so the first minibatch sees ratio = 1 exactly ([N+]).
 - The response mask is built from the stop ids, not from the pad id. TRL's PPOv2 derived it from the pad
   id, which with pad == eos (SmolLM2) drops the end-of-turn token from the policy loss — the stop-token
-  lesson in DESIGN.md.
+  lesson in docs/architecture.md.
 
 References: see ppo_math.py.
 """

@@ -63,7 +63,7 @@ def response_mask(responses: torch.Tensor, stop_ids: Sequence[int]) -> tuple[tor
     """(mask, stopped) for right-padded generated tokens: mask is True up to and including the first stop
     token, `stopped` says whether a row contains one. Built from the stop ids, never from the pad id:
     with pad == eos (SmolLM2) a mask built by `token != pad` would drop the end-of-turn token from the
-    policy loss, and the model would never be rewarded for stopping (the stop-token lesson, DESIGN.md).
+    policy loss, and the model would never be rewarded for stopping (the stop-token lesson, docs/architecture.md).
 
     responses [[5, 7, EOT, PAD], [5, 7, 8, 9]] -> mask [[T, T, T, F], [T, T, T, T]], stopped [T, F]"""
     is_stop = torch.zeros_like(responses, dtype=torch.bool)

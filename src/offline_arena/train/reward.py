@@ -17,6 +17,7 @@ from typing import Sequence
 
 from .common import TrainResult, TrainSettings, lora_config, on_gpu, run_guarded, trl_args
 from .dpo import preference_dataset
+from .guard import first_batches
 
 
 def load_reward_model(model_path: str | Path):
@@ -34,13 +35,18 @@ def load_reward_model(model_path: str | Path):
     return model, tokenizer
 
 
-def guard_example(trainer) -> tuple[list[int], list[bool]]:
-    """The first chosen sequence of RewardTrainer's `DataCollatorForPreference` (TRL 1.16: `input_ids`,
+def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
+    """The chosen sequences of the first batches of RewardTrainer's `DataCollatorForPreference` (TRL 1.16: `input_ids`,
     `attention_mask`, chosen rows first). A reward model does not generate, so the question is whether it
     *sees* the end of the answer: the end-of-turn token must be inside the attended positions (a
     truncated answer, or a template that leaves it out, scores a different thing than the one judged)."""
-    batch = next(iter(trainer.get_train_dataloader()))
-    return batch["input_ids"][0].tolist(), (batch["attention_mask"][0] == 1).tolist()
+    examples = []
+    for batch in first_batches(trainer):
+        chosen = len(batch["input_ids"]) // 2
+        for i in range(chosen):
+            attended = (batch["attention_mask"][i] == 1).tolist()
+            examples.append((batch["input_ids"][i].tolist(), attended, attended))
+    return examples
 
 
 def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,

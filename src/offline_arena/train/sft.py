@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .guard import first_batches
 
 
 def sft_dataset(rows: Sequence[dict]):
@@ -33,12 +34,13 @@ def sft_dataset(rows: Sequence[dict]):
     return Dataset.from_list(examples)
 
 
-def guard_example(trainer) -> tuple[list[int], list[bool]]:
-    """One example exactly as SFTTrainer's collator hands it to the model. In TRL 1.16 the labels are built
-    during dataset preparation (-100 outside the completion) and the collator
+def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
+    """Every example of the first batches exactly as SFTTrainer's collator hands them to the model. In TRL
+    1.16 the labels are built during dataset preparation (-100 outside the completion) and the collator
     (`DataCollatorForLanguageModeling`) pads them with -100, so "trained" means `labels != -100`."""
-    batch = next(iter(trainer.get_train_dataloader()))
-    return batch["input_ids"][0].tolist(), (batch["labels"][0] != -100).tolist()
+    return [(batch["input_ids"][i].tolist(), (batch["labels"][i] != -100).tolist(),
+             (batch["attention_mask"][i] == 1).tolist())
+            for batch in first_batches(trainer) for i in range(len(batch["input_ids"]))]
 
 
 def train_sft(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
