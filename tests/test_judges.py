@@ -224,3 +224,17 @@ def test_reward_model_judge_on_a_pico_reward_model(pico_reward_dir):
     first, second = verdicts
     assert first.score_a == pytest.approx(second.score_b, abs=1e-4)  # scores do not depend on the slot
     assert {first.winner, second.winner} == {"model_a", "model_b"} or first.winner == second.winner == "tie"
+
+
+def test_reward_model_judge_keeps_the_answer_end_and_shows_runaways_open(pico_reward_dir):
+    """Issue 10: right-side truncation cut the answer's end; a runaway was rendered as a finished turn."""
+    judge = load_judge(f"rm:{pico_reward_dir}")
+    judge.max_length = 24
+    long_prompt = [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "the end"}]
+    kept = judge.tokenizer(judge.render(long_prompt), truncation=True, max_length=24, add_special_tokens=False)
+    assert judge.tokenizer.decode(kept["input_ids"]).rstrip().endswith("the end<|im_end|>")
+    assert not judge.render(long_prompt, stopped=False).rstrip().endswith("<|im_end|>")
+    finished = Matchup(({"role": "user", "content": "q"},), {}, Completion("same text", True, 3),
+                       Completion("same text", False, 3))
+    verdict = judge.judge([finished])[0]
+    assert verdict.score_a != verdict.score_b  # the same words, finished or cut off, are different answers

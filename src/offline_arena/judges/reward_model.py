@@ -13,7 +13,7 @@ class RewardModelJudge:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ..models.hf import _local_fingerprint
+        from ..models.hf import local_fingerprint
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -24,13 +24,24 @@ class RewardModelJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        # Too long: cut the start of the prompt, never the end of the answer (which a judge must see).
+        self.tokenizer.truncation_side = "left"
         self.tie_margin, self.batch_size, self.max_length = tie_margin, batch_size, max_length
-        self.fingerprint = f"rm:{_local_fingerprint(model_path)}"
+        self.fingerprint = f"rm:{local_fingerprint(model_path)}:v2"  # v2: keeps answer ends, shows runaways open
 
-    def scores(self, conversations: Sequence[list[dict]]) -> list[float]:
+    def render(self, conversation: list[dict], stopped: bool = True) -> str:
+        """A finished answer with its turn closed by the template; a runaway (cut at the token limit) as an
+        open turn, never closed as if it had ended."""
+        if stopped:
+            return self.tokenizer.apply_chat_template(conversation, tokenize=False)
+        return self.tokenizer.apply_chat_template(conversation[:-1], tokenize=False, add_generation_prompt=True) + \
+            conversation[-1]["content"]
+
+    def scores(self, conversations: Sequence[list[dict]], stopped: Sequence[bool] | None = None) -> list[float]:
         import torch
 
-        texts = [self.tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+        stopped = [True] * len(conversations) if stopped is None else list(stopped)
+        texts = [self.render(c, s) for c, s in zip(conversations, stopped)]
         out: list[float] = []
         for start in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
@@ -40,11 +51,12 @@ class RewardModelJudge:
         return out
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
-        conversations = []
+        conversations, stopped = [], []
         for m in matchups:
             for answer in (m.answer_a, m.answer_b):
                 conversations.append([*m.messages, {"role": "assistant", "content": answer.text}])
-        scores = self.scores(conversations)
+                stopped.append(answer.stopped)
+        scores = self.scores(conversations, stopped)
         verdicts = []
         for i in range(len(matchups)):
             a, b = scores[2 * i], scores[2 * i + 1]

@@ -59,7 +59,7 @@ class TransformersGenerator:
         self.batch_size = batch_size
         self.max_batch_tokens = MAX_BATCH_TOKENS
         self.progress = progress
-        self.fingerprint = fingerprint or _local_fingerprint(self.model_path)
+        self.fingerprint = fingerprint or local_fingerprint(self.model_path)
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
         self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did
 
@@ -125,7 +125,7 @@ def _batch_seed(prompts: list[str], requests: list[GenerationRequest]) -> int:
     return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "little")
 
 
-def _local_fingerprint(model_path: str) -> str:
+def local_fingerprint(model_path: str) -> str:
     path = Path(model_path)
     if path.is_dir():
         from .fingerprint import folder_fingerprint
@@ -134,6 +134,6 @@ def _local_fingerprint(model_path: str) -> str:
     try:  # a Hub id already in the local cache: fingerprint the snapshot folder it resolves to
         from huggingface_hub import snapshot_download
 
-        return _local_fingerprint(snapshot_download(model_path, local_files_only=True))
+        return local_fingerprint(snapshot_download(model_path, local_files_only=True))
     except Exception:
         return f"hf:{model_path}"

@@ -15,11 +15,11 @@ class VLLMGenerator:
             from vllm import LLM
         except ImportError as error:
             raise ImportError("the vllm: backend needs the vllm extra: pip install 'offline-arena[vllm]'") from error
-        from .hf import _local_fingerprint
+        from .hf import local_fingerprint
 
         self.llm = LLM(model=model, **engine_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
-        self.fingerprint = fingerprint or _local_fingerprint(model).replace("hf:", "vllm:", 1)
+        self.fingerprint = fingerprint or local_fingerprint(model).replace("hf:", "vllm:", 1)
         self.num_generated = 0
 
     def render(self, messages) -> str:
