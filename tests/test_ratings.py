@@ -13,6 +13,7 @@ import pytest
 
 from offline_arena.ratings import (
     FASTCHAT_0_2_36_L2,
+    LEADERBOARD_L2,
     RatingsWarning,
     battles_from_records,
     bootstrap_ratings,
@@ -315,7 +316,7 @@ def test_leaderboard_rows_counts_files_and_text(tmp_path):
     assert (by_model["C"]["wins"], by_model["C"]["ties"], by_model["C"]["losses"]) == (0, 20, 5)
     assert by_model["B"]["battles"] == 60
     assert sum(r["wins"] for r in rows) == sum(r["losses"] for r in rows)
-    point = compute_bradley_terry(*data)
+    point = compute_bradley_terry(*data, l2=LEADERBOARD_L2)
     for row in rows:
         assert row["rating"] == pytest.approx(point[row["model"]])
         assert row["lower"] <= row["rating"] <= row["upper"]
@@ -339,7 +340,7 @@ def test_leaderboard_with_style_control():
     verbosity = np.array([50.0, 80.0, 300.0])
     a, b, w, length_a, length_b = simulate(np.array([0.5, 0.0, -0.5]), 1500, rng, style_gamma=1.0, verbosity=verbosity)
     rows = leaderboard(a, b, w, rounds=20, style=(length_a, length_b))
-    fit = compute_bradley_terry_style(a, b, w, length_a, length_b)
+    fit = compute_bradley_terry_style(a, b, w, length_a, length_b, l2=LEADERBOARD_L2)
     assert [row["model"] for row in rows] == list(fit.ratings)
     for row in rows:
         assert row["rating"] == pytest.approx(fit.ratings[row["model"]])
@@ -387,3 +388,38 @@ def test_module_imports_neither_pandas_nor_sklearn():
     code = "import sys, offline_arena.ratings; print(sorted({'pandas', 'sklearn', 'scipy'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_model_that_never_wins_gets_a_finite_fastchat_like_rating():
+    """Issue 10: with the near-zero L2 a 0-wins-in-48 checkpoint landed thousands of points away."""
+    data = battles(("ref", "zero", "model_a", 48), ("ref", "mid", "model_a", 24), ("ref", "mid", "model_b", 24))
+    rows = {r["model"]: r for r in leaderboard(*data, rounds=50, anchor=("ref", 1000.0))}
+    assert rows["ref"]["rating"] == pytest.approx(1000.0)
+    assert 0 < rows["zero"]["rating"] < rows["mid"]["rating"] - 500  # far below, but not thousands away
+    assert rows["zero"]["upper"] - rows["zero"]["lower"] < 200
+    with pytest.warns(RatingsWarning):
+        unregularised = compute_bradley_terry(*data, anchor=("ref", 1000.0))
+    assert unregularised["zero"] < -2000  # what the near-zero penalty gave: 3400 points below the reference
+
+
+def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
+    """Issue 10: ratings anchored to a fixed reference (the first opponent) do not all shift when a new
+    checkpoint's battles arrive."""
+    rng = np.random.default_rng(3)
+    strength = {"ref": 0.0, "a": -0.5, "b": 0.4, "new": 1.0}
+
+    def simulate(pairs, n=120):
+        rows = []
+        for x, y in pairs:
+            p = 1 / (1 + math.exp(strength[y] - strength[x]))
+            rows += [(x, y, "model_a" if rng.random() < p else "model_b", 1) for _ in range(n)]
+        return battles(*rows)
+
+    three = simulate([("a", "ref"), ("b", "ref"), ("a", "b")])
+    extra = simulate([("new", "ref")])
+    before = {r["model"]: r for r in leaderboard(*three, rounds=100, anchor=("ref", 1000.0))}
+    after = {r["model"]: r for r in leaderboard(*(list(x) + list(y) for x, y in zip(three, extra)), rounds=100,
+                                                anchor=("ref", 1000.0))}
+    for model in ("ref", "a", "b"):
+        assert before[model]["lower"] <= after[model]["rating"] <= before[model]["upper"]
+    assert after["ref"]["rating"] == pytest.approx(1000.0)

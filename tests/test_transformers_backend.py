@@ -150,3 +150,16 @@ def test_finished_rows_leave_the_batch_without_waiting_for_a_runaway(lively_gene
     assert tokens == [row[:e] for row, e in zip(free, ends)]
     assert computed == [sum(e > step for e in ends) for step in range(10)]  # a row is computed while alive
     assert sum(computed) < len(ends) * 10  # generate() would have computed every row to the end
+
+
+def test_compute_dtype_follows_what_the_cpu_measurably_does(monkeypatch):
+    from offline_arena.models.dtype import compute_dtype, cpu_bf16_is_fast
+
+    monkeypatch.delenv("OFFLINE_ARENA_DTYPE", raising=False)
+    assert compute_dtype("cpu") == ("bfloat16" if cpu_bf16_is_fast() else "float32")
+    assert compute_dtype("cuda:0") == "bfloat16"
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")
+    assert compute_dtype("cuda") == "float32"
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "fp8")
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        compute_dtype("cpu")

@@ -409,8 +409,13 @@ def leaderboard_rows(ctx: RunContext) -> list[dict]:
     battles = [b for b in ctx.store.judged_battles(ctx.judge.fingerprint, "eval") if b["winner"] != "error"]
     if not battles:
         return []
+    # Anchored to the first opponent: a fixed reference, so a new checkpoint's battles do not shift every
+    # other rating and the ratings of successive evaluations can be compared.
+    reference = ctx.recipe.opponents[0].name
+    names = {m for b in battles for m in (b["model_a"], b["model_b"])}
     rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles], [b["winner"] for b in battles],
-                       rounds=ctx.recipe.evaluation.bootstrap_rounds, seed=ctx.recipe.seed)
+                       rounds=ctx.recipe.evaluation.bootstrap_rounds, seed=ctx.recipe.seed,
+                       anchor=(reference, 1000.0) if reference in names else None)
     write_leaderboard(rows, ctx.run_dir)
     return rows
 

@@ -71,6 +71,12 @@ DEFAULT_L2 = 1e-8
 # so it is our objective with l2 = 1 / (2·ln²10). Pass this value to reproduce that release exactly.
 FASTCHAT_0_2_36_L2 = 1.0 / (2.0 * math.log(10.0) ** 2)
 
+# What leaderboards use by default: FastChat's shrinkage. With the near-zero DEFAULT_L2 a checkpoint that won
+# none of its 48 battles is pushed thousands of points away (the likelihood keeps improving as it sinks), and
+# its bootstrap interval with it; this penalty keeps it finite and comparable, as Chatbot Arena's board does.
+# The maths functions keep DEFAULT_L2 so that their hand-worked cases stay maximum-likelihood estimates.
+LEADERBOARD_L2 = FASTCHAT_0_2_36_L2
+
 # Memory cap for one batch of bootstrap rounds: rounds × m × m float64 values.
 _MAX_BATCH_VALUES = 4_000_000
 
@@ -749,9 +755,9 @@ def leaderboard(
     scale: float = 400.0,
     base: float = 10.0,
     init: float = 1000.0,
-    l2: float = DEFAULT_L2,
+    l2: float = LEADERBOARD_L2,
 ) -> list[dict[str, Any]]:
-    """Bradley–Terry leaderboard rows, best first.
+    """Bradley–Terry leaderboard rows, best first, regularised like FastChat's (`LEADERBOARD_L2`).
 
     rating: the full-data maximum-likelihood rating (style-controlled if `style=(style_a, style_b)`);
     lower/upper: the 95% percentile-bootstrap interval over `rounds` resamples; battles/wins/ties/losses:

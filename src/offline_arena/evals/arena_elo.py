@@ -62,8 +62,12 @@ def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", s
     decided = [(row, v) for row, v in zip(rows, verdicts) if v["winner"] != "error"]
     if not decided:
         raise RuntimeError(f"arena suite: all {len(rows)} battles were judge errors; nothing to rate")
+    # Anchored to the panel's first opponent (1000): ratings of different models against the same panel
+    # are on one scale.
+    reference = next(iter(panel))
     board = leaderboard([r["model_a"] for r, _ in decided], [r["model_b"] for r, _ in decided],
-                        [v["winner"] for _, v in decided], rounds=bootstrap_rounds, seed=seed)
+                        [v["winner"] for _, v in decided], rounds=bootstrap_rounds, seed=seed,
+                        anchor=(reference, 1000.0) if any(reference in (r["model_a"], r["model_b"]) for r, _ in decided) else None)
     mine = next(row for row in board if row["model"] == name)
     return {"suite": "arena", "model": name, "judge": judge_obj.fingerprint, "opponents": panel,
             "prompts": len(prompt_set), "battles": len(rows), "judge_errors": len(rows) - len(decided),

@@ -48,7 +48,10 @@ class TransformersGenerator:
 
         self.model_path = str(model_path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if self.device == "cuda" else torch.float32)
+        from .dtype import compute_dtype
+
+        dtype = dtype or compute_dtype(self.device)
+        torch_dtype = getattr(torch, dtype)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
         if self.tokenizer.pad_token_id is None:
@@ -60,6 +63,8 @@ class TransformersGenerator:
         self.max_batch_tokens = MAX_BATCH_TOKENS
         self.progress = progress
         self.fingerprint = fingerprint or local_fingerprint(self.model_path)
+        if self.device == "cpu" and dtype == "bfloat16":  # other numbers, other answers: cached apart
+            self.fingerprint += ":bf16"
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
         self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did
 

@@ -76,6 +76,11 @@ def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
     """Keyword arguments every TRL config accepts. No intermediate checkpoints: a stage is short and
     resumes by re-running; the final checkpoint is written by `save_checkpoint`."""
     gpu = on_gpu()
+    from ..models.dtype import compute_dtype
+
+    # bf16 autocast where it is fast (GPUs; CPUs with bf16 units), float32 master weights on CPU: the model is
+    # loaded in float32 there, so small updates are not rounded away.
+    bf16 = compute_dtype("cuda" if gpu else "cpu") == "bfloat16"
     return dict(
         output_dir=str(out_dir), per_device_train_batch_size=settings.batch_size,
         gradient_accumulation_steps=settings.grad_accum, learning_rate=settings.learning_rate,
@@ -83,7 +88,7 @@ def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
         # transformers 5 dropped `warmup_ratio`; a float in [0, 1) for `warmup_steps` is read as that ratio.
         warmup_steps=settings.warmup_ratio,
         logging_steps=settings.logging_steps, save_strategy="no", report_to=[], seed=settings.seed,
-        bf16=gpu, use_cpu=not gpu, gradient_checkpointing=settings.gradient_checkpointing,
+        bf16=bf16, use_cpu=not gpu, gradient_checkpointing=settings.gradient_checkpointing,
         dataloader_num_workers=0, **settings.extra,
     )
 
