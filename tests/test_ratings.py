@@ -423,3 +423,23 @@ def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
     for model in ("ref", "a", "b"):
         assert before[model]["lower"] <= after[model]["rating"] <= before[model]["upper"]
     assert after["ref"]["rating"] == pytest.approx(1000.0)
+
+
+def test_leaderboard_cli_rates_a_fastchat_battle_log(tmp_path, capsys):
+    """Issue 10: `arena leaderboard --battles FILE` rates arena data we did not make, with our CIs."""
+    from offline_arena.cli import main
+
+    records = ([{"model_a": "gpt", "model_b": "llama", "winner": "model_a", "judge": "x"}] * 30
+               + [{"model_a": "llama", "model_b": "gpt", "winner": "model_a"}] * 10
+               + [{"model_a": "llama", "model_b": "mistral", "winner": "tie (bothbad)"}] * 5)
+    log = tmp_path / "clean_battle.json"
+    log.write_text(json.dumps(records))
+    assert main(["leaderboard", "--battles", str(log), "--anchor", "llama", "--rounds", "20"]) == 0
+    rows = {r["model"]: r for r in json.loads((tmp_path / "leaderboard.json").read_text())}
+    assert rows["llama"]["rating"] == pytest.approx(1000.0) and rows["gpt"]["rating"] > 1100
+    assert (rows["gpt"]["wins"], rows["gpt"]["losses"]) == (30, 10)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"model_a": "a", "model_b": "b", "winner": "tie"}\n{oops\n')
+    capsys.readouterr()
+    assert main(["leaderboard", "--battles", str(bad)]) == 2
+    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     board.add_argument("--tag", help="only battles with this tag")
     board.add_argument("--rounds", type=int, default=100, help="bootstrap rounds (default: %(default)s)")
     board.add_argument("--style", action="store_true", help="style control: answer length as a covariate")
+    board.add_argument("--battles", help="rate a battle log of your own instead of a run folder: JSON (a list) or "
+                                         "JSONL of FastChat-style records {model_a, model_b, winner}; winner is "
+                                         "model_a, model_b, tie or 'tie (bothbad)'; results land beside the file")
+    board.add_argument("--anchor", help="pin this model at 1000 (default: none; run folders anchor nothing either)")
     board.set_defaults(handler=cmd_leaderboard)
 
     export = commands.add_parser("export", help="turn judged battles into SFT/DPO/RM/KTO data files (TRL formats)")
@@ -267,9 +271,60 @@ def cmd_export(args) -> int:
     return 0
 
 
+def read_battle_log(path: str) -> list[dict]:
+    """Battle records from a JSON list or a JSONL file; a bad line is reported as `file:line: problem`."""
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON: {error}") from None
+    else:
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: not valid JSON: {error.msg}") from None
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict) or not {"model_a", "model_b", "winner"} <= set(record):
+            raise ValueError(f"{path}: record {number} needs model_a, model_b and winner, got {record!r:.200}")
+    return records
+
+
+def _log_leaderboard(args) -> int:
+    from pathlib import Path
+
+    from .ratings import battles_from_records, format_leaderboard, leaderboard, write_leaderboard
+
+    records = read_battle_log(args.battles)
+    a, b, w = battles_from_records(records)
+    style = None
+    if args.style:  # FastChat's logs carry token counts in conv_metadata
+        try:
+            style = ([r["conv_metadata"]["sum_assistant_a_tokens"] for r in records],
+                     [r["conv_metadata"]["sum_assistant_b_tokens"] for r in records])
+        except (KeyError, TypeError):
+            raise ValueError(f"{args.battles}: --style needs conv_metadata.sum_assistant_a_tokens/_b_tokens in "
+                             "every record (as FastChat's battle logs have)") from None
+    rows = leaderboard(a, b, w, rounds=args.rounds, style=style,
+                       anchor=(args.anchor, 1000.0) if args.anchor else None)
+    csv_path, json_path = write_leaderboard(rows, Path(args.battles).resolve().parent)
+    print(f"battles: {len(a)} from {args.battles}")
+    print(format_leaderboard(rows))
+    print(f"written: {csv_path}, {json_path}")
+    return 0
+
+
 def cmd_leaderboard(args) -> int:
     from .ratings import format_leaderboard, leaderboard, write_leaderboard
 
+    if args.battles:
+        return _log_leaderboard(args)
     judge, battles = _judged_battles(args.run_dir, args.judge, args.tag)
     battles = [b for b in battles if b["winner"] != "error"]
     if not battles:
@@ -278,7 +333,8 @@ def cmd_leaderboard(args) -> int:
     if args.style:
         style = ([b["completion_a"].num_tokens for b in battles], [b["completion_b"].num_tokens for b in battles])
     rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles],
-                       [b["winner"] for b in battles], rounds=args.rounds, style=style)
+                       [b["winner"] for b in battles], rounds=args.rounds, style=style,
+                       anchor=(args.anchor, 1000.0) if args.anchor else None)
     csv_path, json_path = write_leaderboard(rows, args.run_dir)
     print(f"judge: {judge}  battles: {len(battles)}")
     print(format_leaderboard(rows))
