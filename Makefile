@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(PY) bench/ratings.py
 	$(PY) bench/generation.py
 	$(PY) bench/batching.py
+	$(PY) bench/training.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -293,7 +293,7 @@ def test_truncated_answers_fail_before_training(pico_model_dir, tmp_path):
 def test_check_runaway_numbers(before, after, fails):
     report = GuardReport(end_of_turn_in_labels=True, runaway_before=before, runaway_after=after, tolerance=0.1)
     assert report.as_dict() == {"end_of_turn_in_labels": True, "runaway_before": before,
-                                "runaway_after": after, "runaway_tolerance": 0.1}
+                                "runaway_after": after, "runaway_tolerance": 0.1, "examples_checked": 1}
     if fails:
         with pytest.raises(StopTokenGuardError, match=f"from {before:.2f} to {after:.2f}"):
             check_runaway(report, where="test stage")
