@@ -117,6 +117,11 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, pico_model_dir, pico_rew
         assert stage["train"]["guard"]["end_of_turn_in_labels"] or stage["stage"] == "rm_ppo"
         assert Path(stage["checkpoint"]).is_dir() and Path(stage["checkpoint"]).name == "checkpoint"
     assert (whole / "manifest.json").is_file() and (whole / "leaderboard.json").is_file()
+    # Every checkpoint is compared with the base on the same held-out prompts, and the run says so last.
+    final = summary["final_vs_base"]["prompt_strict"]
+    assert final["n"] == 4 and final["ci"][0] <= final["diff"] <= final["ci"][1]
+    assert summary["stages"][-1]["vs_base"] == summary["final_vs_base"]
+    assert "final vs base: " in finished.stdout
     suite = json.loads((whole / "round1" / "dpo" / "eval.json").read_text())["suites"]["verifiable"]
     assert suite["model"] == summary["stages"][2]["checkpoint"] and suite["prompts"] == 3
 
