@@ -128,3 +128,17 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "at least two models" in capsys.readouterr().err
     assert main(["battle", "--models", "a=nope:x", "b=builtin:smollm2-135m-instruct", "--run-dir", str(tmp_path)]) == 2
     assert "unknown scheme" in capsys.readouterr().err
+
+
+def test_a_greedy_best_of_n_asks_its_model_once(pico_model_dir, tmp_path):
+    prompts = load_prompts("builtin:verifiable:round1/sft:3")
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+    with Store(tmp_path / "s.sqlite") as store:
+        target = load_generator(str(pico_model_dir), store=store, batch_size=4)
+        best = load_generator(f"{pico_model_dir}@best-of-4", store=store, batch_size=4,
+                              scorer=lambda request, answers: [0.0] * len(answers))
+        requests = [GenerationRequest.of(p.messages, params=greedy, context=dict(p.meta)) for p in prompts]
+        start = target.inner.num_generated
+        answers = target.generate(requests)
+        assert [a.text for a in best.generate(requests)] == [a.text for a in answers]
+        assert target.inner.num_generated - start == 3  # the greedy answers, once, shared

@@ -33,7 +33,10 @@ class BestOfN:
         # The candidates' seed is the wrapper's own: with the request's seed, candidate 0 would be the
         # plain model's cached answer, and a target battling its own best-of-n would tie whenever that
         # answer was the best (the samples must be independent).
-        expanded = [replace(independent_request(r, "best-of-n"), sample_index=r.sample_index * self.n + j)
+        # Greedy decoding gives one answer however often it is asked: ask once (the model's own greedy answer,
+        # which is what a greedy evaluation of a best-of-n opponent is) and let it stand for all n.
+        expanded = [r if r.params.temperature == 0 else
+                    replace(independent_request(r, "best-of-n"), sample_index=r.sample_index * self.n + j)
                     for r in requests for j in range(self.n)]
         candidates = self.inner.generate(expanded)
         results = []
