@@ -81,7 +81,7 @@ def main() -> None:
     started = time.perf_counter()
     tokens = plain_generate(ours.model, ours.tokenizer, batches, args.max_new_tokens, stop_ids, temperature)
     results["plain batched generate (previous path)"] = (tokens, time.perf_counter() - started)
-    started, before = time.perf_counter(), ours.rows_decoded
+    started = time.perf_counter()
     completions = ours.generate(requests)
     results["offline-arena decoder (drops finished rows)"] = (sum(c.num_tokens for c in completions),
                                                               time.perf_counter() - started)

@@ -58,17 +58,23 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         assert rows[0]["answer_a"] == rows[1]["answer_a"]
 
 
+def target_and_best_of(model_dir, store, n: int, params, prompts: int):
+    """A pico target, its best-of-n (a scorer that ranks nothing) and requests for `prompts` pack prompts."""
+    target = load_generator(str(model_dir), store=store, batch_size=4)
+    best = load_generator(f"{model_dir}@best-of-{n}", store=store, batch_size=4,
+                          scorer=lambda request, answers: [0.0] * len(answers))
+    requests = [GenerationRequest.of(p.messages, params=params, context=dict(p.meta))
+                for p in load_prompts(f"builtin:verifiable:round1/sft:{prompts}")]
+    return target, best, requests
+
+
 def test_target_and_its_wrappers_never_share_a_completion(pico_model_dir, tmp_path):
     """Issue 11: with the request's own seed, the best-of-n's first candidate (and a @revise draft) was the
     target's cached answer, so the opponent tied whenever the best candidate was the target's own."""
-    prompts = load_prompts("builtin:verifiable:round1/sft:4")
     params = SamplingParams(max_new_tokens=6, temperature=0.7)
     with Store(tmp_path / "s.sqlite") as store:
-        target = load_generator(str(pico_model_dir), store=store, batch_size=4)
-        best = load_generator(f"{pico_model_dir}@best-of-3", store=store, batch_size=4,
-                              scorer=lambda request, answers: [0.0] * len(answers))
+        target, best, requests = target_and_best_of(pico_model_dir, store, 3, params, prompts=4)
         revise = load_generator(f"{pico_model_dir}@revise", store=store, batch_size=4)
-        requests = [GenerationRequest.of(p.messages, params=params, context=dict(p.meta)) for p in prompts]
         target.generate(requests)
         best.generate(requests)
         revise.generate(requests)
@@ -131,13 +137,9 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 
 def test_a_greedy_best_of_n_asks_its_model_once(pico_model_dir, tmp_path):
-    prompts = load_prompts("builtin:verifiable:round1/sft:3")
     greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
     with Store(tmp_path / "s.sqlite") as store:
-        target = load_generator(str(pico_model_dir), store=store, batch_size=4)
-        best = load_generator(f"{pico_model_dir}@best-of-4", store=store, batch_size=4,
-                              scorer=lambda request, answers: [0.0] * len(answers))
-        requests = [GenerationRequest.of(p.messages, params=greedy, context=dict(p.meta)) for p in prompts]
+        target, best, requests = target_and_best_of(pico_model_dir, store, 4, greedy, prompts=3)
         start = target.inner.num_generated
         answers = target.generate(requests)
         assert [a.text for a in best.generate(requests)] == [a.text for a in answers]
