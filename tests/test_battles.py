@@ -52,10 +52,10 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         assert target.inner is opponent.inner.inner.inner
         assert target.inner.num_generated - start == 9
         assert store.count() == 3 + 6 + 3  # target answers, the opponent's candidates, best-of-2 picks
-        assert len(store.battles()) == 6 and store.battles()[0]["context"]["constraints"]
+        assert len(store.battles()) == 6 and store.battles()[0].context["constraints"]
         run_battles(schedule, contestants, store, params)
         assert target.inner.num_generated - start == 9 and len(store.battles()) == 6
-        assert rows[0]["answer_a"] == rows[1]["answer_a"]
+        assert rows[0].answer_a == rows[1].answer_a
 
 
 def target_and_best_of(model_dir, store, n: int, params, prompts: int):
@@ -99,10 +99,10 @@ def test_a_name_that_now_stands_for_another_model_makes_new_battles(pico_model_d
         first = run_battles(schedule, {"t": opponent, "o": opponent}, store, params, tag="eval")
         second = run_battles(schedule, {"t": load_generator(str(other_dir), store=store, batch_size=4),
                                         "o": opponent}, store, params, tag="eval")
-        assert {r["id"] for r in first}.isdisjoint(r["id"] for r in second)
+        assert {r.id for r in first}.isdisjoint(r.id for r in second)
         assert len(store.battles("eval")) == 4
-        stored = {b["id"]: b for b in store.battles("eval")}
-        assert all(stored[r["id"]]["answer_a"] == r["answer_a"] for r in second)
+        stored = {b.id: b for b in store.battles("eval")}
+        assert all(stored[r.id].answer_a == r.answer_a for r in second)
 
 
 def test_cli_battle_judge_leaderboard(pico_model_dir, tmp_path, capsys):

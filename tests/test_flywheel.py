@@ -2,14 +2,17 @@ import json
 
 from offline_arena.flywheel import DataFilters, dpo_rows, export_rows, kto_rows, sft_rows
 from offline_arena.models.base import Completion
+from offline_arena.records import JudgedBattle
 
 Q = [{"role": "user", "content": "Q?"}]
 
 
-def battle(pid, a, b, text_a, text_b, winner, score_a=None, score_b=None, stopped=(True, True)):
-    return {"prompt_id": pid, "messages": Q if pid == "p1" else [{"role": "user", "content": pid}],
-            "model_a": a, "model_b": b, "completion_a": Completion(text_a, stopped[0], 3),
-            "completion_b": Completion(text_b, stopped[1], 3), "winner": winner, "score_a": score_a, "score_b": score_b}
+def battle(pid, a, b, text_a, text_b, winner, score_a=None, score_b=None, stopped=(True, True), context=None):
+    return JudgedBattle(id=f"{pid}:{a}:{b}", tag="test", prompt_id=pid,
+                        messages=tuple(Q if pid == "p1" else [{"role": "user", "content": pid}]),
+                        context=context or {}, model_a=a, model_b=b, answer_a=f"{a}:{pid}", answer_b=f"{b}:{pid}",
+                        completion_a=Completion(text_a, stopped[0], 3), completion_b=Completion(text_b, stopped[1], 3),
+                        winner=winner, score_a=score_a, score_b=score_b)
 
 
 BATTLES = [
@@ -68,7 +71,7 @@ LOWER = {"constraints": [{"id": "change_case:english_lowercase", "params": {}},
 
 
 def constrained(pid, text_a, text_b, winner):
-    return {**battle(pid, "t", "o", text_a, text_b, winner), "context": LOWER}
+    return battle(pid, "t", "o", text_a, text_b, winner, context=LOWER)
 
 
 def test_data_rules_on_checkable_prompts():

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from offline_arena.judges import VerifierJudge, judge_battles, load_judge
-from offline_arena.judges.base import Matchup, Verdict
+from offline_arena.judges.base import Matchup, Verdict, judgment_key
 from offline_arena.judges.verifier import closeness
 from offline_arena.judges.llm_pairwise import ARENA_HARD, MT_BENCH, PairwiseJudge, combine_orders, parse_verdict
 from offline_arena.judges.single_score import SingleScoreJudge, parse_rating
 from offline_arena.judges.templates import defuse, render
 from offline_arena.models.base import Completion
+from offline_arena.records import Battle
 
 
 @pytest.mark.parametrize("output,expected", [
@@ -183,9 +184,8 @@ def test_judging_goes_through_the_store(tmp_path):
     from offline_arena.store import Store
 
     constraints = [{"id": "change_case:english_lowercase", "params": {}}]
-    battle = {"id": "b1", "messages": [{"role": "user", "content": "hi"}], "context": {"constraints": constraints},
-              "answer_a": "ka", "answer_b": "kb", "completion_a": Completion("hello", True, 2),
-              "completion_b": Completion("HELLO", True, 2)}
+    battle = Battle("b1", "test", "p1", ({"role": "user", "content": "hi"},), {"constraints": constraints}, "a", "b",
+                    "ka", "kb", Completion("hello", True, 2), Completion("HELLO", True, 2))
 
     class CountingVerifier(VerifierJudge):
         calls = 0
@@ -199,8 +199,9 @@ def test_judging_goes_through_the_store(tmp_path):
         first = judge_battles(judge, [battle], store, progress=False)
         again = judge_battles(judge, [battle, battle], store, progress=False)
         assert CountingVerifier.calls == 1 and store.count("judgments") == 1
-        assert first[0]["winner"] == again[1]["winner"] == "model_a"
-        assert first[0]["raw"]["passed_a"] == [True]
+        assert first[0].winner == again[1].winner == "model_a"
+        key = judgment_key(judge.fingerprint, battle.messages, "ka", "kb")
+        assert store.get_judgments([key])[key]["raw"]["passed_a"] == [True]
 
 
 def test_load_judge_errors():

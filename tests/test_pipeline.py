@@ -140,12 +140,13 @@ def test_killed_run_resumes_to_the_same_state(tmp_path, pico_model_dir, pico_rew
 
 
 def test_resuming_with_another_recipe_is_refused(tmp_path, pico_model_dir, pico_reward_dir, capsys):
-    from offline_arena.pipeline import _save_recipe
+    from offline_arena.pipeline.loop import save_recipe
+    from offline_arena.run_folder import RunFolder
 
     recipe = load_recipe(pico_recipe(tmp_path, pico_model_dir, pico_reward_dir, pico_model_dir))
-    _save_recipe(recipe, tmp_path)
+    save_recipe(recipe, RunFolder(tmp_path))
     with pytest.raises(ValueError, match=r"different recipe \(seed: 0 -> 1"):
-        _save_recipe(recipe.model_copy(update={"seed": 1}), tmp_path)
+        save_recipe(recipe.model_copy(update={"seed": 1}), RunFolder(tmp_path))
 
 
 def test_doctor_names_what_differs(tmp_path, capsys):

@@ -15,6 +15,7 @@ import pytest
 from offline_arena.cli import main
 from offline_arena.judges.base import Verdict, judgment_key
 from offline_arena.models.base import Completion, SamplingParams
+from offline_arena.records import Battle
 from offline_arena.report import write_report
 from offline_arena.report.battle_data import BattleLimits
 from offline_arena.report.matrix import win_matrix
@@ -35,8 +36,8 @@ def _add_battle(store: Store, battle_id: str, tag: str, model_a: str, model_b: s
     key_b = completion_key(f"test:{model_b}", prompt, params, 0, 0)
     store.put_completions([(key_a, f"test:{model_a}", prompt, params, 0, 0, Completion(text_a, True, 9)),
                            (key_b, f"test:{model_b}", prompt, params, 0, 0, Completion(text_b, False, 8))])
-    store.put_battles([{"id": battle_id, "tag": tag, "prompt_id": battle_id, "messages": messages, "context": {},
-                        "model_a": model_a, "model_b": model_b, "answer_a": key_a, "answer_b": key_b}])
+    store.put_battles([Battle(battle_id, tag, battle_id, tuple(messages), {}, model_a, model_b, key_a, key_b,
+                              Completion(text_a, True, 9), Completion(text_b, False, 8))])
     if verdict is not None:
         key = judgment_key(judge, messages, key_a, key_b)
         store.put_judgments([(key, judge, verdict)])
@@ -120,9 +121,9 @@ def test_report_in_headless_chromium(pico_run, tmp_path):
         assert sorted(visible_leaderboard()) == sorted(["base", OPPONENT])
 
         # Win-rate matrix: the base-vs-opponent cell counts every decided battle between them.
-        pair = [b for b in judged if {b["model_a"], b["model_b"]} == {"base", OPPONENT} and b["winner"] != "error"]
-        wins = sum((b["winner"] == "model_a") == (b["model_a"] == "base") for b in pair if b["winner"] != "tie")
-        ties = sum(b["winner"] == "tie" for b in pair)
+        pair = [b for b in judged if {b.model_a, b.model_b} == {"base", OPPONENT} and b.winner != "error"]
+        wins = sum((b.winner == "model_a") == (b.model_a == "base") for b in pair if b.winner != "tie")
+        ties = sum(b.winner == "tie" for b in pair)
         cell = page.evaluate(f"(() => {{ const c = document.querySelector('div.matrix[data-scope=\"all\"] "
                              f"td[data-row=\"base\"][data-col={json.dumps(OPPONENT)}]'); "
                              f"return c && [c.dataset.games, c.firstChild.textContent]; }})()")
@@ -133,9 +134,9 @@ def test_report_in_headless_chromium(pico_run, tmp_path):
         # Battle browser: filters change what is shown.
         assert matches() == len(all_battles)
         select("filter-stage", "round1/sft")
-        assert matches() == sum(b["tag"] == "round1/sft" for b in all_battles) < len(all_battles)
+        assert matches() == sum(b.tag == "round1/sft" for b in all_battles) < len(all_battles)
         select("filter-verdict", "model_b")
-        assert matches() == sum(b["tag"] == "round1/sft" and b["winner"] == "model_b" for b in judged)
+        assert matches() == sum(b.tag == "round1/sft" and b.winner == "model_b" for b in judged)
         select("filter-verdict", "")
         select("filter-stage", "")
         page.evaluate("(() => { const t = document.getElementById('filter-text'); t.value = 'alert(1)'; "

@@ -1,4 +1,3 @@
-import os
 import signal
 import sqlite3
 import subprocess
@@ -10,7 +9,6 @@ import pytest
 
 from offline_arena.models import GenerationRequest, SamplingParams, load_generator
 from offline_arena.models.base import Completion
-from offline_arena.models.cached import CachedGenerator
 from offline_arena.store import Store, completion_key
 
 PARAMS = SamplingParams(max_new_tokens=8, temperature=0.7)

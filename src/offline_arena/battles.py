@@ -10,6 +10,9 @@ Pairing policies (each returns a schedule: a list of (prompt, model_a, model_b))
 
 Each model answers each prompt once (sample 0 of the run's seed), and that one answer serves in all of
 its battles on the prompt, so a target meeting three opponents is asked once, not three times.
+
+`play` is the one path from a schedule to judged battles (and `rate` from those to a leaderboard), used by
+the pipeline, the arena suite and the CLI; `play_active` alternates active scheduling and judging.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import itertools
 import random
 from typing import Sequence
 
-from .models.base import GenerationRequest, SamplingParams, canonical_json
+from .models.base import Completion, GenerationRequest, SamplingParams, canonical_json
 from .prompts.sources import Prompt
+from .records import Battle, JudgedBattle
 
 Schedule = list[tuple[Prompt, str, str]]
 
@@ -82,7 +86,7 @@ def battle_id(tag: str, prompt_id: str, model_a: str, model_b: str, answer_a: st
 
 
 def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingParams, seed: int = 0,
-                tag: str = "arena") -> list[dict]:
+                tag: str = "arena") -> list[Battle]:
     """Generate every answer the schedule needs (through the store: reruns are free) and record the
     battles. `contestants` maps a model name to its (store-cached) generator."""
     missing = {name for _, a, b in schedule for name in (a, b)} - set(contestants)
@@ -92,19 +96,62 @@ def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingPa
     for prompt, a, b in schedule:
         needed.setdefault(a, {})[prompt.id] = prompt
         needed.setdefault(b, {})[prompt.id] = prompt
-    answer_keys: dict[tuple[str, str], str] = {}
+    answers: dict[tuple[str, str], tuple[str, Completion]] = {}
     for name, prompts in needed.items():
         generator = contestants[name]
         requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta))
                     for p in prompts.values()]
-        generator.generate(requests)  # stored as it goes; answers are read back through their keys
-        for prompt, key in zip(prompts.values(), generator.keys(requests)):
-            answer_keys[(name, prompt.id)] = key
-    rows = []
+        completions = generator.generate(requests)  # stored as it goes, under the keys
+        for prompt, key, completion in zip(prompts.values(), generator.keys(requests), completions):
+            answers[(name, prompt.id)] = (key, completion)
+    battles = []
     for p, a, b in schedule:
-        answer_a, answer_b = answer_keys[(a, p.id)], answer_keys[(b, p.id)]
-        rows.append({"id": battle_id(tag, p.id, a, b, answer_a, answer_b), "tag": tag, "prompt_id": p.id,
-                     "messages": p.messages, "context": p.meta, "model_a": a, "model_b": b,
-                     "answer_a": answer_a, "answer_b": answer_b})
-    store.put_battles(rows)
-    return rows
+        (key_a, answer_a), (key_b, answer_b) = answers[(a, p.id)], answers[(b, p.id)]
+        battles.append(Battle(battle_id(tag, p.id, a, b, key_a, key_b), tag, p.id, tuple(p.messages), dict(p.meta),
+                              a, b, key_a, key_b, answer_a, answer_b))
+    store.put_battles(battles)
+    return battles
+
+
+def play(schedule: Schedule, contestants: dict, judge, store, params: SamplingParams, seed: int = 0,
+         tag: str = "arena", progress: bool = True) -> list[JudgedBattle]:
+    """Schedule -> answers -> battles -> verdicts, everything through the store (a rerun asks no model and
+    no judge again). The pipeline's stages and evaluations, the arena suite and `arena battle` all play
+    through here; `rate` turns the result into a leaderboard."""
+    from .judges import judge_battles
+
+    return judge_battles(judge, run_battles(schedule, contestants, store, params, seed, tag), store, progress=progress)
+
+
+def play_active(models: Sequence[str], prompts: Sequence[Prompt], contestants: dict, judge, store,
+                params: SamplingParams, budget: int, seed: int = 0, tag: str = "arena",
+                steps: int = 4) -> list[JudgedBattle]:
+    """`budget` battles in `steps` rounds of `active_schedule`, judged between rounds so each round's
+    pairs follow what the verdicts so far leave uncertain."""
+    played: list[JudgedBattle] = []
+    for step in range(steps):
+        share = budget // steps + (step < budget % steps)
+        if not share:
+            continue
+        taken = {(b.prompt_id, b.model_a, b.model_b) for b in played}
+        history = [{"model_a": b.model_a, "model_b": b.model_b, "winner": b.winner} for b in played]
+        schedule = active_schedule(models, prompts, history, share, seed=seed + step, taken=taken)
+        played += play(schedule, contestants, judge, store, params, seed, tag)
+    return played
+
+
+def rate(judged: Sequence[JudgedBattle], rounds: int = 100, seed: int = 0, anchor: str | None = None,
+         style: bool = False) -> list[dict]:
+    """The leaderboard (Bradley-Terry with bootstrap CIs, ratings.leaderboard) of judged battles; judge
+    errors are left out. `anchor`: a model pinned at 1000, when it took part, so that ratings of later
+    fits (another checkpoint's battles added) stay on one scale. `style`: answer length as a covariate."""
+    from .ratings import leaderboard
+
+    decided = [b for b in judged if b.decided]
+    if not decided:
+        return []
+    names = {m for b in decided for m in (b.model_a, b.model_b)}
+    lengths = ([b.completion_a.num_tokens for b in decided], [b.completion_b.num_tokens for b in decided])
+    return leaderboard([b.model_a for b in decided], [b.model_b for b in decided], [b.winner for b in decided],
+                       rounds=rounds, seed=seed, style=lengths if style else None,
+                       anchor=(anchor, 1000.0) if anchor in names else None)

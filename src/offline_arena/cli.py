@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .run_folder import RunFolder
+
 DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
 
@@ -150,7 +152,7 @@ def cmd_generate(args) -> int:
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
     requests = [GenerationRequest.of(p.messages, params=params, seed=args.seed, sample_index=s)
                 for p in prompts for s in range(args.samples)]
-    with Store(Path(args.run_dir) / "store.sqlite") as store:
+    with Store(RunFolder(args.run_dir).store) as store:
         generator = load_generator(args.model, store=store, batch_size=args.batch_size)
         started = time.perf_counter()
         completions = generator.generate(requests)
@@ -158,7 +160,7 @@ def cmd_generate(args) -> int:
     fresh = generator.inner.num_generated
     runaways = sum(not c.stopped for c in completions)
     print(f"{len(completions)} answers ({fresh} generated, {len(completions) - fresh} from the store) "
-          f"in {elapsed:.1f}s; runaway rate {runaways / len(completions):.2f}; store: {args.run_dir}/store.sqlite")
+          f"in {elapsed:.1f}s; runaway rate {runaways / len(completions):.2f}; store: {RunFolder(args.run_dir).store}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             for request, prompt, completion in zip(requests, [p for p in prompts for _ in range(args.samples)], completions):
@@ -167,26 +169,14 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def _named_models(items: list[str]) -> dict[str, str]:
-    models = {}
-    for item in items:
-        name, sep, spec = item.partition("=")
-        if not sep:
-            name, spec = item, item
-        if name in models:
-            raise ValueError(f"--models: the name {name!r} is used twice")
-        models[name] = spec
-    return models
-
-
 def cmd_battle(args) -> int:
-    from .battles import active_schedule, all_pairs, run_battles, target_vs_opponents
-    from .judges import judge_battles, load_judge, load_scorer
-    from .models import SamplingParams, load_generator, parse_model_spec
+    from .battles import all_pairs, play_active, run_battles, target_vs_opponents
+    from .judges import load_judge, load_scorer
+    from .models import SamplingParams, load_generator, named_specs, parse_model_spec
     from .prompts import load_prompts
     from .store import Store
 
-    models = _named_models(args.models)
+    models = named_specs(args.models, what="--models")
     specs = {name: parse_model_spec(spec) for name, spec in models.items()}  # fail fast on a bad spec
     if len(models) < 2:
         raise ValueError("--models: a battle needs at least two models")
@@ -194,7 +184,7 @@ def cmd_battle(args) -> int:
         raise ValueError("--policy active needs --judge: it decides battles between steps")
     prompts = load_prompts(args.prompts)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
-    with Store(Path(args.run_dir) / "store.sqlite") as store:
+    with Store(RunFolder(args.run_dir).store) as store:
         contestants = {name: load_generator(spec, store=store, batch_size=args.batch_size,
                                             scorer=load_scorer(args.scorer) if spec.best_of else None,
                                             scorer_name=args.scorer) for name, spec in specs.items()}
@@ -208,17 +198,10 @@ def cmd_battle(args) -> int:
         elif args.policy == "all-pairs":
             battles = run_battles(all_pairs(names, prompts), contestants, store, params, args.seed, args.tag)
         else:
-            judge = load_judge(args.judge, store=store)
-            battles, history, steps = [], [], 4
-            for step in range(steps):
-                share = args.budget // steps + (step < args.budget % steps)
-                taken = {(b["prompt_id"], b["model_a"], b["model_b"]) for b in battles}
-                schedule = active_schedule(names, prompts, history, share, seed=args.seed + step, taken=taken)
-                new = run_battles(schedule, contestants, store, params, args.seed, args.tag)
-                history += [{**b, **j} for b, j in zip(new, judge_battles(judge, store.battles_by_id(new), store))]
-                battles += new
+            battles = play_active(names, prompts, contestants, load_judge(args.judge, store=store), store, params,
+                                  args.budget, seed=args.seed, tag=args.tag)
     print(f"{len(battles)} battles among {len(models)} models on {len(prompts)} prompts recorded in "
-          f"{args.run_dir}/store.sqlite (tag {args.tag!r})")
+          f"{RunFolder(args.run_dir).store} (tag {args.tag!r})")
     return 0
 
 
@@ -226,18 +209,19 @@ def cmd_judge(args) -> int:
     from collections import Counter
 
     from .judges import judge_battles, load_judge
+    from .records import WINNERS
     from .store import Store
 
-    with Store(Path(args.run_dir) / "store.sqlite") as store:
+    with Store(RunFolder(args.run_dir).store) as store:
         battles = store.battles(args.tag)
         if not battles:
             raise ValueError(f"{args.run_dir}: no battles recorded" + (f" with tag {args.tag!r}" if args.tag else "")
                              + "; run `arena battle` first")
         judge = load_judge(args.judge, store=store)
         judgments = judge_battles(judge, battles, store)
-    counts = Counter(j["winner"] for j in judgments)
+    counts = Counter(j.winner for j in judgments)
     print(f"{len(judgments)} battles judged by {judge.fingerprint}: " +
-          ", ".join(f"{k} {counts.get(k, 0)}" for k in ("model_a", "model_b", "tie", "error")))
+          ", ".join(f"{k} {counts.get(k, 0)}" for k in WINNERS))
     return 0
 
 
@@ -245,7 +229,7 @@ def _judged_battles(run_dir: str, judge: str | None, tag: str | None) -> tuple[s
     """The one judge's fingerprint and its judged battles in a run folder."""
     from .store import Store
 
-    with Store(Path(run_dir) / "store.sqlite") as store:
+    with Store(RunFolder(run_dir).store) as store:
         judges = store.judges()
         if judge:
             judges = [j for j in judges if judge in j]
@@ -321,20 +305,19 @@ def _log_leaderboard(args) -> int:
 
 
 def cmd_leaderboard(args) -> int:
-    from .ratings import format_leaderboard, leaderboard, write_leaderboard
+    from .battles import rate
+    from .ratings import format_leaderboard, write_leaderboard
 
     if args.battles:
         return _log_leaderboard(args)
     judge, battles = _judged_battles(args.run_dir, args.judge, args.tag)
-    battles = [b for b in battles if b["winner"] != "error"]
+    battles = [b for b in battles if b.decided]
     if not battles:
         raise ValueError(f"{args.run_dir}: every judged battle is an error; nothing to rate")
-    style = None
-    if args.style:
-        style = ([b["completion_a"].num_tokens for b in battles], [b["completion_b"].num_tokens for b in battles])
-    rows = leaderboard([b["model_a"] for b in battles], [b["model_b"] for b in battles],
-                       [b["winner"] for b in battles], rounds=args.rounds, style=style,
-                       anchor=(args.anchor, 1000.0) if args.anchor else None)
+    names = sorted({m for b in battles for m in (b.model_a, b.model_b)})
+    if args.anchor and args.anchor not in names:
+        raise ValueError(f"--anchor {args.anchor!r} fought no battle here; models: {names}")
+    rows = rate(battles, rounds=args.rounds, anchor=args.anchor, style=args.style)
     csv_path, json_path = write_leaderboard(rows, args.run_dir)
     print(f"judge: {judge}  battles: {len(battles)}")
     print(format_leaderboard(rows))
@@ -367,7 +350,7 @@ def cmd_eval(args) -> int:
     result = run_suite(args.suite, args.model, run_dir=args.run_dir, batch_size=args.batch_size, seed=args.seed,
                        **options)
     print(format_result(result))
-    print(f"({time.perf_counter() - started:.0f}s; store: {args.run_dir}/store.sqlite)")
+    print(f"({time.perf_counter() - started:.0f}s; store: {RunFolder(args.run_dir).store})")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STAGE_KINDS = ("sft", "dpo", "kto", "rm_ppo", "grpo", "distill", "merge")
+from .stage_kinds import KINDS, STAGE_KINDS, order_rule
 
 
 class Strict(BaseModel):
@@ -126,8 +126,7 @@ class Merge(Strict):
 
 
 class Stage(Strict):
-    kind: Literal["sft", "dpo", "kto", "rm_ppo", "grpo", "distill", "merge"] = Field(
-        description="what the stage trains (merge: merges checkpoints, trains nothing)")
+    kind: Literal[STAGE_KINDS] = Field(description="what the stage trains (stage_kinds.py; merge trains nothing)")
     train: Train = Field(default_factory=Train, description="training settings (rm_ppo: the reward model's)")
     ppo: PPO = Field(default_factory=PPO, description="rm_ppo only: the PPO settings")
     data: Data = Field(default_factory=Data, description="which battle answers become training data")
@@ -223,12 +222,11 @@ class Recipe(Strict):
         kinds = [s.kind for s in self.stages]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"each stage kind may appear once per round, got {kinds}")
-        # Arena Learning's order: imitation first, then preferences, then RL against a learned reward.
-        # Distillation is imitation; a merge trains nothing and may sit anywhere.
-        order = {"sft": 0, "distill": 0, "dpo": 1, "kto": 1, "rm_ppo": 2, "grpo": 2}
-        ranks = [order[k] for k in kinds if k in order]
+        # Arena Learning's order: imitation first, then preferences, then RL against a learned reward
+        # (the kinds' ranks); a kind without a rank (a merge) may sit anywhere.
+        ranks = [KINDS[k].rank for k in kinds if KINDS[k].rank is not None]
         if ranks != sorted(ranks):
-            raise ValueError(f"bad stage order {kinds}: SFT/distill come before DPO/KTO, which come before rm_ppo/GRPO")
+            raise ValueError(f"bad stage order {kinds}: {order_rule()}")
         for index, stage in enumerate(self.stages):
             if stage.kind == "merge":
                 _check_merge_inputs(stage.merge, index)

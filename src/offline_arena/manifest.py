@@ -82,9 +82,13 @@ def diff(a: dict, b: dict) -> list[tuple[str, object, object]]:
 
 def doctor_report(run_a: Path, run_b: Path) -> str:
     """What differs between two run folders: packages, code, hardware, recipe."""
+    from .run_folder import RunFolder
+
     lines = []
-    for title, name, skip in (("recipe", "recipe.json", ()), ("environment", "manifest.json", ("created_at", "command"))):
-        path_a, path_b = run_a / name, run_b / name
+    folder_a, folder_b = RunFolder(run_a), RunFolder(run_b)
+    for title, file_of, skip in (("recipe", lambda f: f.recipe, ()),
+                                 ("environment", lambda f: f.manifest, ("created_at", "command"))):
+        path_a, path_b = file_of(folder_a), file_of(folder_b)
         missing = [str(p) for p in (path_a, path_b) if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"not a run folder (missing {', '.join(missing)})")

@@ -8,6 +8,7 @@ import math
 
 from .config import Recipe, stage_prompt_count
 from .models.spec import parse_model_spec
+from .stage_kinds import KINDS
 
 JUDGE_TEMPLATE_TOKENS = 400
 JUDGE_OUTPUT_TOKENS = 512
@@ -43,8 +44,9 @@ def plan(recipe: Recipe) -> dict:
             totals[key] += row[key]
 
     def add_without_battles(name: str, prompts: int, generations: int):
-        """A stage that battles no opponent: a merge (no generation at all) or a distillation (the student
-        samples each prompt once per epoch; the teacher only scores)."""
+        """A stage that battles no opponent: a merge (no generation at all), or an on-policy stage whose
+        model samples its own answers (distill: once a prompt an epoch, the teacher only scores; GRPO: a
+        group of `num_generations` a prompt an epoch)."""
         append({"stage": name, "prompts": prompts, "battles": 0, "generations": generations, "judge_calls": 0,
                 "generated_tokens": generations * max_tokens, "judge_tokens": 0, "opponent_cost": 0.0})
 
@@ -52,14 +54,19 @@ def plan(recipe: Recipe) -> dict:
     add("eval base (held-out)", recipe.prompts.heldout)
     for r in range(1, recipe.rounds + 1):
         for stage in recipe.stages:
-            if stage.kind == "merge":
-                add_without_battles(f"round{r}/merge ({stage.merge.method})", 0, 0)
-            elif stage.kind == "distill":
-                epochs = math.ceil(stage.train.epochs)
-                n = stage_prompt_count(recipe, stage.kind)
-                add_without_battles(f"round{r}/distill", n, n * epochs)
-            else:
+            kind = KINDS[stage.kind]
+            if kind.battles:
                 add(f"round{r}/{stage.kind}", stage_prompt_count(recipe, stage.kind))
+            elif kind.prompt_slot is None:
+                add_without_battles(f"round{r}/{stage.kind} ({stage.merge.method})", 0, 0)
+            else:
+                n = stage_prompt_count(recipe, stage.kind)
+                per_prompt = 1
+                if stage.kind == "grpo":
+                    from .train.grpo import NUM_GENERATIONS
+
+                    per_prompt = stage.train.extra.get("num_generations", NUM_GENERATIONS)
+                add_without_battles(f"round{r}/{stage.kind}", n, n * per_prompt * math.ceil(stage.train.epochs))
             add(f"eval r{r}-{stage.kind} (held-out)", recipe.prompts.heldout)
     cached = sum(samples.values()) * recipe.prompts.heldout
     cached_cost = sum(samples[o.name] * recipe.prompts.heldout * max_tokens / 1000 * o.price_per_1k_tokens
@@ -69,7 +76,7 @@ def plan(recipe: Recipe) -> dict:
                             ("opponent_cost", cached_cost)):
             row[key] -= amount
             totals[key] -= amount
-    training_stages = recipe.rounds * sum(s.kind != "merge" for s in recipe.stages)
+    training_stages = recipe.rounds * sum(KINDS[s.kind].trains for s in recipe.stages)
     gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
     cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
             "gpu": gpu_hours * recipe.prices.gpu_hour}

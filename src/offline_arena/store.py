@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .models.base import Completion, SamplingParams, canonical_json
+from .records import Battle, JudgedBattle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -120,17 +121,17 @@ class Store:
                  for key, model, prompt, params, seed, index, c in rows],
             )
 
-    def put_battles(self, rows: Sequence[dict]) -> None:
+    def put_battles(self, battles: Sequence[Battle]) -> None:
+        """Record battles (their answers are already stored, under `answer_a`/`answer_b`)."""
         now = time.time()
         with self._transaction():
             self.conn.executemany(
-                "INSERT OR IGNORE INTO battles VALUES (:id,:tag,:prompt_id,:messages,:context,:model_a,:model_b,"
-                ":answer_a,:answer_b,:created_at)",
-                [{**row, "messages": canonical_json(list(row["messages"])), "context": canonical_json(row["context"]),
-                  "created_at": now} for row in rows],
+                "INSERT OR IGNORE INTO battles VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(b.id, b.tag, b.prompt_id, canonical_json(list(b.messages)), canonical_json(b.context), b.model_a,
+                  b.model_b, b.answer_a, b.answer_b, now) for b in battles],
             )
 
-    def battles(self, tag: str | None = None) -> list[dict]:
+    def battles(self, tag: str | None = None) -> list[Battle]:
         """Battles with both answers joined in, oldest first."""
         query = """
             SELECT b.id, b.tag, b.prompt_id, b.messages, b.context, b.model_a, b.model_b, b.answer_a, b.answer_b,
@@ -139,18 +140,9 @@ class Store:
         """ + ("WHERE b.tag = ? " if tag is not None else "") + "ORDER BY b.created_at, b.rowid"
         rows = []
         for r in self.conn.execute(query, [tag] if tag is not None else []):
-            rows.append({"id": r[0], "tag": r[1], "prompt_id": r[2], "messages": json.loads(r[3]),
-                         "context": json.loads(r[4]), "model_a": r[5], "model_b": r[6], "answer_a": r[7],
-                         "answer_b": r[8], "completion_a": Completion(r[9], bool(r[10]), r[11]),
-                         "completion_b": Completion(r[12], bool(r[13]), r[14])})
+            rows.append(Battle(r[0], r[1], r[2], tuple(json.loads(r[3])), json.loads(r[4]), r[5], r[6], r[7], r[8],
+                               Completion(r[9], bool(r[10]), r[11]), Completion(r[12], bool(r[13]), r[14])))
         return rows
-
-    def battles_by_id(self, rows: Sequence[dict]) -> list[dict]:
-        """The stored form (answers joined in) of the given battle rows, in their order."""
-        wanted = {row["id"] for row in rows}
-        # Read only the tags the rows carry (a stage's battles share one), not the whole run's battles.
-        by_id = {b["id"]: b for tag in {row["tag"] for row in rows} for b in self.battles(tag) if b["id"] in wanted}
-        return [by_id[row["id"]] for row in rows]
 
     def get_judgments(self, keys: Iterable[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
@@ -183,18 +175,12 @@ class Store:
     def judges(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT judge FROM battle_judgments ORDER BY judge")]
 
-    def judged_battles(self, judge: str, tag: str | None = None) -> list[dict]:
+    def judged_battles(self, judge: str, tag: str | None = None) -> list[JudgedBattle]:
         """Battles judged by `judge` (a fingerprint) with their verdicts, oldest first."""
         verdicts = {r[0]: r[1:] for r in self.conn.execute(
             "SELECT bj.battle_id, j.winner, j.score_a, j.score_b, j.explanation FROM battle_judgments bj "
             "JOIN judgments j ON j.key = bj.judgment_key WHERE bj.judge = ?", [judge])}
-        out = []
-        for battle in self.battles(tag):
-            if battle["id"] in verdicts:
-                winner, score_a, score_b, explanation = verdicts[battle["id"]]
-                out.append({**battle, "winner": winner, "score_a": score_a, "score_b": score_b,
-                            "explanation": explanation})
-        return out
+        return [battle.judged(*verdicts[battle.id]) for battle in self.battles(tag) if battle.id in verdicts]
 
     def count(self, table: str = "completions", **where) -> int:
         clause = " AND ".join(f"{column} = ?" for column in where) or "1"
@@ -211,3 +197,50 @@ class Store:
                 conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
         return _Tx()
+
+
+class ReadOnlyStore:
+    """A run's store opened read-only, for reports on a run that may still be writing it: the battles'
+    outcomes and the latest battles with texts cut short inside SQLite (a big run's answers never all sit
+    in memory). Rows are plain tuples, in the column order each method names."""
+
+    def __init__(self, path: str | Path):
+        self.conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def judge_counts(self) -> dict[str, int]:
+        """judge fingerprint -> battles it judged, most first."""
+        return dict(self.conn.execute("SELECT judge, COUNT(*) FROM battle_judgments GROUP BY judge "
+                                      "ORDER BY COUNT(*) DESC, judge").fetchall())
+
+    def outcomes(self, judge: str | None) -> list[tuple]:
+        """(tag, model_a, model_b, winner or '' when `judge` has not judged it, answer_a key, answer_b key)
+        of every battle, oldest first."""
+        return self.conn.execute(
+            "SELECT b.tag, b.model_a, b.model_b, COALESCE(j.winner, ''), b.answer_a, b.answer_b FROM battles b "
+            "LEFT JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = ? "
+            "LEFT JOIN judgments j ON j.key = bj.judgment_key ORDER BY b.created_at, b.rowid", [judge]).fetchall()
+
+    def latest_battles(self, judge: str | None, count: int, text_cap: int) -> list[tuple]:
+        """The latest `count` battles, oldest first: (tag, prompt_id, messages JSON, model_a, model_b, key_a,
+        key_b, text_a cut to `text_cap`, full length a, stopped a, tokens a, the same for b, judgment key,
+        winner, score_a, score_b, explanation, raw JSON); the judgment columns are None when unjudged."""
+        return [row[:-2] for row in self.conn.execute(
+            """SELECT * FROM (
+                 SELECT b.tag, b.prompt_id, b.messages, b.model_a, b.model_b, b.answer_a, b.answer_b,
+                        substr(ca.text, 1, :cap), length(ca.text), ca.stopped, ca.num_tokens,
+                        substr(cb.text, 1, :cap), length(cb.text), cb.stopped, cb.num_tokens,
+                        j.key, j.winner, j.score_a, j.score_b, j.explanation, j.raw, b.created_at AS t, b.rowid AS r
+                 FROM battles b JOIN completions ca ON ca.key = b.answer_a JOIN completions cb ON cb.key = b.answer_b
+                 LEFT JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = :judge
+                 LEFT JOIN judgments j ON j.key = bj.judgment_key
+                 ORDER BY b.created_at DESC, b.rowid DESC LIMIT :count)
+               ORDER BY t, r""", {"cap": text_cap, "judge": judge, "count": count})]

@@ -17,30 +17,16 @@ DEFAULT_MAX_NEW_TOKENS = 256
 TAG = "eval-arena"
 
 
-def named_specs(items: Sequence[str]) -> dict[str, str]:
-    """`NAME=SPEC` or a bare `SPEC` (named by itself) -> {name: spec}."""
-    named: dict[str, str] = {}
-    for item in items:
-        name, sep, spec = item.partition("=")
-        if not sep or "://" in name:  # `openai:http://h/v1#m` has no name part even if its URL holds '='
-            name, spec = item, item
-        if name in named:
-            raise ValueError(f"opponent name {name!r} is used twice")
-        named[name] = spec
-    return named
-
-
 def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", store=None,
         prompts: str | None = None, limit: int | None = None, max_new_tokens: int | None = None,
         temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 100,
         model_name: str | None = None) -> dict:
     """Battles of `model` against each opponent on each prompt, judged by `judge` (a judge spec:
     verifier, pairwise:<model>, score:<model>, ...). Needs a store (the battles live there)."""
-    from ..battles import run_battles, target_vs_opponents
-    from ..judges import judge_battles, load_judge
-    from ..models import SamplingParams, load_generator, parse_model_spec
+    from ..battles import play, rate, target_vs_opponents
+    from ..judges import load_judge
+    from ..models import SamplingParams, load_generator, named_specs, parse_model_spec
     from ..prompts import load_prompts
-    from ..ratings import leaderboard
 
     if store is None:
         raise ValueError("the arena suite needs a store for its battles (run_suite opens one)")
@@ -57,20 +43,17 @@ def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", s
     params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=temperature)
     judge_obj = load_judge(judge, store=store)
     contestants = {n: load_generator(s, store=store, batch_size=batch_size) for n, s in {name: model, **panel}.items()}
-    rows = run_battles(target_vs_opponents(name, list(panel), prompt_set), contestants, store, params, seed, TAG)
-    verdicts = judge_battles(judge_obj, store.battles_by_id(rows), store, progress=False)
-    decided = [(row, v) for row, v in zip(rows, verdicts) if v["winner"] != "error"]
-    if not decided:
-        raise RuntimeError(f"arena suite: all {len(rows)} battles were judge errors; nothing to rate")
+    judged = play(target_vs_opponents(name, list(panel), prompt_set), contestants, judge_obj, store, params, seed,
+                  TAG, progress=False)
+    errors = sum(not b.decided for b in judged)
+    if errors == len(judged):
+        raise RuntimeError(f"arena suite: all {len(judged)} battles were judge errors; nothing to rate")
     # Anchored to the panel's first opponent (1000): ratings of different models against the same panel
     # are on one scale.
-    reference = next(iter(panel))
-    board = leaderboard([r["model_a"] for r, _ in decided], [r["model_b"] for r, _ in decided],
-                        [v["winner"] for _, v in decided], rounds=bootstrap_rounds, seed=seed,
-                        anchor=(reference, 1000.0) if any(reference in (r["model_a"], r["model_b"]) for r, _ in decided) else None)
+    board = rate(judged, rounds=bootstrap_rounds, seed=seed, anchor=next(iter(panel)))
     mine = next(row for row in board if row["model"] == name)
     return {"suite": "arena", "model": name, "judge": judge_obj.fingerprint, "opponents": panel,
-            "prompts": len(prompt_set), "battles": len(rows), "judge_errors": len(rows) - len(decided),
+            "prompts": len(prompt_set), "battles": len(judged), "judge_errors": errors,
             "rating": mine["rating"], "rating_ci": [mine["lower"], mine["upper"]], "leaderboard": board}
 
 

@@ -1,5 +1,5 @@
-"""Data builders. Input: judged battles as `Store.judged_battles` returns them (prompt messages, model
-names, both completions, winner, scores). Output: lists of dict rows."""
+"""Data builders. Input: judged battles (`records.JudgedBattle`: prompt messages, model names, both
+completions, winner, scores). Output: lists of dict rows in TRL's formats."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models.base import canonical_json
+from ..records import JudgedBattle
 
 
 @dataclass
@@ -33,35 +34,35 @@ class DataFilters:
         stopped_ok = completion.stopped or not self.require_stopped or not as_target
         return (self.min_chars <= len(text) <= self.max_chars) and stopped_ok
 
-    def passes(self, completion, battle: dict) -> bool:
+    def passes(self, completion, battle: JudgedBattle) -> bool:
         """Whether an answer may be an SFT target: it satisfies every checkable constraint of the prompt
         (prompts without constraints: always, the judge alone decides)."""
-        constraints = (battle.get("context") or {}).get("constraints")
+        constraints = (battle.context or {}).get("constraints")
         if not self.require_passing or not constraints:
             return True
         from ..prompts.constraints import check_all
 
         return all(check_all(completion.text, constraints))
 
-    def decisive(self, battle: dict) -> bool:
-        if battle["winner"] not in ("model_a", "model_b"):
+    def decisive(self, battle: JudgedBattle) -> bool:
+        if battle.winner not in ("model_a", "model_b"):
             return False
-        if self.min_margin is None or battle.get("score_a") is None or battle.get("score_b") is None:
+        if self.min_margin is None or battle.score_a is None or battle.score_b is None:
             return True
-        return abs(battle["score_a"] - battle["score_b"]) >= self.min_margin
+        return abs(battle.score_a - battle.score_b) >= self.min_margin
 
 
-def _sides(battle: dict) -> tuple[tuple[str, object], tuple[str, object]]:
+def _sides(battle: JudgedBattle) -> tuple[tuple[str, object], tuple[str, object]]:
     """((winner name, winner completion), (loser name, loser completion)) of a decisive battle."""
-    a, b = (battle["model_a"], battle["completion_a"]), (battle["model_b"], battle["completion_b"])
-    return (a, b) if battle["winner"] == "model_a" else (b, a)
+    loser = "model_b" if battle.winner == "model_a" else "model_a"
+    return battle.side(battle.winner), battle.side(loser)
 
 
 def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def sft_rows(battles: Sequence[dict], target: str, filters: DataFilters = DataFilters()) -> list[dict]:
+def sft_rows(battles: Sequence[JudgedBattle], target: str, filters: DataFilters = DataFilters()) -> list[dict]:
     """Arena Learning's rule: one row per prompt the target lost, the conversation ending in the winning
     opponent's answer — if that answer ended by itself and satisfies every checkable constraint
     (`filters.require_passing`). With `filters.sft_from_ties`, a tied battle's answers that pass too
@@ -69,31 +70,31 @@ def sft_rows(battles: Sequence[dict], target: str, filters: DataFilters = DataFi
     first (then the first seen)."""
     found: dict[str, list[tuple[float, int, dict]]] = {}
     for battle in battles:
-        if target not in (battle["model_a"], battle["model_b"]):
+        if target not in (battle.model_a, battle.model_b):
             continue
-        if battle["winner"] in ("model_a", "model_b"):
+        if battle.winner in ("model_a", "model_b"):
             (winner, completion), _ = _sides(battle)
-            score = battle["score_a"] if battle["winner"] == "model_a" else battle["score_b"]
+            score = battle.score_a if battle.winner == "model_a" else battle.score_b
             sides = [] if winner == target else [(winner, completion, score)]
-        elif battle["winner"] == "tie" and filters.sft_from_ties:
-            sides = [(battle["model_a"], battle["completion_a"], battle["score_a"]),
-                     (battle["model_b"], battle["completion_b"], battle["score_b"])]
+        elif battle.winner == "tie" and filters.sft_from_ties:
+            sides = [(battle.model_a, battle.completion_a, battle.score_a),
+                     (battle.model_b, battle.completion_b, battle.score_b)]
         else:
             continue
         for name, completion, score in sides:
             if not (filters.keeps(completion) and filters.passes(completion, battle)):
                 continue
-            rows = found.setdefault(battle["prompt_id"], [])
+            rows = found.setdefault(battle.prompt_id, [])
             if any(row["messages"][-1]["content"] == completion.text for _, _, row in rows):
                 continue
             rows.append((score if score is not None else 0.0, -len(rows), {
-                "messages": [*battle["messages"], *_assistant(completion.text)],
-                "prompt_id": battle["prompt_id"], "source_model": name}))
+                "messages": [*battle.messages, *_assistant(completion.text)],
+                "prompt_id": battle.prompt_id, "source_model": name}))
     return [row for rows in found.values()
             for _, _, row in sorted(rows, key=lambda r: r[:2], reverse=True)[:filters.sft_per_prompt]]
 
 
-def dpo_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+def dpo_rows(battles: Sequence[JudgedBattle], filters: DataFilters = DataFilters()) -> list[dict]:
     """(prompt, chosen, rejected) from every decisive battle; identical pairs once; pairs whose two
     answers are the same text are dropped (no preference to learn)."""
     rows, seen = [], set()
@@ -103,22 +104,22 @@ def dpo_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> l
         (winner, chosen), (loser, rejected) = _sides(battle)
         if not (filters.keeps(chosen) and filters.keeps(rejected, as_target=False)) or chosen.text == rejected.text:
             continue
-        key = _digest([battle["messages"], chosen.text, rejected.text])
+        key = _digest([battle.messages, chosen.text, rejected.text])
         if key in seen:
             continue
         seen.add(key)
-        rows.append({"prompt": list(battle["messages"]), "chosen": _assistant(chosen.text),
-                     "rejected": _assistant(rejected.text), "prompt_id": battle["prompt_id"],
+        rows.append({"prompt": list(battle.messages), "chosen": _assistant(chosen.text),
+                     "rejected": _assistant(rejected.text), "prompt_id": battle.prompt_id,
                      "chosen_model": winner, "rejected_model": loser})
     return rows
 
 
-def reward_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+def reward_rows(battles: Sequence[JudgedBattle], filters: DataFilters = DataFilters()) -> list[dict]:
     """The reward model learns from the same preference pairs as DPO (TRL's RewardTrainer format)."""
     return dpo_rows(battles, filters)
 
 
-def kto_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> list[dict]:
+def kto_rows(battles: Sequence[JudgedBattle], filters: DataFilters = DataFilters()) -> list[dict]:
     """Unpaired (prompt, completion, label): winners True, losers False. An answer that won one battle
     and lost another gets no label (the judge disagrees with itself about it)."""
     labels: dict[str, set] = {}
@@ -129,10 +130,10 @@ def kto_rows(battles: Sequence[dict], filters: DataFilters = DataFilters()) -> l
         for (name, completion), label in zip(_sides(battle), (True, False)):
             if not filters.keeps(completion, as_target=label):
                 continue
-            key = _digest([battle["messages"], completion.text])
+            key = _digest([battle.messages, completion.text])
             labels.setdefault(key, set()).add(label)
-            rows.setdefault(key, {"prompt": list(battle["messages"]), "completion": _assistant(completion.text),
-                                  "prompt_id": battle["prompt_id"], "model": name})
+            rows.setdefault(key, {"prompt": list(battle.messages), "completion": _assistant(completion.text),
+                                  "prompt_id": battle.prompt_id, "model": name})
     return [{**rows[key], "label": next(iter(seen))} for key, seen in labels.items() if len(seen) == 1]
 
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from ..models.base import Completion, canonical_json
-
-WINNERS = ("model_a", "model_b", "tie", "error")
+from ..records import WINNERS, Battle, JudgedBattle
 
 
 @dataclass
@@ -50,23 +49,24 @@ def judgment_key(judge_fingerprint: str, messages, key_a: str, key_b: str) -> st
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def judge_battles(judge: Judge, battles: Sequence[dict], store, chunk_size: int = 32,
-                  progress: bool = True) -> list[dict]:
-    """Judge store battles (dicts from `Store.battles`), asking the judge only about pairs of answers it
-    has not judged yet and committing each chunk as it is done. Returns one judgment dict per battle."""
+def judge_battles(judge: Judge, battles: Sequence[Battle], store, chunk_size: int = 32,
+                  progress: bool = True) -> list[JudgedBattle]:
+    """Judge battles, asking the judge only about pairs of answers it has not judged yet and committing
+    each chunk as it is done. Returns the battles with their verdicts, in order."""
     from tqdm.auto import tqdm
 
-    keys = [judgment_key(judge.fingerprint, b["messages"], b["answer_a"], b["answer_b"]) for b in battles]
+    keys = [judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b) for b in battles]
     found = store.get_judgments(keys)
     todo = list({k: b for k, b in zip(keys, battles) if k not in found}.items())
     bar = tqdm(total=len(todo), desc="judge", unit="battle", disable=not progress or None, leave=False)
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start:start + chunk_size]
-        verdicts = judge.judge([Matchup(tuple(b["messages"]), b["context"], b["completion_a"], b["completion_b"])
+        verdicts = judge.judge([Matchup(tuple(b.messages), b.context, b.completion_a, b.completion_b)
                                 for _, b in chunk])
         store.put_judgments([(key, judge.fingerprint, v) for (key, _), v in zip(chunk, verdicts)])
         bar.update(len(chunk))
     bar.close()
-    store.link_judgments([(b["id"], judge.fingerprint, k) for k, b in zip(keys, battles)])
+    store.link_judgments([(b.id, judge.fingerprint, k) for k, b in zip(keys, battles)])
     found = store.get_judgments(keys)
-    return [found[k] for k in keys]
+    return [b.judged(found[k]["winner"], found[k]["score_a"], found[k]["score_b"], found[k]["explanation"])
+            for k, b in zip(keys, battles)]

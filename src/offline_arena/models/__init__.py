@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Completion, GenerationRequest, SamplingParams  # noqa: F401  (the public interface)
-from .spec import ModelSpec, parse_model_spec  # noqa: F401
+from .spec import ModelSpec, named_specs, parse_model_spec  # noqa: F401
 
 
 def resolve_local_path(spec: ModelSpec) -> str:

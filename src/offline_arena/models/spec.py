@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import re
+from typing import Sequence
 from dataclasses import dataclass
 
 _BEST_OF = re.compile(r"^(?P<inner>.+)@best-of-(?P<n>\d+)$")
@@ -89,3 +90,17 @@ def parse_model_spec(text: str) -> ModelSpec:
     if re.match(r"^[a-z][a-z0-9+.-]*:(?!//)", text) and not text.startswith(("./", "/")):
         raise ValueError(f"model spec {raw!r}: unknown scheme; use builtin:, openai:, vllm:, a path or a Hub id")
     return ModelSpec("hf", text, best_of=best_of, raw=raw)
+
+
+def named_specs(items: Sequence[str], what: str = "--opponents") -> dict[str, str]:
+    """`NAME=SPEC` or a bare `SPEC` (named by itself) -> {name: spec}, as the CLI's --models and
+    --opponents take them. `what` names the option in errors."""
+    named: dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or "://" in name:  # `openai:http://h/v1?a=b#m` has no name part even if its URL holds '='
+            name, spec = item, item
+        if name in named:
+            raise ValueError(f"{what}: the name {name!r} is used twice")
+        named[name] = spec
+    return named

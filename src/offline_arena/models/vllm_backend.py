@@ -3,7 +3,6 @@ vLLM schedules and batches internally, so we hand it every request at once."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 from .base import Completion, GenerationRequest

@@ -14,7 +14,8 @@ task gives its c-th prompt. That makes three guarantees cheap:
   slots like cards, so a (task, cycle) pair belongs to one shard, and a task's prompts differ across
   cycles. A shard depends only on its own name and size, never on which other shards a run asks for.
 
-Shard names are "round<r>/<stage>" with r in 1..MAX_ROUNDS and stage in STAGES, plus "heldout".
+Shard names are "round<r>/<slot>" with r in 1..MAX_ROUNDS and slot in SHARD_SLOTS, plus "heldout"; each stage
+kind takes one slot (its `prompt_slot` in stage_kinds.py).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from .sources import Prompt
 BASE_TASKS_PATH = Path(__file__).resolve().parent.parent / "data" / "prompts" / "base_tasks.jsonl"
 SOURCE_NAME = "builtin:verifiable"
 
-STAGES = ("sft", "dpo", "rm", "ppo", "kto", "grpo")
+# The slots a round's training shards are dealt to, in dealing order. Fixed: another order or another slot
+# would deal every shard differently, and so change the prompts of every existing run.
+SHARD_SLOTS = ("sft", "dpo", "rm", "ppo", "kto", "grpo")
 MAX_ROUNDS = 8
 HELDOUT = "heldout"
 HELDOUT_FRACTION = 0.2        # of each category's base tasks, kept for evaluation only
@@ -220,10 +223,10 @@ def build_pack(n: int, seed: int = 0, min_constraints: int = 1, max_constraints:
 def shard_slot(name: str) -> int:
     """The fixed slot of a training shard name "round<r>/<stage>"."""
     match = re.fullmatch(r"round(\d+)/(\w+)", name)
-    if not match or match.group(2) not in STAGES or not 1 <= int(match.group(1)) <= MAX_ROUNDS:
+    if not match or match.group(2) not in SHARD_SLOTS or not 1 <= int(match.group(1)) <= MAX_ROUNDS:
         raise ValueError(f"unknown split {name!r}: expected {HELDOUT!r} or 'round<r>/<stage>' with r in "
-                         f"1..{MAX_ROUNDS} and stage in {list(STAGES)}")
-    return (int(match.group(1)) - 1) * len(STAGES) + STAGES.index(match.group(2))
+                         f"1..{MAX_ROUNDS} and stage in {list(SHARD_SLOTS)}")
+    return (int(match.group(1)) - 1) * len(SHARD_SLOTS) + SHARD_SLOTS.index(match.group(2))
 
 
 def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int = 1, max_constraints: int = 3,
@@ -241,7 +244,7 @@ def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int =
         return _deal(pool, n, seed, 0, 1, f"{SOURCE_NAME} split {split!r}", **settings)
     slot = shard_slot(split)
     pool = [t for t in tasks if t["id"] not in heldout_ids]
-    return _deal(pool, n, seed, slot, MAX_ROUNDS * len(STAGES), f"{SOURCE_NAME} split {split!r}", **settings)
+    return _deal(pool, n, seed, slot, MAX_ROUNDS * len(SHARD_SLOTS), f"{SOURCE_NAME} split {split!r}", **settings)
 
 
 def pack_splits(seed: int, sizes: dict[str, int], heldout: int, **settings) -> dict[str, list[Prompt]]:

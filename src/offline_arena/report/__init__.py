@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..run_folder import RunFolder
 from .battle_data import BattleLimits
 
 
@@ -29,17 +30,18 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, judge: str 
     from .render import render_report
     from .snapshots import leaderboard_snapshots
 
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
+    run_dir = folder.root
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: no such run folder")
-    if not (run_dir / "store.sqlite").is_file() and not (run_dir / "recipe.json").is_file():
-        raise ValueError(f"{run_dir} is not a run folder (no store.sqlite, no recipe.json)")
+    if not folder.is_run():
+        raise ValueError(f"{run_dir} is not a run folder (no {folder.store.name}, no {folder.recipe.name})")
     files = collect_run_files(run_dir)
-    battles = read_battles(run_dir / "store.sqlite", judge, limits)
+    battles = read_battles(folder.store, judge, limits)
     seed = int((files.recipe or {}).get("seed") or 0)
     snapshots = leaderboard_snapshots(files, battles.outcomes, seed=seed)
     html = render_report(files, battles, snapshots, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    out = Path(out) if out else run_dir / "report.html"
+    out = Path(out) if out else folder.report
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -1,10 +1,10 @@
 """The run's battles as the report needs them: every battle's outcome (for the win-rate matrices and
 counts), and the latest battles with their texts in a compact, size-capped form for the battle browser.
 
-We read store.sqlite read-only with our own two queries instead of `Store.judged_battles`: the browser
-needs the judge's raw output (which that method leaves out), unjudged battles of a stage still running,
-and, for big runs, texts cut short inside SQLite rather than thousands of full answers in memory. A
-read-only connection also guarantees that reporting on a run that is still going never writes to it.
+We read store.sqlite through a read-only view (`store.ReadOnlyStore`) instead of `Store.judged_battles`:
+the browser needs the judge's raw output (which that method leaves out), unjudged battles of a stage still
+running, and, for big runs, texts cut short inside SQLite rather than thousands of full answers in memory.
+A read-only connection also guarantees that reporting on a run that is still going never writes to it.
 
 Size: texts are stored once and referenced by index (an answer serves in several battles; a prompt in
 one battle per opponent). Answers share a character budget; each answer gets at most
@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VERDICTS = ("model_a", "model_b", "tie", "error")
+from ..store import ReadOnlyStore
 
 
 @dataclass
@@ -45,10 +44,6 @@ class BattleData:
         return len(self.outcomes)
 
 
-def open_read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
-
-
 def read_battles(store_path: str | Path, judge: str | None = None, limits: BattleLimits | None = None) -> BattleData:
     """`judge`: a fingerprint or a unique part of one; by default the judge that judged the most battles
     (a pipeline run has exactly one)."""
@@ -56,25 +51,18 @@ def read_battles(store_path: str | Path, judge: str | None = None, limits: Battl
     store_path = Path(store_path)
     if not store_path.is_file():
         return BattleData(None, {}, [], empty_browser())
-    conn = open_read_only(store_path)
-    try:
-        judges = dict(conn.execute("SELECT judge, COUNT(*) FROM battle_judgments GROUP BY judge "
-                                   "ORDER BY COUNT(*) DESC, judge").fetchall())
+    with ReadOnlyStore(store_path) as store:
+        judges = store.judge_counts()
         chosen = pick_judge(judges, judge)
-        outcome_rows = conn.execute(
-            "SELECT b.tag, b.model_a, b.model_b, COALESCE(j.winner, ''), b.answer_a, b.answer_b FROM battles b "
-            "LEFT JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = ? "
-            "LEFT JOIN judgments j ON j.key = bj.judgment_key ORDER BY b.created_at, b.rowid", [chosen]).fetchall()
+        outcome_rows = store.outcomes(chosen)
         outcomes = [row[:4] for row in outcome_rows]
         shown = outcome_rows[-limits.max_battles:] if limits.max_battles > 0 else []
         distinct_answers = len({key for row in shown for key in row[4:6]})
         answer_cap = max(limits.min_answer_chars,
                          min(limits.max_answer_chars, limits.text_budget // max(distinct_answers, 1)))
-        browser = _browser_payload(conn, chosen, len(shown), answer_cap, limits)
+        browser = _browser_payload(store, chosen, len(shown), answer_cap, limits)
         browser["total"] = len(outcomes)
         return BattleData(chosen, judges, outcomes, browser)
-    finally:
-        conn.close()
 
 
 def pick_judge(judges: dict[str, int], wanted: str | None) -> str | None:
@@ -91,7 +79,7 @@ def empty_browser() -> dict:
             "answerCap": 0}
 
 
-def _browser_payload(conn: sqlite3.Connection, judge: str | None, count: int, answer_cap: int,
+def _browser_payload(store: ReadOnlyStore, judge: str | None, count: int, answer_cap: int,
                      limits: BattleLimits) -> dict:
     payload = empty_browser()
     payload["answerCap"] = answer_cap
@@ -105,19 +93,9 @@ def _browser_payload(conn: sqlite3.Connection, judge: str | None, count: int, an
             payload[table].append(make())
         return seen[key]
 
-    rows = conn.execute(
-        """SELECT * FROM (
-             SELECT b.tag, b.prompt_id, b.messages, b.model_a, b.model_b, b.answer_a, b.answer_b,
-                    substr(ca.text, 1, :cap), length(ca.text), ca.stopped, ca.num_tokens,
-                    substr(cb.text, 1, :cap), length(cb.text), cb.stopped, cb.num_tokens,
-                    j.key, j.winner, j.score_a, j.score_b, j.explanation, j.raw, b.created_at AS t, b.rowid AS r
-             FROM battles b JOIN completions ca ON ca.key = b.answer_a JOIN completions cb ON cb.key = b.answer_b
-             LEFT JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = :judge
-             LEFT JOIN judgments j ON j.key = bj.judgment_key
-             ORDER BY b.created_at DESC, b.rowid DESC LIMIT :count)
-           ORDER BY t, r""", {"cap": answer_cap, "judge": judge, "count": count})
     for (tag, prompt_id, messages, model_a, model_b, key_a, key_b, text_a, len_a, stop_a, tok_a,
-         text_b, len_b, stop_b, tok_b, j_key, winner, score_a, score_b, explanation, raw, _, _) in rows:
+         text_b, len_b, stop_b, tok_b, j_key, winner, score_a, score_b, explanation, raw) in \
+            store.latest_battles(judge, count, answer_cap):
         battle = [
             ref("tags", tag, lambda: tag),
             ref("prompts", messages, lambda: _prompt_entry(messages, limits.max_prompt_chars)),

@@ -8,17 +8,15 @@ the metrics (its folder, if it exists, is listed as in progress), and nothing he
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..run_folder import RunFolder, StageFolder, read_json
 
 # The curves worth plotting from a training metrics.json: TRL's per-log-step losses, and our PPO's
 # per-step reward score, KL and losses (train/common.py and train/ppo.py write them).
 CURVE_KEYS = ("loss_curve", "score_curve", "kl_curve")
 PPO_ROW_KEYS = ("policy_loss", "value_loss")
-# Where a stage keeps its metrics.json files: the stage itself, and the two halves of rm_ppo.
-TRAINING_PARTS = (("", "metrics.json"), ("reward model", "reward_model/metrics.json"), ("ppo", "ppo/metrics.json"))
 
 
 @dataclass
@@ -59,57 +57,46 @@ class RunFiles:
         return [o["name"] for o in (self.recipe or {}).get("opponents", [])]
 
 
-def read_json(path: Path):
-    """A JSON file's content, or None when it is missing or half-written (a run may be writing it now)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def collect_run_files(run_dir: str | Path) -> RunFiles:
-    from ..config import STAGE_KINDS
+    from ..stage_kinds import STAGE_KINDS
 
-    run_dir = Path(run_dir)
-    recipe = read_json(run_dir / "recipe.json")
+    run = RunFolder(run_dir)
+    run_dir = run.root
+    recipe = read_json(run.recipe)
     recipe_stages = [s.get("kind") for s in (recipe or {}).get("stages", [])]
     stage_order = {kind: i for i, kind in enumerate(recipe_stages + [k for k in STAGE_KINDS if k not in recipe_stages])}
 
-    found: list[tuple[int, int, Path]] = []
-    for folder in run_dir.glob("round*/*"):
-        match = re.fullmatch(r"round(\d+)", folder.parent.name)
-        if match and folder.is_dir():
-            found.append((int(match.group(1)), stage_order.get(folder.name, len(stage_order)), folder))
     checkpoints, in_progress, done_stages = [], [], []
-    for round_index, _, folder in sorted(found, key=lambda f: (f[0], f[1], f[2].name)):
-        relative = f"round{round_index}/{folder.name}"
-        evaluation = read_json(folder / "eval.json")
-        summary = read_json(folder / "done.json")
+    for folder in sorted(run.stage_folders(),
+                         key=lambda f: (f.round, stage_order.get(f.kind, len(stage_order)), f.kind)):
+        round_index, relative = folder.round, folder.name
+        evaluation = read_json(folder.eval)
+        summary = read_json(folder.done)
         if round_index > 0 and isinstance(summary, dict):
             done_stages.append(relative)
         if not isinstance(evaluation, dict):
             if not isinstance(summary, dict):  # done without eval.json: a stage that skipped itself (a merge)
                 in_progress.append(relative)
             continue
-        stage = "base" if round_index == 0 else folder.name
+        stage = "base" if round_index == 0 else folder.kind
         checkpoints.append(Checkpoint(name=evaluation.get("model_name") or relative, round=round_index, stage=stage,
                                       folder=relative, eval=evaluation,
                                       summary=summary if isinstance(summary, dict) else None,
-                                      curves=training_curves(folder, relative)))
+                                      curves=training_curves(folder)))
     rounds = int((recipe or {}).get("rounds") or 0)
     planned = [f"round{r}/{kind}" for r in range(1, rounds + 1) for kind in recipe_stages]
-    board = read_json(run_dir / "leaderboard.json")
+    board = read_json(run.leaderboard_json)
     return RunFiles(run_dir, recipe if isinstance(recipe, dict) else None, checkpoints, in_progress, done_stages, planned,
                     board if isinstance(board, list) else None)
 
 
-def training_curves(stage_dir: Path, relative: str) -> list[TrainingCurve]:
+def training_curves(folder: StageFolder) -> list[TrainingCurve]:
     curves = []
-    for part, name in TRAINING_PARTS:
-        metrics = read_json(stage_dir / name)
+    for part, path in folder.metrics_files():
+        metrics = read_json(path)
         if not isinstance(metrics, dict):
             continue
-        prefix = f"{relative} {part}".strip()
+        prefix = f"{folder.name} {part}".strip()
         for key in CURVE_KEYS:
             values = _numbers(metrics.get(key))
             if values:

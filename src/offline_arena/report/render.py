@@ -15,6 +15,7 @@ import math
 from html import escape
 from importlib import resources
 
+from ..records import WINNERS
 from .battle_data import BattleData
 from .collect import Checkpoint, RunFiles
 from .matrix import Cell, model_order, win_matrix
@@ -116,7 +117,7 @@ def _stage_table(files: RunFiles) -> str:
                 ("skipped" if train.get("skipped") else "–"))
         rows.append([escape(c.folder), f"<b>{escape(c.name)}</b>",
                      _fmt(s.get("battles"), 0) if s else "–",
-                     escape(" / ".join(str(outcomes.get(k, 0)) for k in ("model_a", "model_b", "tie", "error")))
+                     escape(" / ".join(str(outcomes.get(k, 0)) for k in WINNERS))
                      if outcomes else "–",
                      _fmt(train.get("rows"), 0) if train else "–", loss,
                      _with_ci(h, "prompt_strict"), _vs_base(s), _with_ci(h, "prompt_loose"),

@@ -6,35 +6,55 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .guard import GuardReport, assert_examples_end_trained, check_runaway, runaway_rate
 
 
+def recipe_default(schema, name: str):
+    """The default a recipe gives `name`: trainer settings take their defaults from the recipe schema
+    (config.py), so a knob has one default whether a stage sets it from a recipe or a script does."""
+    return schema.model_fields[name].get_default(call_default_factory=True)
+
+
+def train_default(name: str):
+    from ..config import Train
+
+    return recipe_default(Train, name)
+
+
 @dataclass
 class TrainSettings:
-    """Knobs shared by every trainer. Defaults suit the 135M builtin model on 2 CPU cores."""
+    """Knobs shared by every trainer. Those a recipe sets (`config.Train`) default to the recipe's
+    defaults, which suit the 135M builtin model on 2 CPU cores; the rest are trainer details."""
 
-    learning_rate: float = 1e-5        # peak learning rate
-    epochs: float = 1.0                # passes over the stage's data
-    max_steps: int = -1                # > 0 caps optimizer steps (overrides epochs)
-    batch_size: int = 4                # examples per device per step
-    grad_accum: int = 1                # gradient accumulation steps
-    max_length: int = 512              # tokens per example (prompt + answer); longer ones are truncated
+    learning_rate: float = train_default("learning_rate")      # peak learning rate
+    epochs: float = train_default("epochs")                    # passes over the stage's data
+    max_steps: int = train_default("max_steps")                # > 0 caps optimizer steps (overrides epochs)
+    batch_size: int = train_default("batch_size")              # examples per device per step
+    grad_accum: int = train_default("grad_accum")              # gradient accumulation steps
+    max_length: int = train_default("max_length")              # tokens per example; longer ones are truncated
     warmup_ratio: float = 0.0          # share of steps spent warming up the learning rate
-    lora: bool = False                 # train LoRA adapters instead of all weights (merged when saved)
-    lora_r: int = 16                   # LoRA rank
+    lora: bool = train_default("lora")                         # LoRA adapters instead of all weights (merged when saved)
+    lora_r: int = train_default("lora_r")                      # LoRA rank
     lora_alpha: int = 32               # LoRA scaling
     lora_dropout: float = 0.05         # LoRA dropout
     seed: int = 0                      # data order and initialisation
     logging_steps: int = 1             # log the loss every N steps
-    gradient_checkpointing: bool = False  # trade compute for memory (large models)
-    probe_prompts: int = 16            # runaway-rate probe size (0 disables the after-training check)
+    gradient_checkpointing: bool = train_default("gradient_checkpointing")  # trade compute for memory
+    probe_prompts: int = train_default("probe_prompts")        # runaway-rate probe size (0: no after-check)
     probe_max_new_tokens: int = 64     # token limit of a probe generation
-    runaway_tolerance: float = 0.1     # allowed rise of the runaway rate before the stage fails
+    runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
     extra: dict = field(default_factory=dict)  # passed through to the TRL config (e.g. beta for DPO)
+
+    @classmethod
+    def from_recipe(cls, train, **fixed) -> "TrainSettings":
+        """Settings from a recipe's `config.Train` (every field it shares with these), plus `fixed` ones
+        the recipe sets elsewhere (the seed, the probes' token limit)."""
+        shared = {f.name for f in fields(cls)} & set(type(train).model_fields)
+        return cls(**{name: getattr(train, name) for name in shared}, **fixed)
 
 
 @dataclass

@@ -22,6 +22,8 @@ from typing import Callable, Sequence
 from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
 from .guard import on_policy_guard_example
 
+NUM_GENERATIONS = 4  # answers sampled per prompt (one GRPO group); `settings.extra` may set another
+
 
 def _answer_text(completion) -> str:
     """TRL gives conversational completions as [{"role": "assistant", "content": ...}], plain ones as str."""
@@ -92,7 +94,7 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
     model, tokenizer = load_policy(model_path)
     config = GRPOConfig(**{
-        "num_generations": 4,
+        "num_generations": NUM_GENERATIONS,
         "max_completion_length": settings.probe_max_new_tokens,
         **trl_args(settings, out_dir),
     })

@@ -41,52 +41,73 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..models.chat import end_of_turn_token_id, stop_token_ids
-from .common import TrainResult, load_policy, loss_summary, on_gpu, save_checkpoint
+from .common import TrainResult, train_default, load_policy, loss_summary, on_gpu, recipe_default, save_checkpoint
 from .guard import GuardReport, StopTokenGuardError, check_runaway, runaway_rate
 
 Messages = Sequence[dict]
 RewardFn = Callable[[Messages, str], float]
 
 
+def _ppo_default(name: str):
+    from ..config import PPO
+
+    return recipe_default(PPO, name)
+
+
 @dataclass
 class PPOSettings:
-    """PPO knobs. Defaults suit the 135M builtin model on 2 CPU cores (about 10 s per step)."""
+    """PPO knobs. Those a recipe sets (`config.PPO`) default to the recipe's defaults, which suit the 135M
+    builtin model on 2 CPU cores (about 10 s per step); the rest are PPO details."""
 
-    steps: int = 10                    # PPO iterations; each samples a fresh batch of rollouts
-    rollouts_per_step: int = 8         # completions sampled per iteration
+    steps: int = _ppo_default("steps")                     # PPO iterations; each samples fresh rollouts
+    rollouts_per_step: int = _ppo_default("rollouts_per_step")  # completions sampled per iteration
     samples_per_prompt: int = 1        # completions per prompt per iteration (divides rollouts_per_step)
     minibatch_size: int = 4            # rollouts per optimizer step
     ppo_epochs: int = 2                # passes over each iteration's rollouts
-    learning_rate: float = 1e-5        # Adam learning rate (policy and value head)
+    learning_rate: float = _ppo_default("learning_rate")   # Adam learning rate (policy and value head)
     adam_eps: float = 1e-5             # Adam epsilon ([N+]: 1e-5 as in the original PPO code)
     max_grad_norm: float = 1.0         # clip the global gradient norm to this
-    init_kl_coef: float = 0.05         # β, weight of the per-token KL penalty against the reference
-    adaptive_kl: bool = False          # adapt β towards target_kl ([Z19] sec. 2.2) instead of keeping it
-    target_kl: float = 6.0             # KL target in nats per completion, for the adaptive controller
+    init_kl_coef: float = _ppo_default("init_kl_coef")     # β, weight of the per-token KL penalty
+    # A recipe's `target_kl` (null: a fixed β) is both of these: adapt β towards it ([Z19] sec. 2.2).
+    adaptive_kl: bool = _ppo_default("target_kl") is not None
+    target_kl: float = _ppo_default("target_kl") or 6.0      # KL target in nats per completion
     kl_gain: float = 0.1               # K_β of the adaptive controller ([Z19] use 0.1)
     gamma: float = 1.0                 # discount γ in GAE (1: rewards are undiscounted within a completion)
     lam: float = 0.95                  # GAE λ (bias-variance trade-off of the advantage estimate)
     cliprange: float = 0.2             # ε of the clipped policy objective
     cliprange_value: float = 0.2       # ε_v of the clipped value loss
     vf_coef: float = 0.1               # weight of the value loss in the total loss
-    max_new_tokens: int = 64           # token limit of a rollout
+    max_new_tokens: int = _ppo_default("max_new_tokens")   # token limit of a rollout
     temperature: float = 0.7           # sampling temperature (log-probs use logits / temperature too)
-    missing_eos_penalty: float | None = 1.0   # subtracted from the score of rollouts that never stop: a
-                                              # rollout cut at the token limit is no finished answer
+    # Subtracted from the score of rollouts that never stop: a rollout cut at the token limit is no finished answer.
+    missing_eos_penalty: float | None = _ppo_default("missing_eos_penalty")
     whiten_rewards: bool = False       # scale per-token rewards to unit variance over the batch
     forward_batch_size: int = 16       # rollouts per generation / no-grad forward pass
-    lora: bool = False                 # train LoRA adapters (merged when saved); reference = adapters off
-    lora_r: int = 16                   # LoRA rank
+    lora: bool = train_default("lora")                    # LoRA adapters (merged when saved); reference = adapters off
+    lora_r: int = train_default("lora_r")                 # LoRA rank
     lora_alpha: int = 32               # LoRA scaling
     seed: int = 0                      # prompt order, sampling and minibatch order
-    probe_prompts: int = 16            # runaway-rate probe size (0 disables the after-training check)
+    probe_prompts: int = train_default("probe_prompts")   # runaway-rate probe size (0: no after-training check)
     probe_max_new_tokens: int = 64     # token limit of a probe generation
-    runaway_tolerance: float = 0.1     # allowed rise of the runaway rate before the stage fails
+    runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
+
+    @classmethod
+    def from_recipe(cls, ppo, train, **fixed) -> "PPOSettings":
+        """Settings from a recipe's `config.PPO` (and its stage's `config.Train` for the guard and LoRA),
+        plus `fixed` ones (the seed, the probes' token limit); `ppo.extra` sets any other field."""
+        shared = {f.name for f in fields(cls)}
+        values = {name: getattr(ppo, name) for name in shared & set(type(ppo).model_fields) if name != "target_kl"}
+        values["adaptive_kl"] = ppo.target_kl is not None
+        if ppo.target_kl is not None:
+            values["target_kl"] = ppo.target_kl
+        # The stage's training settings: the guard's, and LoRA (the reference is then the adapters-off model).
+        values.update({name: getattr(train, name) for name in ("probe_prompts", "runaway_tolerance", "lora", "lora_r")})
+        return cls(**{**values, **fixed, **ppo.extra})
 
 
 def assert_end_of_turn_in_stop_ids(stop_ids: Sequence[int], tokenizer, where: str = "ppo stage") -> None:

@@ -1,0 +1,69 @@
+"""After each stage (and once for the base): held-out accuracy and runaway rate, the paired difference to
+the base on the same prompts, and the leaderboard of every checkpoint so far against the opponents."""
+
+from __future__ import annotations
+
+from ..run_folder import StageFolder, read_json, write_json
+
+EVAL_TAG = "eval"
+
+
+def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -> dict:
+    """`model`'s evaluation, written to the folder's eval.json (read back when it is there already)."""
+    from ..battles import play, target_vs_opponents
+    from ..evals.heldout import evaluate_generator
+    from ..models import load_generator
+
+    done = read_json(folder.eval) if folder.eval.is_file() else None
+    if done is not None:
+        return done
+    folder.path.mkdir(parents=True, exist_ok=True)
+    recipe = ctx.recipe
+    out: dict = {"model_name": model_name, "checkpoint": model}
+    generator = load_generator(model, store=ctx.store, batch_size=recipe.generation.batch_size)
+    # Held-out answers and the leaderboard's battles use the same (greedy) answers: one generation each.
+    params = ctx.eval_params or ctx.params
+    if recipe.evaluation.heldout:
+        out["heldout"], _ = evaluate_generator(generator, ctx.heldout, params, recipe.seed,
+                                               recipe.evaluation.bootstrap_rounds)
+    if recipe.evaluation.leaderboard:
+        ctx.checkpoints[model_name] = model
+        play(target_vs_opponents(model_name, list(ctx.opponents), ctx.heldout),
+             {model_name: generator, **ctx.opponents}, ctx.judge, ctx.store, params, recipe.seed, EVAL_TAG)
+        out["leaderboard"] = leaderboard_rows(ctx)
+    if recipe.evaluation.suites:
+        from ..evals.suites import run_suites
+
+        log(f"[eval {model_name}] suites: {', '.join(recipe.evaluation.suites)}")
+        # The suites' generations and judgments go through the run's store: a resumed run repeats none.
+        out["suites"] = run_suites(list(recipe.evaluation.suites), model, options=recipe.evaluation.suites,
+                                   store=ctx.store, seed=recipe.seed)
+    write_json(folder.eval, out)
+    return out
+
+
+def leaderboard_rows(ctx) -> list[dict]:
+    """Every evaluation battle of the run so far, rated; written to RUN/leaderboard.csv and .json."""
+    from ..battles import rate
+    from ..ratings import write_leaderboard
+
+    # Anchored to the first opponent: a fixed reference, so a new checkpoint's battles do not shift every
+    # other rating and the ratings of successive evaluations can be compared.
+    rows = rate(ctx.store.judged_battles(ctx.judge.fingerprint, EVAL_TAG), rounds=ctx.recipe.evaluation.bootstrap_rounds,
+                seed=ctx.recipe.seed, anchor=ctx.recipe.opponents[0].name)
+    if rows:
+        write_leaderboard(rows, ctx.folder.root)
+    return rows
+
+
+def vs_base(ctx, heldout: dict | None) -> dict:
+    """Paired bootstrap CIs of (this model - base) on the same held-out prompts: the effect of the run so far,
+    with the noise the two share (which prompts are hard) taken out."""
+    from ..evals.heldout import paired_vs
+
+    base = read_json(ctx.folder.base.eval)
+    if not heldout or "per_prompt" not in heldout or not isinstance(base, dict):
+        return {}
+    base = base.get("heldout", {})
+    rounds, seed = ctx.recipe.evaluation.bootstrap_rounds, ctx.recipe.seed
+    return {metric: paired_vs(heldout, base, metric, rounds, seed) for metric in ("prompt_strict", "prompt_loose")}

@@ -1,0 +1,104 @@
+"""The run: set up the store, opponents and judge; evaluate the base; run each round's stages in order,
+promoting each stage's model as the next stage's target; write the summary and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ..config import Recipe
+from ..run_folder import RunFolder, write_json
+from .evaluation import evaluate_stage
+from .shards import heldout_prompts
+from .stages import run_stage
+from .summary import final_vs_base_line, summary_table
+
+if TYPE_CHECKING:
+    from ..judges.base import Judge
+    from ..models.base import Generator, SamplingParams
+    from ..prompts.sources import Prompt
+    from ..store import Store
+
+BASE_NAME = "base"
+
+
+@dataclass
+class RunContext:
+    recipe: Recipe
+    folder: RunFolder
+    store: "Store"
+    judge: "Judge"
+    opponents: dict[str, "Generator"]            # name -> generator
+    params: "SamplingParams"                     # battle sampling
+    heldout: list["Prompt"]                      # held-out prompts
+    eval_params: "SamplingParams | None" = None  # held-out sampling (greedy by default)
+    checkpoints: dict[str, str] = field(default_factory=dict)  # contestant name -> model, in promotion order
+    round_starts: dict[int, str] = field(default_factory=dict)  # round index -> the model that round started from
+    tracker: Callable[[dict], None] | None = None
+
+
+def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
+    """Run (or resume) every round and stage; return the final summary."""
+    from ..judges import load_judge, load_scorer
+    from ..manifest import collect_manifest
+    from ..models import SamplingParams, load_generator
+    from ..store import Store
+    from .tracking import stage_tracker
+
+    folder = RunFolder(run_dir)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    save_recipe(recipe, folder)
+    write_json(folder.manifest, collect_manifest(recipe.seed))
+    g, ev = recipe.generation, recipe.evaluation
+    params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p)
+    eval_params = SamplingParams(max_new_tokens=ev.max_new_tokens or g.max_new_tokens, temperature=ev.temperature,
+                                 top_p=g.top_p if ev.temperature > 0 else 1.0)
+    with Store(folder.store) as store:
+        opponents = {o.name: load_generator(o.model, store=store, batch_size=g.batch_size, api_key_env=o.api_key_env,
+                                            scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
+                                            scorer_name=o.scorer)
+                     for o in recipe.opponents}
+        ctx = RunContext(recipe, folder, store, load_judge(recipe.judge, store=store), opponents, params,
+                         heldout_prompts(recipe), eval_params=eval_params, tracker=stage_tracker(recipe, folder))
+        ctx.checkpoints[BASE_NAME] = recipe.target
+        history = [evaluate_stage(ctx, folder.base, BASE_NAME, recipe.target, log)]
+        current_name, current_model = BASE_NAME, recipe.target
+        for round_index in range(1, recipe.rounds + 1):
+            ctx.round_starts[round_index] = current_model
+            for stage in recipe.stages:
+                summary = run_stage(ctx, round_index, stage, current_name, current_model, log)
+                history.append(summary)
+                if summary.get("promoted", True):  # a merge may only join the leaderboard
+                    current_name, current_model = summary["model_name"], summary["checkpoint"]
+                    ctx.checkpoints[current_name] = current_model
+        final = {"final_model": current_model, "final_name": current_name, "stages": history}
+        last = next((s for s in reversed(history) if s.get("model_name") == current_name and "vs_base" in s), None)
+        if last is not None:
+            final["final_vs_base"] = last["vs_base"]
+        write_json(folder.summary, final)
+        log(summary_table(history))
+        if last is not None:
+            log(final_vs_base_line(last["vs_base"]))
+        from ..report import write_report_quietly  # RUN/report.html; a failure there is logged, never raised
+
+        write_report_quietly(folder.root, log)
+        return final
+
+
+def save_recipe(recipe: Recipe, folder: RunFolder) -> None:
+    """The resolved recipe is saved once; resuming with a different recipe is refused (name the
+    differences) rather than silently mixing two experiments in one folder."""
+    import json
+
+    from ..manifest import diff
+
+    resolved = recipe.model_dump(mode="json")
+    if folder.recipe.is_file():
+        saved = json.loads(folder.recipe.read_text())
+        changes = diff(saved, resolved)
+        if changes:
+            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:10])
+            raise ValueError(f"{folder.root} holds a run of a different recipe ({listed}); use a new --run-dir")
+        return
+    write_json(folder.recipe, resolved)

@@ -1,0 +1,61 @@
+"""Which prompts each stage and the evaluation get: fresh, disjoint shards. The built-in pack deals its own
+(prompts/verifiable.py); a user's prompt file is split here."""
+
+from __future__ import annotations
+
+import random
+
+from ..config import Recipe, stage_prompt_count
+from ..stage_kinds import KINDS, stage_kind
+
+HELDOUT = "heldout"
+
+
+def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
+    """The fresh shard of one stage (disjoint from every other stage's and from held-out)."""
+    slot = stage_kind(kind).prompt_slot
+    if slot is None:
+        raise ValueError(f"a {kind} stage takes no prompts")
+    return _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind))
+
+
+def heldout_prompts(recipe: Recipe) -> list:
+    return _split(recipe, HELDOUT, recipe.prompts.heldout)
+
+
+def _split(recipe: Recipe, split: str, n: int) -> list:
+    source = recipe.prompts.source
+    if source == "builtin:verifiable":
+        from ..prompts.verifiable import load_verifiable
+
+        p = recipe.prompts
+        return load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
+                               min_constraints=p.min_constraints, max_constraints=p.max_constraints,
+                               phrasings=p.phrasings)
+    return file_split(source, split, n, recipe)
+
+
+def file_slots(recipe: Recipe) -> list[tuple[str, int]]:
+    """(split, size) of a prompt file's shards in dealing order: held-out first, then each round's stage
+    kinds in the table's order, so a shard never depends on which stages a run has."""
+    return [(HELDOUT, recipe.prompts.heldout)] + [
+        (f"round{r}/{k.prompt_slot}", stage_prompt_count(recipe, k.name))
+        for r in range(1, recipe.rounds + 1) for k in KINDS.values() if k.prompt_slot is not None]
+
+
+def file_split(source: str, split: str, n: int, recipe: Recipe) -> list:
+    """One shard of a user's prompt file: a seeded shuffle, then the slots of `file_slots` in order."""
+    from ..prompts import load_prompts
+
+    prompts = load_prompts(source)
+    order = list(range(len(prompts)))
+    random.Random(recipe.seed).shuffle(order)
+    start = 0
+    for slot, size in file_slots(recipe):
+        if slot == split:
+            if start + size > len(prompts):
+                raise ValueError(f"{source}: {len(prompts)} prompts cannot fill split {split!r} "
+                                 f"({size} prompts after {start} used by earlier splits)")
+            return [prompts[i] for i in order[start:start + size]][:n]
+        start += size
+    raise ValueError(f"unknown split {split!r}")

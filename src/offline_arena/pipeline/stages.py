@@ -1,0 +1,144 @@
+"""One stage of a round, driven by the stage-kind table (stage_kinds.py): battles on a fresh shard when the
+kind battles, its data builder, its trainer, then the evaluation; a merge stage merges instead of training.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..records import WINNERS
+from ..run_folder import StageFolder, read_json, write_json
+from ..stage_kinds import StageInputs, TrainJob, stage_kind
+from .evaluation import evaluate_stage, vs_base
+from .shards import stage_prompts
+from .summary import summary_table
+
+
+def run_stage(ctx, round_index: int, stage, current_name: str, current_model: str, log) -> dict:
+    """Run (or, when its done.json is there, skip) one stage; return its summary."""
+    folder = ctx.folder.stage(round_index, stage.kind)
+    done = read_json(folder.done) if folder.done.is_file() else None
+    if done is not None:
+        log(f"[round {round_index} {stage.kind}] already done, skipped")
+        return done
+    folder.path.mkdir(parents=True, exist_ok=True)
+    kind = stage_kind(stage.kind)
+    if not kind.trains:
+        return run_merge_stage(ctx, round_index, stage, current_name, current_model, folder, log)
+    started = time.perf_counter()
+    prompts = stage_prompts(ctx.recipe, round_index, stage.kind)
+    judged, outcomes = [], {}
+    if kind.battles:
+        judged = play_stage(ctx, round_index, stage.kind, prompts, current_name, current_model, log)
+        outcomes = {w: sum(b.winner == w for b in judged) for w in WINNERS}
+    else:
+        log(f"[round {round_index} {stage.kind}] {kind.summary}: {len(prompts)} prompts, no battles")
+    from ..flywheel import DataFilters, export_rows
+
+    rows = kind.build(StageInputs(judged, current_name, DataFilters(**stage.data.model_dump()), prompts))
+    export_rows(rows, folder.data)
+    if kind.needs_rows(stage) and len(rows) < stage.min_rows:
+        log(f"[round {round_index} {stage.kind}] only {len(rows)} data rows (< min_rows {stage.min_rows}): "
+            "training skipped, the current model carries on")
+        checkpoint, train_metrics = current_model, {"skipped": True}
+    else:
+        checkpoint, train_metrics = kind.train(train_job(ctx, stage, current_model, rows, prompts, folder))
+    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-{stage.kind}",
+               "checkpoint": str(checkpoint), "battles": len(judged), "outcomes": outcomes,
+               "train": {**train_metrics, "rows": len(rows)}}
+    if stage.teacher:
+        summary["teacher"] = stage.teacher
+    return finish_stage(ctx, folder, summary, started, log)
+
+
+def play_stage(ctx, round_index: int, kind: str, prompts: list, current_name: str, current_model: str, log) -> list:
+    """The current model against every opponent on the stage's prompts, judged."""
+    from ..battles import play, target_vs_opponents
+    from ..models import load_generator
+
+    log(f"[round {round_index} {kind}] battles: {current_name} vs {list(ctx.opponents)}")
+    target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size)
+    return play(target_vs_opponents(current_name, list(ctx.opponents), prompts),
+                {current_name: target, **ctx.opponents}, ctx.judge, ctx.store, ctx.params, ctx.recipe.seed,
+                f"round{round_index}/{kind}")
+
+
+def train_job(ctx, stage, current_model: str, rows: list, prompts: list, folder: StageFolder) -> TrainJob:
+    from ..models import parse_model_spec, resolve_local_path
+    from ..train.common import TrainSettings
+
+    settings = TrainSettings.from_recipe(stage.train, seed=ctx.recipe.seed,
+                                         probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
+    return TrainJob(stage, str(resolve_local_path(parse_model_spec(current_model))), rows, prompts,
+                    [list(p.messages) for p in prompts], folder.path, settings, ctx.recipe.seed)
+
+
+def merge_inputs(ctx, round_index: int, merge, current_name: str, current_model: str) -> dict:
+    """name -> checkpoint of the models a merge stage merges, in order, each distinct checkpoint once (a
+    stage that skipped training passed its input on unchanged)."""
+    from .loop import BASE_NAME
+
+    if merge.models == "previous_round":
+        start = ctx.round_starts[round_index]
+        start_name = next((n for n, m in ctx.checkpoints.items() if m == start), BASE_NAME)
+        candidates = [(current_name, current_model), (start_name, start)]
+    else:
+        prefix = f"r{round_index}-"
+        candidates = [(n, m) for n, m in ctx.checkpoints.items() if n.startswith(prefix) and n != f"{prefix}merge"]
+    models: dict = {}
+    for name, model in candidates:
+        if model not in models.values():
+            models[name] = model
+    return models
+
+
+def run_merge_stage(ctx, round_index: int, stage, current_name: str, current_model: str, folder: StageFolder,
+                    log) -> dict:
+    """Merge checkpoints with mergekit (merge.py), evaluate the merge like any checkpoint, and promote it
+    as the next target unless `merge.promote` is false (then it only joins the leaderboard)."""
+    from ..merge import MERGE_METHODS, merge_checkpoints
+
+    started = time.perf_counter()
+    m = stage.merge
+    models = merge_inputs(ctx, round_index, m, current_name, current_model)
+    needed = MERGE_METHODS[m.method].model_count
+    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-merge", "battles": 0,
+               "outcomes": {}, "promoted": m.promote}
+    reason = None
+    if len(models) < 2:
+        reason = f"only {len(models)} distinct checkpoint(s) to merge ({list(models)})"
+    elif needed is not None and len(models) != needed:
+        reason = f"{m.method} merges exactly {needed} models, got {list(models)}"
+    elif m.weights is not None and len(m.weights) != len(models):
+        reason = f"{len(m.weights)} weights for the {len(models)} distinct checkpoints {list(models)}"
+    if reason:
+        # Earlier stages skipped training: nothing new to merge, the current model carries on.
+        log(f"[round {round_index} merge] {reason}: merge skipped, the current model carries on")
+        summary.update(checkpoint=current_model, promoted=False, train={"skipped": True, "reason": reason})
+        write_json(folder.done, summary)
+        return summary
+    base = None
+    if MERGE_METHODS[m.method].needs_base:
+        base = ctx.recipe.target if m.base == "target" else ctx.round_starts[round_index]
+    log(f"[round {round_index} merge] {m.method} of {list(models)}" + (f" on base {base}" if base else ""))
+    checkpoint = merge_checkpoints(list(models.values()), m.method, folder.checkpoint, weights=m.weights,
+                                   t=m.t, density=m.density, base_model=base, seed=ctx.recipe.seed, overwrite=True)
+    summary.update(checkpoint=str(checkpoint),
+                   train={"method": m.method, "models": list(models), "seconds": time.perf_counter() - started})
+    if not m.promote:
+        log(f"[round {round_index} merge] not promoted: {current_name} stays the target; the merge joins the leaderboard")
+    return finish_stage(ctx, folder, summary, started, log)
+
+
+def finish_stage(ctx, folder: StageFolder, summary: dict, started: float, log) -> dict:
+    """Evaluate the stage's model, then mark the stage done (its last act)."""
+    summary.update(evaluate_stage(ctx, folder, summary["model_name"], summary["checkpoint"], log))
+    difference = vs_base(ctx, summary.get("heldout"))
+    if difference:
+        summary["vs_base"] = difference
+    summary["seconds"] = time.perf_counter() - started
+    if ctx.tracker:
+        ctx.tracker(summary)
+    write_json(folder.done, summary)  # last act: the stage is done
+    log(summary_table([summary]))
+    return summary

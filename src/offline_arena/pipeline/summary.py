@@ -1,0 +1,30 @@
+"""What the run prints: a short table, one line per evaluated model, and the final line."""
+
+from __future__ import annotations
+
+
+def summary_table(stages: list[dict]) -> str:
+    head = f"{'model':<12} {'rows':>5} {'loss first->last':>17} {'EOT':>4} {'runaway b->a':>13} " \
+           f"{'prompt-strict [95% CI]':>24} {'vs base [paired 95% CI]':>25} {'instr-loose':>11} {'rating':>7}"
+    lines = [head, "-" * len(head)]
+    for s in stages:
+        train, guard = s.get("train", {}), s.get("train", {}).get("guard", {})
+        loss = f"{train['first_loss']:.3f}->{train['last_loss']:.3f}" if "first_loss" in train else "-"
+        runaway = (f"{guard['runaway_before']:.2f}->{guard['runaway_after']:.2f}"
+                   if guard.get("runaway_before") is not None else "-")
+        h = s.get("heldout", {})
+        acc = (f"{h['prompt_strict']:.3f} [{h['prompt_strict_ci'][0]:.2f},{h['prompt_strict_ci'][1]:.2f}]"
+               if "prompt_strict" in h else "-")
+        rating = next((f"{r['rating']:.0f}" for r in s.get("leaderboard", []) if r["model"] == s["model_name"]), "-")
+        d = s.get("vs_base", {}).get("prompt_strict")
+        vs = f"{d['diff']:+.3f} [{d['ci'][0]:+.2f},{d['ci'][1]:+.2f}]" if d else "-"
+        lines.append(f"{s['model_name']:<12} {train.get('rows', '-')!s:>5} {loss:>17} "
+                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} {vs:>25} "
+                     f"{h.get('instruction_loose', float('nan')):>11.3f} {rating:>7}")
+    return "\n".join(lines)
+
+
+def final_vs_base_line(vs_base: dict) -> str:
+    d = vs_base["prompt_strict"]
+    return (f"final vs base: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] prompt-level strict accuracy "
+            f"on {d['n']} held-out prompts (paired bootstrap 95% CI)")
