@@ -396,15 +396,17 @@ def test_a_model_that_never_wins_gets_a_finite_fastchat_like_rating():
     rows = {r["model"]: r for r in leaderboard(*data, rounds=50, anchor=("ref", 1000.0))}
     assert rows["ref"]["rating"] == pytest.approx(1000.0)
     assert 0 < rows["zero"]["rating"] < rows["mid"]["rating"] - 500  # far below, but not thousands away
+    assert all(math.isfinite(rows["zero"][key]) for key in ("rating", "lower", "upper"))
     assert rows["zero"]["upper"] - rows["zero"]["lower"] < 200
     with pytest.warns(RatingsWarning):
         unregularised = compute_bradley_terry(*data, anchor=("ref", 1000.0))
     assert unregularised["zero"] < -2000  # what the near-zero penalty gave: 3400 points below the reference
 
 
-def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
+@pytest.mark.parametrize("opponents_of_new", [("ref",), ("ref", "a", "b")])
+def test_anchored_ratings_stay_put_when_a_fourth_model_joins(opponents_of_new):
     """Issue 10: ratings anchored to a fixed reference (the first opponent) do not all shift when a new
-    checkpoint's battles arrive."""
+    checkpoint's battles arrive, whether it meets the reference only or every model."""
     rng = np.random.default_rng(3)
     strength = {"ref": 0.0, "a": -0.5, "b": 0.4, "new": 1.0}
 
@@ -416,7 +418,7 @@ def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
         return battles(*rows)
 
     three = simulate([("a", "ref"), ("b", "ref"), ("a", "b")])
-    extra = simulate([("new", "ref")])
+    extra = simulate([("new", opponent) for opponent in opponents_of_new])
     before = {r["model"]: r for r in leaderboard(*three, rounds=100, anchor=("ref", 1000.0))}
     after = {r["model"]: r for r in leaderboard(*(list(x) + list(y) for x, y in zip(three, extra)), rounds=100,
                                                 anchor=("ref", 1000.0))}
