@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q --no-deps "fschat==0.2.36"
 	$(PY) -m pip install -q "scikit-learn>=1.5"
 	$(PY) bench/ratings.py
+	$(PY) bench/active_sampling.py
 	$(PY) bench/generation.py
 	$(PY) bench/batching.py
 	$(PY) bench/training.py

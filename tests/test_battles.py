@@ -36,6 +36,46 @@ def test_active_schedule_spends_battles_where_ratings_are_uncertain():
         active_schedule(["a", "b"], prompts[:2], [], budget=3)
 
 
+def judged(model_a: str, model_b: str, winner: str, count: int) -> list[dict]:
+    return [{"model_a": model_a, "model_b": model_b, "winner": winner}] * count
+
+
+def test_active_schedule_gives_most_battles_to_the_pair_that_never_met_and_spreads_the_rest():
+    """Chatbot Arena's rule (issue 10): weight by the fall in a pair's win-rate error, which shrinks as the
+    pair's battles accumulate, so (b, c) leads; the picks already scheduled count, so it does not take all."""
+    prompts = load_prompts("builtin:verifiable:round1/sft:60")
+    split = lambda a, b: judged(a, b, "model_a", 10) + judged(a, b, "model_b", 10)  # noqa: E731
+    history = split("a", "b") + split("c", "a")  # (c, a) seated the other way round: the same pair
+    for seed in range(5):
+        pairs = Counter((a, b) for _, a, b in active_schedule(["a", "b", "c"], prompts, history, budget=40, seed=seed))
+        assert pairs[("b", "c")] >= 15 and pairs[("b", "c")] > max(pairs[("a", "b")], pairs[("a", "c")])
+        assert pairs[("a", "b")] >= 3 and pairs[("a", "c")] >= 3
+
+
+def test_active_schedule_counts_only_decided_battles_and_never_repeats_a_taken_slot():
+    prompts = load_prompts("builtin:verifiable:round1/sft:30")
+    history = (judged("b", "a", "model_a", 15) + judged("b", "a", "tie", 15) + judged("c", "b", "model_b", 30)
+               + judged("a", "c", "error", 30))  # a judge's errors leave (a, c) unmet
+    pairs = Counter((a, b) for _, a, b in active_schedule(["a", "b", "c"], prompts, history, budget=10, seed=0))
+    assert pairs[("a", "c")] >= 8
+    taken = {(p.id, "a", "c") for p in prompts}
+    schedule = active_schedule(["a", "b", "c"], prompts, history, budget=10, seed=0, taken=taken)
+    assert all((a, b) != ("a", "c") for _, a, b in schedule)
+    with pytest.raises(ValueError, match="budget 61 exceeds the 60"):
+        active_schedule(["a", "b", "c"], prompts, history, budget=61, taken=taken)
+
+
+def test_active_schedule_is_deterministic_for_a_seed():
+    prompts = load_prompts("builtin:verifiable:round1/sft:20")
+    history = judged("a", "b", "model_a", 5) + judged("b", "c", "tie", 3)
+
+    def ids(seed):
+        return [(p.id, a, b) for p, a, b in active_schedule(["a", "b", "c", "d"], prompts, history, 25, seed=seed)]
+
+    assert ids(3) == ids(3)
+    assert ids(3) != ids(4)
+
+
 def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
     prompts = load_prompts("builtin:verifiable:round1/sft:3")
     params = SamplingParams(max_new_tokens=6, temperature=0.7)

@@ -14,7 +14,9 @@ import pytest
 from offline_arena.ratings import (
     FASTCHAT_0_2_36_L2,
     LEADERBOARD_L2,
+    PairOutcomes,
     RatingsWarning,
+    active_sampling_weight,
     battles_from_records,
     bootstrap_ratings,
     compute_bradley_terry,
@@ -23,6 +25,8 @@ from offline_arena.ratings import (
     format_leaderboard,
     leaderboard,
     normalized_style_differences,
+    pair_outcomes,
+    unmet_pair_outcomes,
     write_leaderboard,
 )
 
@@ -396,15 +400,17 @@ def test_a_model_that_never_wins_gets_a_finite_fastchat_like_rating():
     rows = {r["model"]: r for r in leaderboard(*data, rounds=50, anchor=("ref", 1000.0))}
     assert rows["ref"]["rating"] == pytest.approx(1000.0)
     assert 0 < rows["zero"]["rating"] < rows["mid"]["rating"] - 500  # far below, but not thousands away
+    assert all(math.isfinite(rows["zero"][key]) for key in ("rating", "lower", "upper"))
     assert rows["zero"]["upper"] - rows["zero"]["lower"] < 200
     with pytest.warns(RatingsWarning):
         unregularised = compute_bradley_terry(*data, anchor=("ref", 1000.0))
     assert unregularised["zero"] < -2000  # what the near-zero penalty gave: 3400 points below the reference
 
 
-def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
+@pytest.mark.parametrize("opponents_of_new", [("ref",), ("ref", "a", "b")])
+def test_anchored_ratings_stay_put_when_a_fourth_model_joins(opponents_of_new):
     """Issue 10: ratings anchored to a fixed reference (the first opponent) do not all shift when a new
-    checkpoint's battles arrive."""
+    checkpoint's battles arrive, whether it meets the reference only or every model."""
     rng = np.random.default_rng(3)
     strength = {"ref": 0.0, "a": -0.5, "b": 0.4, "new": 1.0}
 
@@ -416,7 +422,7 @@ def test_anchored_ratings_stay_put_when_a_fourth_model_joins():
         return battles(*rows)
 
     three = simulate([("a", "ref"), ("b", "ref"), ("a", "b")])
-    extra = simulate([("new", "ref")])
+    extra = simulate([("new", opponent) for opponent in opponents_of_new])
     before = {r["model"]: r for r in leaderboard(*three, rounds=100, anchor=("ref", 1000.0))}
     after = {r["model"]: r for r in leaderboard(*(list(x) + list(y) for x, y in zip(three, extra)), rounds=100,
                                                 anchor=("ref", 1000.0))}
@@ -443,3 +449,48 @@ def test_leaderboard_cli_rates_a_fastchat_battle_log(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", "--battles", str(bad)]) == 2
     assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------
+# Active sampling: Chatbot Arena's rule (Chiang et al. 2024, sec. 5).
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_pair_outcomes_by_hand():
+    # A beats B three times (once seated as model_b), B beats A once; A and C tie three times.
+    data = battles(("A", "B", "model_a", 2), ("B", "A", "model_b", 1), ("A", "B", "model_b", 1), ("C", "A", "tie", 3))
+    outcomes = pair_outcomes(*data, prior_battles=1.0)
+    assert set(outcomes) == {("A", "B"), ("A", "C")}
+    # Scores of A: 1, 1, 1, 0 → mean 3/4, variance 3/16; one pseudo-battle of 1/4: (4 · 3/16 + 1/4) / 5 = 1/5.
+    assert outcomes[("A", "B")] == PairOutcomes(4, pytest.approx(0.2))
+    assert outcomes[("A", "C")] == PairOutcomes(3, pytest.approx(0.25 / 4))  # ties vary not at all: prior only
+    assert unmet_pair_outcomes(1.0) == PairOutcomes(0, 0.25)
+    assert pair_outcomes([], [], []) == {}
+    with pytest.raises(ValueError, match="prior_battles must be positive"):
+        pair_outcomes(*data, prior_battles=0.0)
+
+
+def test_active_sampling_weight_is_the_fall_in_the_standard_error():
+    # sqrt(Σ̂ / n) − sqrt(Σ̂ / (n + 1)) with n = 3 battles + 1 pseudo-battle, Σ̂ = 1/5.
+    assert active_sampling_weight(PairOutcomes(3, 0.2), prior_battles=1.0) == pytest.approx(
+        math.sqrt(0.2 / 4) - math.sqrt(0.2 / 5))
+    unmet = active_sampling_weight(unmet_pair_outcomes())
+    assert math.isfinite(unmet) and unmet > 0
+    by_battles = [active_sampling_weight(PairOutcomes(n, 0.2)) for n in range(1, 200)]
+    assert all(more < fewer for fewer, more in zip(by_battles, by_battles[1:]))  # equal variance: more battles, less
+    by_variance = [active_sampling_weight(PairOutcomes(10, v)) for v in (0.01, 0.1, 0.2, 0.25)]
+    assert by_variance == sorted(by_variance) and len(set(by_variance)) == 4  # equal battles: more variance, more
+    # 1/4 is the most a score in [0, 1] can vary: no pair that met outweighs one that did not.
+    assert unmet > max(active_sampling_weight(PairOutcomes(n, 0.25)) for n in range(1, 200))
+
+
+def test_a_pair_that_never_met_outweighs_one_that_met_often():
+    rng = np.random.default_rng(0)
+    winners = rng.choice(["model_a", "model_b", "tie"], size=80).tolist()
+    outcomes = pair_outcomes(["A"] * 80, ["B"] * 80, winners)
+    assert ("A", "C") not in outcomes
+    assert active_sampling_weight(unmet_pair_outcomes()) > 10 * active_sampling_weight(outcomes[("A", "B")])
+    # At equal battle counts a pair that keeps tying is settled; one that splits its wins is not.
+    split = pair_outcomes(*battles(("A", "B", "model_a", 10), ("A", "B", "model_b", 10)))[("A", "B")]
+    tied = pair_outcomes(*battles(("A", "B", "tie", 20)))[("A", "B")]
+    assert active_sampling_weight(split) > 2 * active_sampling_weight(tied)

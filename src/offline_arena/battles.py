@@ -3,10 +3,9 @@
 Pairing policies (each returns a schedule: a list of (prompt, model_a, model_b)):
 - `target_vs_opponents`: the target against every opponent on every prompt (Arena Learning's set-up);
 - `all_pairs`: every pair of models on every prompt (a round-robin leaderboard);
-- `active_schedule`: spend a battle budget on the pairs whose outcome would teach the ratings most:
-  weight = (CI width of a + CI width of b) * p(1 - p), p the current Bradley-Terry win probability —
-  wide intervals and close matches first, in the spirit of Chatbot Arena's active sampling
-  (Chiang et al. 2024, arXiv 2403.04132, sec. 5).
+- `active_schedule`: spend a battle budget by Chatbot Arena's active-sampling rule (Chiang et al. 2024,
+  arXiv 2403.04132, sec. 5): a pair is drawn in proportion to how much one more battle would
+  shrink the standard error of its win rate, so unmet and under-sampled pairs come first.
 
 Each model answers each prompt once (sample 0 of the run's seed), and that one answer serves in all of
 its battles on the prompt, so a target meeting three opponents is asked once, not three times.
@@ -43,38 +42,51 @@ def all_pairs(models: Sequence[str], prompts: Sequence[Prompt]) -> Schedule:
 
 def active_schedule(models: Sequence[str], prompts: Sequence[Prompt], history: Sequence[dict], budget: int,
                     seed: int = 0, taken: set | None = None) -> Schedule:
-    """`budget` new battles, pairs drawn in proportion to how much their outcome is still uncertain.
-    `history` holds judged battles ({model_a, model_b, winner}); `taken` the (prompt id, a, b) already
-    scheduled, which are never repeated."""
-    from .ratings import bootstrap_ratings
+    """`budget` new battles, each pair drawn by Chatbot Arena's active-sampling rule (Chiang et al. 2024,
+    arXiv 2403.04132, sec. 5): with probability proportional to
+
+        sqrt(Σ̂_a / n_a) − sqrt(Σ̂_a / (n_a + 1)),
+
+    the fall in the standard error of pair a's win rate from one more battle; n_a counts the
+    pair's judged battles in `history` ({model_a, model_b, winner}, either order) and Σ̂_a is the variance
+    of one battle's score (`ratings.pair_outcomes`, `ratings.active_sampling_weight`). The prompt is then
+    drawn uniformly among the pair's free ones. `taken` holds the (prompt id, a, b) already scheduled,
+    which are never repeated. The same arguments and seed give the same schedule.
+
+    Σ̂_a is the pair's own empirical score variance, shrunk towards 1/4 by one pseudo-battle, rather than
+    p(1 − p) from a Bradley–Terry fit: it is the quantity the paper's rule is written for (the win
+    matrix's variance, no model assumed), it sees that a pair which keeps tying is already settled
+    (a fit's p(1 − p) would call it a coin toss), it needs no refit per call, and its prior gives pairs
+    that never met, and models never seen, the largest weight, finite.
+
+    Each pick counts as one more battle of its pair before the next pick (its outcome is not known yet,
+    but its share of the standard error is), so a batch spreads over the pairs instead of piling onto
+    the one that was neediest when the batch began.
+    """
+    from .ratings import WINNER_CODES, active_sampling_weight, pair_outcomes, unmet_pair_outcomes
 
     models = list(dict.fromkeys(models))
     if len(models) < 2:
         raise ValueError("active pairing needs at least two distinct models")
-    decided = [h for h in history if h["winner"] in ("model_a", "model_b", "tie")]
-    seen = {m for h in decided for m in (h["model_a"], h["model_b"])}
-    width, rating = {m: 800.0 for m in models}, {m: 1000.0 for m in models}  # unknown: wide, average
-    if len({m for m in seen if m in models}) >= 2:
-        summary = bootstrap_ratings([h["model_a"] for h in decided], [h["model_b"] for h in decided],
-                                    [h["winner"] for h in decided], rounds=50, seed=seed)
-        for m, s in summary.items():
-            if m in width:
-                width[m], rating[m] = s["upper"] - s["lower"], s["median"]
     pairs = list(itertools.combinations(models, 2))
-    weights = []
-    for a, b in pairs:
-        p = 1 / (1 + 10 ** ((rating[b] - rating[a]) / 400))
-        weights.append((width[a] + width[b]) * p * (1 - p) + 1e-9)
-    rng = random.Random(seed)
     taken = set(taken or ())
-    free = [(p, a, b) for p in prompts for a, b in pairs if (p.id, a, b) not in taken]
-    if budget > len(free):
-        raise ValueError(f"active pairing: budget {budget} exceeds the {len(free)} unscheduled (prompt, pair) slots")
-    weight_of = dict(zip(pairs, weights))
+    free = {(a, b): [p for p in prompts if (p.id, a, b) not in taken] for a, b in pairs}
+    free_slots = sum(len(slots) for slots in free.values())
+    if budget > free_slots:
+        raise ValueError(f"active pairing: budget {budget} exceeds the {free_slots} unscheduled (prompt, pair) slots")
+    decided = [h for h in history if h["winner"] in WINNER_CODES]  # a judge's "error" decides nothing
+    known = pair_outcomes([h["model_a"] for h in decided], [h["model_b"] for h in decided],
+                          [h["winner"] for h in decided])
+    outcomes = {pair: known.get(tuple(sorted(pair)), unmet_pair_outcomes()) for pair in pairs}
+    rng = random.Random(seed)
     schedule: Schedule = []
-    for _ in range(budget):  # weighted sampling without replacement over the free slots
-        pick = rng.choices(range(len(free)), weights=[weight_of[(a, b)] for _, a, b in free])[0]
-        schedule.append(free.pop(pick))
+    for _ in range(budget):
+        open_pairs = [pair for pair in pairs if free[pair]]
+        weights = [active_sampling_weight(outcomes[pair]) for pair in open_pairs]
+        a, b = rng.choices(open_pairs, weights=weights)[0]
+        slots = free[(a, b)]
+        schedule.append((slots.pop(rng.randrange(len(slots))), a, b))
+        outcomes[(a, b)] = outcomes[(a, b)]._replace(battles=outcomes[(a, b)].battles + 1)
     return schedule
 
 
