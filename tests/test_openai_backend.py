@@ -444,13 +444,12 @@ KEY = "sk-planted-0123456789abcdef"
 
 
 def test_the_key_comes_from_the_variable_the_recipe_names_only(monkeypatch):
-    from offline_arena.config import Opponent
-
+    # A recipe's `api_key_env` reaches load_generator (pipeline.py passes each opponent's); the key is
+    # looked up there and nowhere else: never the default variable in its place.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-the-default-variable")
     monkeypatch.setenv("BIG_KEY", KEY)
-    opponent = Opponent(name="big", model="openai:http://127.0.0.1:1/v1#m", api_key_env="BIG_KEY")
     with ScriptedServer(replies(chat_reply("ok"))) as server:
-        load_generator(f"openai:{server.url}#m", api_key_env=opponent.api_key_env).generate(chat_requests(1))
+        load_generator(f"openai:{server.url}#m", api_key_env="BIG_KEY").generate(chat_requests(1))
         fast_generator(server.url, api_key_env="UNSET_VARIABLE").generate(chat_requests(1))
     [(_, named), (_, unset)] = server.arrivals
     assert named["Authorization"] == f"Bearer {KEY}"
