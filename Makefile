@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(PY) bench/generation.py
 	$(PY) bench/batching.py
 	$(PY) bench/training.py
+	$(PY) bench/http_faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
