@@ -425,9 +425,10 @@ def test_a_failed_judge_call_records_no_verdict_and_a_rerun_judges_it(tmp_path):
         prompt = payload["messages"][-1]["content"]  # the answer shown first is slot A
         return chat_reply("[[A]]" if prompt.index("GOOD") < prompt.index("BAD") else "[[B]]")
 
-    battle = {"id": "b1", "messages": [{"role": "user", "content": "hi"}], "context": {},
-              "answer_a": "ka", "answer_b": "kb", "completion_a": Completion("GOOD answer", True, 2),
-              "completion_b": Completion("BAD answer", True, 2)}
+    from offline_arena.records import Battle
+
+    battle = Battle("b1", "test", "p1", ({"role": "user", "content": "hi"},), {}, "a", "b", "ka", "kb",
+                    Completion("GOOD answer", True, 2), Completion("BAD answer", True, 2))
     with ScriptedServer(judge_endpoint) as server, Store(tmp_path / "s.sqlite") as store:
         judge = PairwiseJudge(fast_generator(server.url))
         with pytest.raises(HTTPGenerationError):
@@ -435,7 +436,7 @@ def test_a_failed_judge_call_records_no_verdict_and_a_rerun_judges_it(tmp_path):
         assert store.count("judgments") == 0  # no tie, no error verdict cached for good: nothing at all
         healthy.set()
         [judged] = judge_battles(judge, [battle], store, progress=False)
-    assert judged["winner"] == "model_a"
+    assert judged.winner == "model_a"
 
 
 # --- The API key --------------------------------------------------------------------------------------
