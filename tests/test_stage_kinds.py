@@ -1,0 +1,51 @@
+"""The stage-kind table is the one definition the schema, the plan, the dealer and the pipeline read; trainer
+settings take their defaults from the recipe schema."""
+
+import pytest
+
+from offline_arena.config import PPO, Recipe, Train
+from offline_arena.pipeline.shards import file_slots
+from offline_arena.prompts.verifiable import SHARD_SLOTS
+from offline_arena.stage_kinds import KINDS, STAGE_KINDS, order_rule
+from offline_arena.train.common import TrainSettings
+from offline_arena.train.ppo import PPOSettings
+
+
+def test_every_kind_takes_a_pack_slot_of_its_own():
+    slots = [k.prompt_slot for k in KINDS.values() if k.prompt_slot is not None]
+    assert set(slots) <= set(SHARD_SLOTS) and len(slots) == len(set(slots))
+    assert all(k.trains == (k.build is not None) for k in KINDS.values())
+
+
+def test_the_schema_and_the_order_rule_come_from_the_table():
+    opponents = [{"name": "o", "model": "builtin:smollm2-135m-instruct"}]
+    for kind in STAGE_KINDS:  # every kind the table has is a valid stage
+        stage = {"kind": kind, **({"teacher": "builtin:smollm2-135m-instruct"} if kind == "distill" else {})}
+        Recipe.model_validate({"opponents": opponents, "stages": [stage]})
+    assert order_rule() == "sft/distill before dpo/kto before rm_ppo/grpo"
+    with pytest.raises(ValueError, match="bad stage order"):
+        Recipe.model_validate({"opponents": opponents, "stages": [{"kind": "grpo"}, {"kind": "kto"}]})
+
+
+def test_a_prompt_file_is_dealt_in_the_order_runs_already_use():
+    """Changing the table's row order would silently give every existing file-based run other shards."""
+    recipe = Recipe.model_validate({"opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
+                                    "stages": [{"kind": "sft"}], "rounds": 2})
+    assert [name for name, _ in file_slots(recipe)] == [
+        "heldout", *[f"round{r}/{s}" for r in (1, 2) for s in ("sft", "dpo", "kto", "rm", "grpo", "ppo")]]
+
+
+def test_trainer_settings_default_to_the_recipes_defaults_and_copy_a_recipe():
+    train = Train()
+    defaults = TrainSettings()
+    for name in set(Train.model_fields) & {f for f in vars(defaults)}:
+        assert getattr(defaults, name) == getattr(train, name), name
+    ppo, ppo_defaults = PPO(), PPOSettings()
+    for name in set(PPO.model_fields) & set(vars(ppo_defaults)):
+        assert getattr(ppo_defaults, name) == getattr(ppo, name), name
+    assert ppo_defaults.adaptive_kl == (ppo.target_kl is not None)
+
+    custom = TrainSettings.from_recipe(Train(learning_rate=3e-4, lora=True, probe_prompts=5), seed=7)
+    assert (custom.learning_rate, custom.lora, custom.probe_prompts, custom.seed) == (3e-4, True, 5, 7)
+    fixed = PPOSettings.from_recipe(PPO(target_kl=None, steps=2, extra={"ppo_epochs": 3}), Train(lora=True), seed=1)
+    assert (fixed.adaptive_kl, fixed.steps, fixed.ppo_epochs, fixed.lora, fixed.seed) == (False, 2, 3, True, 1)
