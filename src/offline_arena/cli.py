@@ -377,8 +377,11 @@ def cmd_run(args) -> int:
     recipe = load_recipe(resolve_recipe_path(args.recipe), overrides)
     if args.dry_run:
         from .plan import format_plan, plan
+        from .preflight import format_preflight, preflight
 
+        checked = preflight(recipe)  # the same checks as a real run, before the plan
         print(format_plan(plan(recipe)))
+        print(format_preflight(checked))
         return 0
     from .pipeline import run
 

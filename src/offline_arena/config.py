@@ -195,6 +195,7 @@ class Recipe(Strict):
     target: str = Field("builtin:smollm2-135m-instruct", description="the model being trained")
     opponents: list[Opponent] = Field(min_length=1, description="the stronger models the target battles")
     judge: str = Field("verifier", description="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder>")
+    judge_api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding an endpoint judge's API key")
     prompts: Prompts = Field(default_factory=Prompts, description="where prompts come from and how many")
     generation: Generation = Field(default_factory=Generation, description="how battle answers are sampled")
     rounds: int = Field(1, ge=1, le=8, description="how many times the stages repeat")

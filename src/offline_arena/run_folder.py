@@ -6,6 +6,7 @@
     RUN/leaderboard.csv, .json          the latest leaderboard
     RUN/report.html                     the HTML report (report/)
     RUN/mlflow.db                       MLflow's tracking store, when tracking.mlflow is on
+    RUN/run.lock                        held by the `arena run` working in the folder (see `RunFolder.lock`)
     RUN/round0/base/eval.json           the base model's evaluation
     RUN/round<r>/<kind>/                one stage: data.jsonl, checkpoint/, metrics.json (rm_ppo:
                                         reward_model/ and ppo/), eval.json, done.json (written last)
@@ -20,6 +21,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +119,34 @@ class RunFolder:
 
     def is_run(self) -> bool:
         return self.store.is_file() or self.recipe.is_file()
+
+    @contextmanager
+    def lock(self):
+        """Hold the folder for one run: a second `arena run` on it fails at once, naming the first. The
+        lock is the kernel's (flock), so it dies with its process: a run killed by anything, SIGKILL
+        included, leaves a run.lock file behind but never a lock that blocks the next run."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / "run.lock", "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderBusy(f"{self.root} is in use by another arena run ({holder}); wait for it to end, or "
+                                "use another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:200]}\n")
+        handle.flush()
+        try:
+            yield self
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+class RunFolderBusy(RuntimeError):
+    pass

@@ -89,18 +89,7 @@ class OpenAIChatGenerator:
 
     def _api_key(self) -> str | None:
         """The key from the environment, or None; raises when it may not be sent to `base_url`."""
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
-        if key and not self._may_send_key():
-            raise InsecureTransportError(
-                f"refusing to send the API key (${self.api_key_env}) over plain http:// to {self.base_url}: "
-                f"the host is not loopback, so the key would cross the network unencrypted. Use https://, or "
-                f"on a network you trust opt in with {ALLOW_INSECURE_HTTP_ENV}=1 (or allow_insecure_http=True)")
-        return key or None
-
-    def _may_send_key(self) -> bool:
-        url = urlsplit(self.base_url)
-        return (url.scheme == "https" or _is_loopback(url.hostname) or self.allow_insecure_http
-                or os.environ.get(ALLOW_INSECURE_HTTP_ENV) == "1")
+        return api_key_for(self.base_url, self.api_key_env, self.allow_insecure_http)
 
     async def _generate_all(self, requests: list[GenerationRequest]) -> list[Completion]:
         import httpx
@@ -114,7 +103,7 @@ class OpenAIChatGenerator:
         url = urlsplit(self.base_url)
         # An HTTP_PROXY from the environment would carry a loopback request, key included, in the clear
         # to the proxy's host (and could not reach our loopback server anyway): loopback goes direct.
-        direct = url.scheme == "http" and _is_loopback(url.hostname)
+        direct = url.scheme == "http" and is_loopback(url.hostname)
         semaphore = asyncio.Semaphore(self.concurrency)
         bar = tqdm(total=len(requests), desc=f"generate {self.model}", unit="answer",
                    disable=not self.progress or None, leave=False)
@@ -246,7 +235,25 @@ def _completion_tokens(body: dict) -> int:
         return 0
 
 
-def _is_loopback(host: str | None) -> bool:
+def api_key_for(base_url: str, api_key_env: str | None, allow_insecure_http: bool = False) -> str | None:
+    """The key `api_key_env` holds, or None; raises InsecureTransportError when it may not go to `base_url`.
+    The backend asks at each request, `arena run` before anything loads (preflight.py)."""
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if key and not may_send_key(base_url, allow_insecure_http):
+        raise InsecureTransportError(
+            f"refusing to send the API key (${api_key_env}) over plain http:// to {base_url}: "
+            f"the host is not loopback, so the key would cross the network unencrypted. Use https://, or "
+            f"on a network you trust opt in with {ALLOW_INSECURE_HTTP_ENV}=1 (or allow_insecure_http=True)")
+    return key or None
+
+
+def may_send_key(base_url: str, allow_insecure_http: bool = False) -> bool:
+    url = urlsplit(base_url)
+    return (url.scheme == "https" or is_loopback(url.hostname) or allow_insecure_http
+            or os.environ.get(ALLOW_INSECURE_HTTP_ENV) == "1")
+
+
+def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     if host.lower() == "localhost":

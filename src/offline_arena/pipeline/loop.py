@@ -40,14 +40,23 @@ class RunContext:
 
 def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
     """Run (or resume) every round and stage; return the final summary."""
+
+    from ..preflight import preflight
+
+    preflight(recipe)  # every problem the recipe and its inputs have, before anything loads
+    folder = RunFolder(run_dir)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with folder.lock():  # one run per folder
+        return _run_locked(recipe, folder, log)
+
+
+def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     from ..judges import load_judge, load_scorer
     from ..manifest import collect_manifest
     from ..models import SamplingParams, load_generator
     from ..store import Store
     from .tracking import stage_tracker
 
-    folder = RunFolder(run_dir)
-    folder.root.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, folder)
     write_json(folder.manifest, collect_manifest(recipe.seed))
     g, ev = recipe.generation, recipe.evaluation
@@ -59,7 +68,8 @@ def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
                                             scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
                                             scorer_name=o.scorer)
                      for o in recipe.opponents}
-        ctx = RunContext(recipe, folder, store, load_judge(recipe.judge, store=store), opponents, params,
+        judge = load_judge(recipe.judge, store=store, api_key_env=recipe.judge_api_key_env)
+        ctx = RunContext(recipe, folder, store, judge, opponents, params,
                          heldout_prompts(recipe), eval_params=eval_params, tracker=stage_tracker(recipe, folder))
         ctx.checkpoints[BASE_NAME] = recipe.target
         history = [evaluate_stage(ctx, folder.base, BASE_NAME, recipe.target, log)]

@@ -46,11 +46,22 @@ def prompt_from_row(row, where: str) -> Prompt:
     return Prompt(str(prompt_id), tuple(dict(m) for m in messages), meta)
 
 
+MAX_REPORTED_PROBLEMS = 20  # a file broken on every line is reported by its first problems and a count
+
+
+def _raise_problems(problems: list[str]) -> None:
+    """All of a file's bad rows in one error (a user fixes them in one pass, not one run per line)."""
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        raise PromptFileError("\n".join(shown) + (f"\n... and {more} more problem(s)" if more else ""))
+
+
 def load_jsonl(path: str | Path) -> list[Prompt]:
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"{path}: prompt file not found")
-    prompts, seen = [], {}
+    prompts, seen, problems = [], {}, []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -59,12 +70,19 @@ def load_jsonl(path: str | Path) -> list[Prompt]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise PromptFileError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            prompt = prompt_from_row(row, where)
+                problems.append(f"{where}: not valid JSON ({error.msg} at column {error.colno})")
+                continue
+            try:
+                prompt = prompt_from_row(row, where)
+            except PromptFileError as error:
+                problems.append(str(error))
+                continue
             if prompt.id in seen:
-                raise PromptFileError(f"{where}: duplicate id {prompt.id!r} (first on line {seen[prompt.id]})")
+                problems.append(f"{where}: duplicate id {prompt.id!r} (first on line {seen[prompt.id]})")
+                continue
             seen[prompt.id] = number
             prompts.append(prompt)
+    _raise_problems(problems)
     if not prompts:
         raise PromptFileError(f"{path}: no prompts in file")
     return prompts
@@ -72,14 +90,20 @@ def load_jsonl(path: str | Path) -> list[Prompt]:
 
 def _from_rows(rows, where_prefix: str) -> list[Prompt]:
     """Prompts from an iterable of dict rows (Parquet, datasets); errors name `<source> row N`."""
-    prompts, seen = [], {}
+    prompts, seen, problems = [], {}, []
     for number, row in enumerate(rows):
         where = f"{where_prefix} row {number}"
-        prompt = prompt_from_row(dict(row), where)
+        try:
+            prompt = prompt_from_row(dict(row), where)
+        except PromptFileError as error:
+            problems.append(str(error))
+            continue
         if prompt.id in seen:
-            raise PromptFileError(f"{where}: duplicate id {prompt.id!r} (first at row {seen[prompt.id]})")
+            problems.append(f"{where}: duplicate id {prompt.id!r} (first at row {seen[prompt.id]})")
+            continue
         seen[prompt.id] = number
         prompts.append(prompt)
+    _raise_problems(problems)
     if not prompts:
         raise PromptFileError(f"{where_prefix}: no prompts")
     return prompts

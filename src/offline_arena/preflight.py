@@ -1,0 +1,151 @@
+"""What a run needs, checked before any model loads or any endpoint is asked: `arena run` (and its
+`--dry-run`) call `preflight(recipe)` first, so a bad prompt file, a shard the source cannot fill, a
+verifier over prompts without constraints or a key that may not travel fails in a second, with every
+problem listed, instead of after the model loaded or hours into a run.
+
+Checked: every prompt split the run will deal (parsed and counted; a file's bad rows all reported as
+`file:line: problem`); that each scorer fits its prompts (the verifier judge, a best-of-n verifier scorer,
+PPO against the verifier, GRPO and the held-out evaluation need checkable constraints); that endpoints
+have a URL, a key where one is named and a transport the key may use; that local model folders exist.
+Nothing here imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Recipe
+from .models.spec import parse_model_spec
+from .stage_kinds import KINDS
+
+
+class PreflightError(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("the run cannot start:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+@dataclass
+class Preflight:
+    splits: dict[str, int] = field(default_factory=dict)   # split name -> prompts it holds
+    problems: list[str] = field(default_factory=list)
+
+
+def preflight(recipe: Recipe) -> Preflight:
+    """Every check; raises PreflightError listing all problems, else returns the splits' sizes."""
+    result = Preflight()
+    _check_prompts(recipe, result)
+    _check_models(recipe, result)
+    if result.problems:
+        raise PreflightError(result.problems)
+    return result
+
+
+def _splits(recipe: Recipe) -> list[tuple[str, str, object]]:
+    """(split name, what it is for, loader) of every prompt split the run deals, in run order."""
+    from .pipeline.shards import heldout_prompts, stage_prompts
+
+    splits = [("heldout", "evaluation", lambda: heldout_prompts(recipe))]
+    for r in range(1, recipe.rounds + 1):
+        for stage in recipe.stages:
+            if KINDS[stage.kind].prompt_slot is not None:
+                splits.append((f"round{r}/{stage.kind}", stage.kind,
+                               lambda r=r, kind=stage.kind: stage_prompts(recipe, r, kind)))
+    return splits
+
+
+def _needs_constraints(recipe: Recipe, split: str, purpose: str) -> list[str]:
+    """Why the prompts of `split` must carry checkable constraints (empty: they need not)."""
+    stage = next((s for s in recipe.stages if s.kind == purpose), None)
+    battles = split == "heldout" and recipe.evaluation.leaderboard or stage is not None and KINDS[stage.kind].battles
+    reasons = []
+    if battles and recipe.judge.startswith("verifier"):
+        reasons.append(f"the judge {recipe.judge!r}")
+    if battles:
+        reasons += [f"opponent {o.name!r}'s best-of-n scorer {o.scorer!r}" for o in recipe.opponents
+                    if parse_model_spec(o.model).best_of and o.scorer.startswith("verifier")]
+    if split == "heldout" and recipe.evaluation.heldout:
+        reasons.append("evaluation.heldout (held-out accuracy is the share of constraints met; set it to false)")
+    if stage is not None and stage.kind == "rm_ppo" and "verifier" in stage.ppo.reward:
+        reasons.append(f"ppo.reward {stage.ppo.reward!r}")
+    if stage is not None and stage.kind == "grpo":
+        reasons.append("GRPO's reward (the constraints met)")
+    return reasons
+
+
+def _check_prompts(recipe: Recipe, result: Preflight) -> None:
+    from .prompts import PromptFileError, load_prompts
+
+    source = recipe.prompts.source
+    if source != "builtin:verifiable":
+        try:
+            load_prompts(source)  # every bad row of the file at once; the splits below then only count
+        except (PromptFileError, OSError) as error:
+            result.problems.append(f"prompts.source: {error}")
+            return
+    for split, purpose, load in _splits(recipe):
+        try:
+            prompts = load()
+        except ValueError as error:
+            result.problems.append(f"prompts ({split}): {error}")
+            continue
+        result.splits[split] = len(prompts)
+        missing = [p.id for p in prompts if not p.meta.get("constraints")]
+        reasons = _needs_constraints(recipe, split, purpose)
+        if missing and reasons:
+            result.problems.append(
+                f"prompts ({split}): {len(missing)} of {len(prompts)} prompts carry no checkable constraints "
+                f"(e.g. {missing[0]!r}), which {', '.join(reasons)} need(s); give them `constraints` "
+                "or use another judge/scorer")
+
+
+def _check_models(recipe: Recipe, result: Preflight) -> None:
+    specs = [("target", recipe.target, None)]
+    specs += [(f"opponent {o.name!r}", o.model, o.api_key_env) for o in recipe.opponents]
+    kind, _, judge_model = recipe.judge.partition(":")
+    if kind in ("pairwise", "pairwise-arena-hard", "score") and judge_model:
+        specs.append(("judge", judge_model, recipe.judge_api_key_env))
+    elif kind == "rm":
+        specs.append(("judge", judge_model, None))
+    specs += [(f"stage {s.kind} teacher", s.teacher, None) for s in recipe.stages if s.teacher]
+    for what, raw, key_env in specs:
+        try:
+            spec = parse_model_spec(raw)
+        except ValueError as error:
+            result.problems.append(f"{what}: {error}")
+            continue
+        if spec.kind == "openai":
+            result.problems += [f"{what}: {p}" for p in endpoint_problems(spec.location, key_env)]
+        elif spec.kind in ("hf", "vllm") and _looks_like_a_path(spec.location) and not Path(spec.location).expanduser().exists():
+            result.problems.append(f"{what}: no model folder {spec.location} (nothing is downloaded at run time)")
+
+
+def endpoint_problems(base_url: str, key_env: str | None) -> list[str]:
+    """What would stop an OpenAI-compatible endpoint from being asked safely: no usable URL, a key
+    variable named but unset (for a host that is not this machine), or a key that may not travel there."""
+    from urllib.parse import urlsplit
+
+    from .models.openai_http import InsecureTransportError, api_key_for, is_loopback
+
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return [f"{base_url!r} is not an http(s) URL with a host"]
+    problems = []
+    if key_env and not os.environ.get(key_env) and not is_loopback(url.hostname):
+        problems.append(f"${key_env} is not set (the key for {base_url}; keys are read only from the environment)")
+    try:
+        api_key_for(base_url, key_env)
+    except InsecureTransportError as error:
+        problems.append(str(error))
+    return problems
+
+
+def _looks_like_a_path(location: str) -> bool:
+    """A folder, not a Hub id: absolute, relative with ./ or ../, or under ~."""
+    return location.startswith(("/", "./", "../", "~"))
+
+
+def format_preflight(result: Preflight) -> str:
+    return "prompts: " + ", ".join(f"{split} {n}" for split, n in result.splits.items())
