@@ -29,9 +29,20 @@ def collect_manifest(seed: int) -> dict:
         "hardware": _hardware(),
         "git_commit": _git_commit(),
         "seed": seed,
-        "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("CUDA_VISIBLE", "HF_", "OMP_NUM"))},
+        "env": recorded_environment(),
         "packages": dict(sorted(packages.items())),
     }
+
+
+RECORDED_ENV_PREFIXES = ("CUDA_VISIBLE", "HF_", "OMP_NUM", "OFFLINE_ARENA_")
+SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
+
+
+def recorded_environment() -> dict:
+    """The environment variables that change results (devices, threads, Hub settings, ours), never one
+    that holds a secret: HF_TOKEN and the like are left out by name, whatever their prefix."""
+    return {k: os.environ[k] for k in sorted(os.environ)
+            if k.startswith(RECORDED_ENV_PREFIXES) and not any(m in k.upper() for m in SECRET_MARKERS)}
 
 
 def _hardware() -> dict:
