@@ -90,6 +90,13 @@ def test_same_input_same_output_even_with_a_fresh_analyzer():
     assert starts == sorted(starts) and all(a.end <= b.start for a, b in zip(first.findings, first.findings[1:]))
 
 
+def test_redacting_redacted_text_changes_nothing():
+    """A prompt file redacted by `arena deidentify` may pass through a wrapper again: the placeholders
+    themselves must not be taken for identifiers."""
+    once = deidentify(NOTE).text
+    assert deidentify(once).text == once
+
+
 def test_no_network_is_used(monkeypatch):
     """Presidio's stock email check fetches the public-suffix list on first use; ours must not. Every
     name lookup and connection to anything but this machine is recorded (and refused)."""

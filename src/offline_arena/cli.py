@@ -365,10 +365,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_deidentify(args) -> int:
-    try:
-        from .privacy import deidentify_prompt_file
-    except ImportError as error:  # the [privacy] extra is optional
+    try:  # the [privacy] extra is optional; say so before any file is read
+        import names  # noqa: F401
+        import presidio_analyzer  # noqa: F401
+    except ImportError as error:
         raise RuntimeError(f"needs the [privacy] extra (pip install -e '.[privacy]'): {error}") from None
+    from .privacy import deidentify_prompt_file
 
     started = time.perf_counter()
     out, counts = deidentify_prompt_file(args.file, args.out)
