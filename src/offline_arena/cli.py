@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="latest battles included in the battle browser (default: %(default)s)")
     report.set_defaults(handler=cmd_report)
 
+    deid = commands.add_parser("deidentify", help="redact PHI (names, dates, phone numbers, MRNs, ...) from a prompt file "
+                                                  "before it is sent to an external model or judge")
+    deid.add_argument("file", metavar="FILE", help="a .jsonl prompt file (rows with messages or prompt)")
+    deid.add_argument("--out", help="where to write the redacted file (default: FILE with .deid before the suffix)")
+    deid.set_defaults(handler=cmd_deidentify)
+
     args = parser.parse_args(argv)
     try:
         return args.handler(args) or 0
@@ -355,6 +361,23 @@ def cmd_eval(args) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"written: {args.out}")
+    return 0
+
+
+def cmd_deidentify(args) -> int:
+    try:  # the [privacy] extra is optional; say so before any file is read
+        import names  # noqa: F401
+        import presidio_analyzer  # noqa: F401
+    except ImportError as error:
+        raise RuntimeError(f"needs the [privacy] extra (pip install -e '.[privacy]'): {error}") from None
+    from .privacy import deidentify_prompt_file
+
+    started = time.perf_counter()
+    out, counts = deidentify_prompt_file(args.file, args.out)
+    print(f"redacted {args.file} -> {out} in {time.perf_counter() - started:.1f}s; "
+          f"{sum(counts.values())} identifiers removed")
+    for kind, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        print(f"  {kind:<16} {count}")
     return 0
 
 
