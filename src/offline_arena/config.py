@@ -19,7 +19,7 @@ class Opponent(Strict):
     name: str = Field(description="display name in battles and leaderboards")
     model: str = Field(description="model spec: builtin:NAME, folder, Hub id, vllm:..., openai:URL#NAME, ...@best-of-N")
     scorer: str = Field("verifier", description="best-of-n scorer, when the spec ends in @best-of-N")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the endpoint's API key")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the endpoint's API key (empty: it needs none)")
     price_per_1k_tokens: float = Field(0.0, description="generation price, for --dry-run cost estimates")
 
     @field_validator("model")
@@ -177,6 +177,13 @@ class Tracking(Strict):
     mlflow: bool = Field(False, description="log params and metrics to MLflow (local SQLite store in the run folder)")
 
 
+class Privacy(Strict):
+    deidentify: Literal["off", "external", "all"] = Field(
+        "external", description="redact PHI (privacy/): external = from what goes to endpoints on other hosts "
+                                "(opponents, LLM judges); all = from the prompts themselves, so nothing anywhere "
+                                "sees raw text; off = nothing (see privacy/policy.py)")
+
+
 class Prices(Strict):
     gpu_hour: float = Field(0.0, ge=0, description="price of one GPU hour, for --dry-run cost estimates")
     gpus: int = Field(1, ge=1, description="GPUs the run uses")
@@ -202,6 +209,7 @@ class Recipe(Strict):
     stages: list[Stage] = Field(min_length=1, description="the stages of one round, in order")
     evaluation: Evaluation = Field(default_factory=Evaluation, description="what is measured after each stage")
     tracking: Tracking = Field(default_factory=Tracking, description="experiment tracking")
+    privacy: Privacy = Field(default_factory=Privacy, description="what is de-identified before it leaves the machine")
     prices: Prices = Field(default_factory=Prices, description="for --dry-run cost estimates")
     gpu_hours_per_stage: float = Field(0.0, ge=0, description="expected GPU hours of one stage, for --dry-run")
 

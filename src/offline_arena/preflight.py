@@ -38,6 +38,7 @@ def preflight(recipe: Recipe) -> Preflight:
     result = Preflight()
     _check_prompts(recipe, result)
     _check_models(recipe, result)
+    _check_privacy(recipe, result)
     if result.problems:
         raise PreflightError(result.problems)
     return result
@@ -120,6 +121,17 @@ def _check_models(recipe: Recipe, result: Preflight) -> None:
             result.problems += [f"{what}: {p}" for p in endpoint_problems(spec.location, key_env)]
         elif spec.kind in ("hf", "vllm") and _looks_like_a_path(spec.location) and not Path(spec.location).expanduser().exists():
             result.problems.append(f"{what}: no model folder {spec.location} (nothing is downloaded at run time)")
+
+
+def _check_privacy(recipe: Recipe, result: Preflight) -> None:
+    import importlib.util
+
+    from .privacy.policy import needs_deidentifier
+
+    if needs_deidentifier(recipe) and importlib.util.find_spec("presidio_analyzer") is None:
+        result.problems.append(
+            f"privacy.deidentify: {recipe.privacy.deidentify} redacts what this recipe sends to other hosts, which "
+            "needs the [privacy] extra: pip install 'offline-arena[privacy]' (or set privacy.deidentify: off)")
 
 
 def endpoint_problems(base_url: str, key_env: str | None) -> list[str]:

@@ -19,10 +19,12 @@ def resolve_local_path(spec: ModelSpec) -> str:
 
 def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: str | None = None,
                    batch_size: int = 32, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                   revision: str | None = None, chunk_size: int | None = None):
+                   revision: str | None = None, chunk_size: int | None = None, deidentify: str = "off"):
     """Build the generator a spec names. With a store, every completion (and each best-of-n candidate)
     goes through it, so nothing is generated twice, and every `chunk_size` answers (default: two
-    batches) are committed, which bounds what a crash can lose. A best-of-n spec needs a scorer."""
+    batches) are committed, which bounds what a crash can lose. A best-of-n spec needs a scorer.
+    `deidentify` (a `privacy.deidentify` mode): an endpoint it covers is sent redacted prompts (under the
+    store's cache, which keys them apart from raw ones)."""
     chunk_size = chunk_size or 2 * batch_size
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
@@ -31,7 +33,7 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
 
         inner = load_generator(spec.inner, store, scorer=scorer, scorer_name=scorer_name, batch_size=batch_size,
                                api_key_env=api_key_env, concurrency=concurrency, revision=revision,
-                               chunk_size=chunk_size)
+                               chunk_size=chunk_size, deidentify=deidentify)
         return _cached(Revise(inner), store, chunk_size)
     if spec.best_of:
         if scorer is None:
@@ -39,7 +41,8 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
         from .best_of_n import BestOfN
 
         inner = load_generator(spec.inner, store, batch_size=batch_size, api_key_env=api_key_env,
-                               concurrency=concurrency, revision=revision, chunk_size=chunk_size)
+                               concurrency=concurrency, revision=revision, chunk_size=chunk_size,
+                               deidentify=deidentify)
         best = BestOfN(inner, spec.best_of, scorer, scorer_name or getattr(scorer, "__name__", "scorer"))
         return _cached(best, store, chunk_size)
 
@@ -48,6 +51,12 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
 
         generator = OpenAIChatGenerator(spec.location, spec.served_name, api_key_env=api_key_env,
                                         concurrency=concurrency, revision=revision)
+        from ..privacy.policy import redacts_endpoint
+
+        if redacts_endpoint(deidentify, spec):
+            from ..privacy.wrappers import DeidentifyingGenerator
+
+            generator = DeidentifyingGenerator(generator)
     elif spec.kind == "vllm":
         from .vllm_backend import VLLMGenerator
 

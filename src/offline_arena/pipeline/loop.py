@@ -57,8 +57,11 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     from ..store import Store
     from .tracking import stage_tracker
 
+    from ..privacy.policy import judge_model, manifest_entry, redacts_endpoint
+
     save_recipe(recipe, folder)
-    write_json(folder.manifest, collect_manifest(recipe.seed))
+    write_json(folder.manifest, {**collect_manifest(recipe.seed), "privacy": manifest_entry(recipe)})
+    mode = recipe.privacy.deidentify
     g, ev = recipe.generation, recipe.evaluation
     params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p)
     eval_params = SamplingParams(max_new_tokens=ev.max_new_tokens or g.max_new_tokens, temperature=ev.temperature,
@@ -66,9 +69,13 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     with Store(folder.store) as store:
         opponents = {o.name: load_generator(o.model, store=store, batch_size=g.batch_size, api_key_env=o.api_key_env,
                                             scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
-                                            scorer_name=o.scorer)
+                                            scorer_name=o.scorer, deidentify=mode)
                      for o in recipe.opponents}
         judge = load_judge(recipe.judge, store=store, api_key_env=recipe.judge_api_key_env)
+        if judge_model(recipe.judge) and redacts_endpoint(mode, judge_model(recipe.judge)):
+            from ..privacy.wrappers import DeidentifyingJudge
+
+            judge = DeidentifyingJudge(judge)  # its verdicts say so; its fingerprint ends in +deid
         ctx = RunContext(recipe, folder, store, judge, opponents, params,
                          heldout_prompts(recipe), eval_params=eval_params, tracker=stage_tracker(recipe, folder))
         ctx.checkpoints[BASE_NAME] = recipe.target

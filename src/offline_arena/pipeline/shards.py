@@ -29,10 +29,16 @@ def _split(recipe: Recipe, split: str, n: int) -> list:
         from ..prompts.verifiable import load_verifiable
 
         p = recipe.prompts
-        return load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
-                               min_constraints=p.min_constraints, max_constraints=p.max_constraints,
-                               phrasings=p.phrasings)
-    return file_split(source, split, n, recipe)
+        prompts = load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
+                                  min_constraints=p.min_constraints, max_constraints=p.max_constraints,
+                                  phrasings=p.phrasings)
+    else:
+        prompts = file_split(source, split, n, recipe)
+    if recipe.privacy.deidentify == "all":  # nothing downstream ever sees the raw text (privacy/policy.py)
+        from ..privacy.wrappers import redact_prompt
+
+        prompts = [redact_prompt(p) for p in prompts]
+    return prompts
 
 
 def file_slots(recipe: Recipe) -> list[tuple[str, int]]:

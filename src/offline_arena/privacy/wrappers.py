@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..judges.base import Matchup, Verdict
 from ..models.base import Completion, GenerationRequest, Message
+from ..prompts.sources import Prompt
 from .deidentify import deidentify_messages, deidentify_together
 
 # Appended to the inner fingerprint: cache keys and judgments made on redacted inputs never mix with
@@ -75,3 +76,15 @@ def redact_matchup(matchup: Matchup) -> Matchup:
     return Matchup(messages=messages, context=context,
                    answer_a=replace(matchup.answer_a, text=redacted[-3]),
                    answer_b=replace(matchup.answer_b, text=redacted[-2]))
+
+
+def redact_prompt(prompt: Prompt) -> Prompt:
+    """A prompt with its messages and its `reference` redacted together; its id and other metadata (the
+    verifier's constraints) as they were."""
+    texts = [m.get("content") if isinstance(m.get("content"), str) else "" for m in prompt.messages]
+    reference = prompt.meta.get("reference")
+    redacted = [r.text for r in deidentify_together(texts + [reference if isinstance(reference, str) else ""])]
+    messages = tuple({**m, "content": text} if isinstance(m.get("content"), str) else dict(m)
+                     for m, text in zip(prompt.messages, redacted))
+    meta = {**prompt.meta, "reference": redacted[-1]} if isinstance(reference, str) else dict(prompt.meta)
+    return Prompt(prompt.id, messages, meta)
