@@ -163,3 +163,24 @@ def test_compute_dtype_follows_what_the_cpu_measurably_does(monkeypatch):
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "fp8")
     with pytest.raises(ValueError, match="float32 or bfloat16"):
         compute_dtype("cpu")
+
+
+def test_batches_are_sized_by_memory_and_length(pico_model_dir):
+    """With no batch size set, rows are bounded by the KV cache's share of free memory and (on a CPU) the
+    padding cap, not by a fixed 32: 80 short prompts go through in one batch."""
+    from offline_arena.models.hf import (KV_CACHE_SHARE, MAX_BATCH_TOKENS, MAX_ROWS, batch_token_budget,
+                                         free_memory_bytes, kv_bytes_per_token)
+
+    generator = TransformersGenerator(pico_model_dir, progress=False)
+    config = generator.model.config
+    per_token = kv_bytes_per_token(config, 4)
+    assert per_token == 2 * config.num_hidden_layers * config.num_key_value_heads * (config.hidden_size // config.num_attention_heads) * 4
+    assert generator.batch_size == MAX_ROWS
+    assert generator.max_batch_tokens == min(MAX_BATCH_TOKENS, int(free_memory_bytes("cpu") * KV_CACHE_SHARE) // per_token)
+    params = SamplingParams(max_new_tokens=4, temperature=0.0)
+    requests = [GenerationRequest.of([{"role": "user", "content": f"hi {i}"}], params=params) for i in range(80)]
+    generator.generate(requests)
+    assert generator.batches_run == 1  # 80 short prompts: one batch
+    fixed = TransformersGenerator(pico_model_dir, batch_size=32, progress=False)
+    fixed.generate(requests)
+    assert fixed.batches_run == 3  # 32 + 32 + 16

@@ -58,7 +58,8 @@ class Generation(Strict):
     max_new_tokens: int = Field(96, ge=1, description="token limit of a battle answer")
     temperature: float = Field(0.7, ge=0, description="sampling temperature of battle answers")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
-    batch_size: int = Field(32, ge=1, description="prompts per generation batch (transformers backend)")
+    batch_size: int | None = Field(None, ge=1, description="most prompts per generation batch (transformers backend; "
+                                                           "null: as many as memory and prompt lengths allow, up to 128)")
 
 
 class Train(Strict):

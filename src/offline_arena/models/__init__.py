@@ -18,14 +18,17 @@ def resolve_local_path(spec: ModelSpec) -> str:
 
 
 def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: str | None = None,
-                   batch_size: int = 32, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                   batch_size: int | None = None, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                    revision: str | None = None, chunk_size: int | None = None, deidentify: str = "off"):
     """Build the generator a spec names. With a store, every completion (and each best-of-n candidate)
     goes through it, so nothing is generated twice, and every `chunk_size` answers (default: two
     batches) are committed, which bounds what a crash can lose. A best-of-n spec needs a scorer.
+    `batch_size`: the most rows of a transformers batch (None: as memory and lengths allow, models/hf.py).
     `deidentify` (a `privacy.deidentify` mode): an endpoint it covers is sent redacted prompts (under the
     store's cache, which keys them apart from raw ones)."""
-    chunk_size = chunk_size or 2 * batch_size
+    from .hf import MAX_ROWS
+
+    chunk_size = chunk_size or 2 * (batch_size or MAX_ROWS)
     if isinstance(spec, str):
         spec = parse_model_spec(spec)
     if spec.revise:

@@ -10,6 +10,7 @@ cutting batches keeps the left padding, and so the wasted compute, small.
 from __future__ import annotations
 
 import hashlib
+import os
 from itertools import groupby
 from pathlib import Path
 from typing import Sequence
@@ -20,8 +21,42 @@ from .chat import stop_token_ids
 
 # A batch is padded to its longest prompt, so one long prompt among short ones multiplies the work of the
 # whole batch (seen: a 2,561-token IFBench prompt in a batch of 22 took longer than the 128 other answers).
-# Batches are cut so that rows x (longest prompt + new tokens) stays under this many tokens.
+# On a CPU, batches are cut so that rows x (longest prompt + new tokens) stays under this many tokens; a
+# GPU has the parallelism to absorb the padding and is bounded by memory alone (`batch_token_budget`).
 MAX_BATCH_TOKENS = 16384
+# Rows a batch may hold when the recipe sets no batch size: on 2 AVX2 cores a decode step of the 135M
+# model costs ~85 ms + ~4 ms a row, so per-row throughput still rises at 128 rows (bench/batching.py).
+MAX_ROWS = 128
+# Of the memory free when the model is loaded, the share one batch's KV cache may take (activations,
+# logits, the allocator's slack and the rest of the process need the remainder).
+KV_CACHE_SHARE = 0.4
+
+
+def kv_bytes_per_token(config, dtype_bytes: int) -> int:
+    """KV-cache bytes one token costs: keys and values of every layer's key/value heads."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * dtype_bytes
+
+
+def free_memory_bytes(device: str) -> int:
+    """Memory free for a batch now: the GPU's free memory, or the machine's available RAM."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on Linux: assume a laptop's few free GiB
+        return 4 << 30
+
+
+def batch_token_budget(model, device: str) -> int:
+    """Padded tokens (rows x (prompt + new tokens)) a batch may hold: what the KV cache's share of the free
+    memory fits and, on a CPU, the padding cap above."""
+    per_token = kv_bytes_per_token(model.config, next(model.parameters()).element_size())
+    by_memory = max(1024, int(free_memory_bytes(device) * KV_CACHE_SHARE) // per_token)
+    return by_memory if device.startswith("cuda") else min(by_memory, MAX_BATCH_TOKENS)
 
 
 def length_capped_batches(indices: list[int], lengths: Sequence[int], max_new_tokens: int, batch_size: int,
@@ -41,8 +76,10 @@ def length_capped_batches(indices: list[int], lengths: Sequence[int], max_new_to
 
 
 class TransformersGenerator:
-    def __init__(self, model_path: str | Path, fingerprint: str | None = None, batch_size: int = 32,
+    def __init__(self, model_path: str | Path, fingerprint: str | None = None, batch_size: int | None = None,
                  device: str | None = None, dtype: str | None = None, progress: bool = True):
+        """`batch_size`: the most rows a batch holds (None: up to MAX_ROWS); batches are also cut by length
+        and memory (`batch_token_budget`)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -59,26 +96,27 @@ class TransformersGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype).to(self.device)
         self.model.eval()
         self.stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config)
-        self.batch_size = batch_size
-        self.max_batch_tokens = MAX_BATCH_TOKENS
+        self.batch_size = batch_size or MAX_ROWS
+        self.max_batch_tokens = batch_token_budget(self.model, self.device)
         self.progress = progress
         self.fingerprint = fingerprint or local_fingerprint(self.model_path)
         if self.device == "cpu" and dtype == "bfloat16":  # other numbers, other answers: cached apart
             self.fingerprint += ":bf16"
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
         self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did
+        self.batches_run = 0  # batches decoded (how generation was cut)
 
     @classmethod
-    def from_model(cls, model, tokenizer, fingerprint: str, batch_size: int = 32) -> "TransformersGenerator":
+    def from_model(cls, model, tokenizer, fingerprint: str, batch_size: int | None = None) -> "TransformersGenerator":
         """Wrap a model already in memory (a trainer's policy, a pico test model)."""
         self = cls.__new__(cls)
         self.model_path, self.model, self.tokenizer = "<in-memory>", model, tokenizer
         self.device = str(next(model.parameters()).device)
         tokenizer.padding_side = "left"
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
-        self.batch_size, self.progress, self.fingerprint, self.num_generated = batch_size, True, fingerprint, 0
-        self.rows_decoded = 0
-        self.max_batch_tokens = MAX_BATCH_TOKENS
+        self.batch_size, self.progress, self.fingerprint, self.num_generated = batch_size or MAX_ROWS, True, fingerprint, 0
+        self.rows_decoded = self.batches_run = 0
+        self.max_batch_tokens = batch_token_budget(model, self.device)
         return self
 
     def render(self, messages) -> str:
@@ -115,6 +153,7 @@ class TransformersGenerator:
                                       self.stop_ids, params.temperature, params.top_p, params.top_k,
                                       seed=_batch_seed(prompts, requests))
         self.rows_decoded += sum(computed)  # what the batches cost, in row-steps (finished rows are dropped)
+        self.batches_run += 1
         return [self._to_completion(tokens) for tokens in new_tokens]
 
     def _to_completion(self, tokens: list[int]) -> Completion:
