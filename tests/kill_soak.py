@@ -122,12 +122,12 @@ def soak(recipe: Path, reference_dir: Path, soak_dir: Path, kills: int, seed: in
     log(f"uninterrupted run: {whole:.0f}s")
     rng = random.Random(seed)
     phases: Counter = Counter()
-    tried = 0
+    tried, window, last_phase = 0, max(whole / 2, 5.0), None
     while tried < kills:
         process = subprocess.Popen(command(recipe, soak_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Anywhere in a window that can reach past the longest step, so every phase gets hit and the run
-        # still moves on between kills (a resumed run skips what it finished).
-        time.sleep(rng.uniform(0.5, max(whole / 2, 5.0)))
+        # Anywhere in a window that can reach past the longest step, so every phase gets hit; a kill that
+        # found the run where the previous one did widens the window, so the run always moves on.
+        time.sleep(rng.uniform(0.5, window))
         if process.poll() is not None:  # it finished before the kill: start over from a fresh folder
             if process.returncode != 0:
                 raise RuntimeError(f"a resumed run failed with exit code {process.returncode}")
@@ -140,6 +140,8 @@ def soak(recipe: Path, reference_dir: Path, soak_dir: Path, kills: int, seed: in
         tried += 1
         phase = phase_of(soak_dir, stages)
         phases[phase] += 1
+        window = window * 1.5 if phase == last_phase else max(whole / 2, 5.0)
+        last_phase = phase
         log(f"  kill {tried}/{kills}: {phase}")
     finished = subprocess.run(command(recipe, soak_dir), capture_output=True, text=True, timeout=1800)
     if finished.returncode != 0:
