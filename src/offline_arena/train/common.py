@@ -77,15 +77,21 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def load_policy(model_path: str | Path, for_training: bool = True):
-    """Model and tokenizer from a folder or Hub id; float32 on CPU, bfloat16 on GPU."""
+def load_policy(model_path: str | Path, for_training: bool = True, lora: bool = False):
+    """Model and tokenizer from a folder or Hub id. Weights an optimiser updates are float32 (master
+    weights: an Adam step of 1e-6 on a bf16 weight of ~1e-2 rounds away), and compute runs under bf16
+    autocast where bf16 is fast (`trl_args`, PPO's step); frozen weights — a teacher, the base under LoRA
+    adapters, which PEFT keeps in float32 — are stored in the compute dtype."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..models.dtype import compute_dtype
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    frozen = not for_training or lora
+    dtype = getattr(torch, compute_dtype("cuda" if on_gpu() else "cpu")) if frozen else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
     if for_training:
         model.config.use_cache = False

@@ -73,7 +73,7 @@ def train_distill(model_path: str | Path, teacher_path: str | Path, rows: Sequen
     from trl import DistillationConfig, DistillationTrainer
 
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     teacher, teacher_tokenizer = load_policy(teacher_path, for_training=False)
     check_same_vocabulary(tokenizer, teacher_tokenizer, model, teacher, teacher_path)
     teacher.eval()

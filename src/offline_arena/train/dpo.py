@@ -49,7 +49,7 @@ def train_dpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     from trl import DPOConfig, DPOTrainer
 
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     # TRL 1.16 has a single `max_length` for prompt + answer (no max_prompt_length any more); keep_end
     # truncation would cut the start of the prompt, keep_start (the default) cuts the answer's end, which
     # the stop-token guard notices on the rendered example.

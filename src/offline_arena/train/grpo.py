@@ -92,7 +92,7 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
     from trl import GRPOConfig, GRPOTrainer
 
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     config = GRPOConfig(**{
         "num_generations": NUM_GENERATIONS,
         "max_completion_length": settings.probe_max_new_tokens,

@@ -52,7 +52,7 @@ def train_kto(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     if settings.batch_size < 2:
         raise ValueError("KTO needs batch_size >= 2: its KL reference point is estimated within a batch")
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     config = KTOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
     trainer = KTOTrainer(model=model, ref_model=None, args=config, train_dataset=kto_dataset(rows),
                          processing_class=tokenizer, peft_config=lora_config(settings))

@@ -110,6 +110,20 @@ class PPOSettings:
         return cls(**{**values, **fixed, **ppo.extra})
 
 
+def compute_autocast(device):
+    """bf16 autocast where bf16 is fast (GPUs, CPUs with bf16 units), else nothing: the policy's weights are
+    float32 master weights (`load_policy`), so small updates are not rounded away."""
+    import contextlib
+
+    import torch
+
+    from ..models.dtype import compute_dtype
+
+    if compute_dtype(device.type) == "bfloat16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def assert_end_of_turn_in_stop_ids(stop_ids: Sequence[int], tokenizer, where: str = "ppo stage") -> None:
     """PPO's pre-training stop-token check (there are no labels to inspect): rollouts must stop on the
     end-of-turn token, otherwise emitting it is never an action that ends an episode and gets credited,
@@ -145,7 +159,7 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     rng = random.Random(settings.seed)
     device = torch.device("cuda" if on_gpu() else "cpu")
 
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     model.to(device)
     stop_ids = stop_token_ids(tokenizer, model.generation_config)
     assert_end_of_turn_in_stop_ids(stop_ids, tokenizer)
@@ -196,9 +210,10 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
                 rng.shuffle(queue)
             batch_prompts.extend([list(prompts[queue.pop()])] * settings.samples_per_prompt)
 
-        rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device)
+        with compute_autocast(device):
+            rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device)
         mask = rollout.mask
-        with torch.no_grad():
+        with torch.no_grad(), compute_autocast(device):
             old_logprobs, old_values, entropy = _batched_forward(model, value_head, rollout, settings, entropy=True)
             if reference is None:
                 with model.disable_adapter():
@@ -223,7 +238,8 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
                 rows = order[start:start + settings.minibatch_size]
                 mb = rollout.select(rows)
                 width = mb.responses.shape[1]
-                new_logprobs, new_values, _ = _forward(model, value_head, mb, settings.temperature)
+                with compute_autocast(device):  # bf16 compute where fast; the weights Adam updates stay float32
+                    new_logprobs, new_values, _ = _forward(model, value_head, mb, settings.temperature)
                 pg_loss, pg_stats = pm.policy_loss(new_logprobs, old_logprobs[rows, :width],
                                                    advantages[rows, :width], mb.mask, settings.cliprange)
                 vf_loss, vf_stats = pm.value_loss(new_values, old_values[rows, :width], returns[rows, :width],

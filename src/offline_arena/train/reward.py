@@ -20,8 +20,9 @@ from .dpo import preference_dataset
 from .guard import first_batches
 
 
-def load_reward_model(model_path: str | Path):
-    """A one-label sequence classifier from a causal LM folder (or a reward checkpoint) and its tokenizer."""
+def load_reward_model(model_path: str | Path, lora: bool = False):
+    """A one-label sequence classifier from a causal LM folder (or a reward checkpoint) and its tokenizer;
+    float32 master weights unless LoRA trains adapters on a frozen base (as `common.load_policy`)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -29,7 +30,7 @@ def load_reward_model(model_path: str | Path):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_path), num_labels=1, dtype=torch.bfloat16 if on_gpu() else torch.float32)
+        str(model_path), num_labels=1, dtype=torch.bfloat16 if lora and on_gpu() else torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.use_cache = False
     return model, tokenizer
@@ -57,7 +58,7 @@ def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Pa
     from trl import RewardConfig, RewardTrainer
 
     set_seed(settings.seed)  # TRL seeds only when it loads the model itself; the new score head needs it
-    model, tokenizer = load_reward_model(model_path)
+    model, tokenizer = load_reward_model(model_path, lora=settings.lora)
     # RewardTrainer drops (does not truncate) pairs longer than max_length.
     config = RewardConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
     trainer = RewardTrainer(model=model, args=config, train_dataset=preference_dataset(rows),

@@ -52,7 +52,7 @@ def train_sft(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     from trl import SFTConfig, SFTTrainer
 
     set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path)
+    model, tokenizer = load_policy(model_path, lora=settings.lora)
     config = SFTConfig(**{
         "max_length": settings.max_length,
         "completion_only_loss": True,
