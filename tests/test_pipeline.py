@@ -22,9 +22,14 @@ def test_dry_run_of_bundled_recipes(capsys):
     assert main(["run", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "recipe quickstart: 1 round(s) of sft -> dpo -> rm_ppo" in out
-    assert main(["run", "arena-learning-7b", "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "3 round(s)" in out and "round3/rm_ppo" in out and "estimated cost" in out
+    # The reference recipe plans Arena Learning's scale and needs the user's prompt file: the plan and its
+    # budget are printed, then what is missing.
+    assert main(["run", "arena-learning-7b", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert "3 round(s)" in captured.out and "round3/rm_ppo                  30000" in captured.out
+    assert "estimated cost" in captured.out and "arena-learning-prompts.jsonl: prompt file not found" in captured.err
+    assert main(["run", "gpu-trial", "--dry-run"]) == 0
+    assert "prompts: heldout 300, round1/sft 400" in capsys.readouterr().out
     assert main(["run", "quickstart", "--dry-run", "--rounds", "3"]) == 0
     assert "round3/sft" in capsys.readouterr().out
 

@@ -74,7 +74,7 @@ def test_a_broken_prompt_file_lists_every_bad_line_before_anything_loads(tmp_pat
      r"prompts \(heldout\): 4 of 4 prompts carry no checkable constraints .*the judge 'verifier'.*evaluation.heldout"),
     (good_rows(12, constraints=False), {"judge": "rm:/nowhere", "evaluation": {"heldout": False}},
      r"judge: no model folder /nowhere"),
-    (good_rows(24, constraints=False),  # the rm slot comes after heldout, sft, dpo and kto: 16 prompts
+    (good_rows(8, constraints=False),  # held-out and the rm_ppo stage: 4 + 4
      {"judge": "rm:/nowhere", "evaluation": {"heldout": False},
       "stages": [{"kind": "rm_ppo", "ppo": {"reward": "verifier"}}]},
      r"prompts \(round1/rm_ppo\): 4 of 4 .*ppo.reward 'verifier'"),

@@ -27,12 +27,14 @@ def test_the_schema_and_the_order_rule_come_from_the_table():
         Recipe.model_validate({"opponents": opponents, "stages": [{"kind": "grpo"}, {"kind": "kto"}]})
 
 
-def test_a_prompt_file_is_dealt_in_the_order_runs_already_use():
-    """Changing the table's row order would silently give every existing file-based run other shards."""
+def test_a_prompt_file_is_dealt_to_the_recipes_stages_in_table_order():
+    """Held-out first, then each round's stages in the table's order (whatever order the recipe lists
+    them in), and only those: no prompts are held back for kinds the run never has."""
     recipe = Recipe.model_validate({"opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
-                                    "stages": [{"kind": "sft"}], "rounds": 2})
-    assert [name for name, _ in file_slots(recipe)] == [
-        "heldout", *[f"round{r}/{s}" for r in (1, 2) for s in ("sft", "dpo", "kto", "rm", "grpo", "ppo")]]
+                                    "stages": [{"kind": "sft", "prompts": 5}, {"kind": "rm_ppo"}, {"kind": "merge"}],
+                                    "rounds": 2, "prompts": {"per_stage": 7, "heldout": 3}})
+    assert file_slots(recipe) == [("heldout", 3), ("round1/sft", 5), ("round1/rm", 7), ("round2/sft", 5),
+                                  ("round2/rm", 7)]
 
 
 def test_trainer_settings_default_to_the_recipes_defaults_and_copy_a_recipe():

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="run a recipe: rounds of battle -> judge -> data -> train -> evaluate")
     run.add_argument("recipe", nargs="?", default="quickstart",
-                     help="a recipe file, or the name of a bundled one: quickstart, arena-learning-7b, merge-distill "
+                     help="a recipe file, or the name of a bundled one: quickstart, gpu-trial, arena-learning-7b, merge-distill "
                           "(default: %(default)s)")
     run.add_argument("--run-dir", help="run folder (default: runs/<recipe name>); an existing one is resumed")
     run.add_argument("--rounds", type=int, help="override the recipe's number of rounds")
@@ -402,9 +402,8 @@ def cmd_run(args) -> int:
         from .plan import format_plan, plan
         from .preflight import format_preflight, preflight
 
-        checked = preflight(recipe)  # the same checks as a real run, before the plan
-        print(format_plan(plan(recipe)))
-        print(format_preflight(checked))
+        print(format_plan(plan(recipe)))  # from the recipe alone; then the checks a real run makes first
+        print(format_preflight(preflight(recipe)))
         return 0
     from .pipeline import run
 
