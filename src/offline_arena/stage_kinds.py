@@ -34,9 +34,13 @@ class TrainJob:
     rows: list
     prompts: Sequence                # the stage's prompts (PPO rolls out on them; the guard probes them)
     probe: list                      # probe conversations of the stop-token guard
-    stage_dir: Path
+    folder: object                   # run_folder.StageFolder: where the trainers write
     settings: object                 # train.common.TrainSettings
     seed: int
+
+    @property
+    def stage_dir(self) -> Path:
+        return self.folder.path
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
     from .train.reward import train_reward
 
     reward = job.stage.ppo.reward
-    rm = train_reward(job.model_path, job.rows, job.stage_dir / "reward_model", job.settings, []) if "rm" in reward else None
+    rm = train_reward(job.model_path, job.rows, job.folder.reward_model, job.settings, []) if "rm" in reward else None
     reward_fn = None
     if "verifier" in reward:
         from .judges.verifier import verifier_reward
@@ -144,7 +148,7 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
         reward_fn = verifier_reward(job.prompts)
     settings = PPOSettings.from_recipe(job.stage.ppo, job.stage.train, seed=job.seed,
                                        probe_max_new_tokens=job.settings.probe_max_new_tokens)
-    result = train_ppo(job.model_path, [list(p.messages) for p in job.prompts], job.stage_dir / "ppo", settings,
+    result = train_ppo(job.model_path, [list(p.messages) for p in job.prompts], job.folder.ppo, settings,
                        reward_fn=reward_fn, reward_model_path=str(rm.checkpoint) if rm else None,
                        probe_messages=job.probe)
     return result.checkpoint, {**({"reward_model": _metrics_of(rm)} if rm else {}), **_metrics_of(result)}

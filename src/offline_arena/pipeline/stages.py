@@ -70,7 +70,7 @@ def train_job(ctx, stage, current_model: str, rows: list, prompts: list, folder:
     settings = TrainSettings.from_recipe(stage.train, seed=ctx.recipe.seed,
                                          probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
     return TrainJob(stage, str(resolve_local_path(parse_model_spec(current_model))), rows, prompts,
-                    [list(p.messages) for p in prompts], folder.path, settings, ctx.recipe.seed)
+                    [list(p.messages) for p in prompts], folder, settings, ctx.recipe.seed)
 
 
 def merge_inputs(ctx, round_index: int, merge, current_name: str, current_model: str) -> dict:
