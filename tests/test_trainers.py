@@ -148,18 +148,78 @@ def test_sft_lora_checkpoint_is_a_plain_merged_model(pico_model_dir, tmp_path):
 
 # --- DPO / KTO ---------------------------------------------------------------------------------------------
 
+def answer_logprobs(model_dir, pairs) -> torch.Tensor:
+    """Sum of the token log-probabilities of each answer given its prompt, rendered through the chat
+    template: the tokens of the full conversation after those of the prompt with its generation prompt (the
+    answer, its <|im_end|> and the template's newline). Computed here, not by the trainer under test."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    sums = []
+    for question, answer in pairs:
+        prompt = tokenizer.apply_chat_template(user(question), add_generation_prompt=True, return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template([*user(question), *assistant(answer)], return_dict=True)["input_ids"]
+        assert full[:len(prompt)] == prompt and len(full) > len(prompt), "the template must extend the prompt"
+        ids = torch.tensor([full])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        token_lp = logprobs.gather(1, targets[:, None])[:, 0]
+        sums.append(token_lp[len(prompt) - 1:].sum())  # position i predicts token i + 1
+    return torch.stack(sums)
+
+
+def implicit_reward_margins(policy_dir, reference_dir) -> torch.Tensor:
+    """Per training question: (log π(GOOD) − log π_ref(GOOD)) − (log π(BAD) − log π_ref(BAD)), the DPO
+    implicit-reward margin up to β. It is exactly 0 for the starting model, whatever its random weights."""
+    good, bad = list(zip(QUESTIONS, GOOD)), list(zip(QUESTIONS, BAD))
+    policy_good, policy_bad = answer_logprobs(policy_dir, good), answer_logprobs(policy_dir, bad)
+    ref_good, ref_bad = answer_logprobs(reference_dir, good), answer_logprobs(reference_dir, bad)
+    return (policy_good - ref_good) - (policy_bad - ref_bad)
+
+
+def assert_prefers(margins: torch.Tensor, sign: int):
+    """The trained model moved towards the answers it was told were better: on average clearly, and on at
+    least 3 of the 4 training questions. `sign` +1: GOOD was chosen; -1: BAD was (the swapped data)."""
+    margins = sign * margins
+    assert margins.mean() > 0.1 and (margins > 0).sum() >= 3, f"margins (towards chosen) {margins.tolist()}"
+
+
 def test_dpo_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
     from offline_arena.train.dpo import train_dpo
 
     result = train_dpo(pico_model_dir, preference_rows(), tmp_path, settings(), PROBES)
     assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), +1)
+
+
+def test_dpo_on_swapped_pairs_prefers_the_other_answer(pico_model_dir, tmp_path):
+    """The margin check above tells the orientations apart: with chosen and rejected swapped, the trained
+    model prefers BAD over GOOD (a test of "some weight moved" would pass both)."""
+    from offline_arena.train.dpo import train_dpo
+
+    swapped = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in preference_rows()]
+    result = train_dpo(pico_model_dir, swapped, tmp_path, settings(probe_prompts=0), [])
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), -1)
 
 
 def test_kto_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
     from offline_arena.train.kto import train_kto
 
-    result = train_kto(pico_model_dir, kto_rows(), tmp_path, settings(), PROBES)
+    # 4 steps of 2: one pass over the 8 rows, so every question's GOOD and BAD answer is trained on.
+    result = train_kto(pico_model_dir, kto_rows(), tmp_path, settings(max_steps=4), PROBES)
     assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+    # KTO sees no pairs, only desirable GOOD and undesirable BAD answers; the same margin must grow.
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), +1)
+
+
+def test_kto_on_flipped_labels_prefers_the_other_answer(pico_model_dir, tmp_path):
+    from offline_arena.train.kto import train_kto
+
+    flipped = [{**row, "label": not row["label"]} for row in kto_rows()]
+    result = train_kto(pico_model_dir, flipped, tmp_path, settings(max_steps=4, probe_prompts=0), [])
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), -1)
 
 
 def test_kto_refuses_batch_of_one(pico_model_dir, tmp_path):
