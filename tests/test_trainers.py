@@ -2,7 +2,9 @@
 
 TRL's own pattern: train a couple of steps, then assert the parameters changed; plus the saved checkpoint
 loads with plain `from_pretrained` and generates (or scores), and the stop-token guard catches the
-collator and runaway regressions it exists for."""
+collator and runaway regressions it exists for. The preference trainers must also learn the direction of
+their data: DPO/KTO widen the implicit-reward margin of chosen over rejected, the reward model ranks
+chosen first, and each does the opposite on swapped data (a moved weight passes either way)."""
 
 from __future__ import annotations
 
@@ -246,6 +248,49 @@ def test_reward_model_trains_and_checkpoint_scores(pico_model_dir, tmp_path):
     with torch.no_grad():
         scores = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
     assert scores.shape == (2, 1) and torch.isfinite(scores).all()
+    assert_ranks_good_first(model, tokenizer, pico_model_dir, sign=+1)
+
+
+def reward_margins(model, tokenizer) -> torch.Tensor:
+    """r(GOOD) − r(BAD) per training question, each conversation scored alone (no padding) as the
+    RewardTrainer renders it: the whole conversation through the chat template."""
+    def score(question, answer):
+        text = tokenizer.apply_chat_template([*user(question), *assistant(answer)], tokenize=False)
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).logits[0, 0]
+
+    return torch.stack([score(q, g) - score(q, b) for q, g, b in zip(QUESTIONS, GOOD, BAD)])
+
+
+def assert_ranks_good_first(trained, tokenizer, pico_model_dir, sign: int):
+    """The trained RM ranks the answer it was taught to prefer (GOOD for sign +1, BAD for -1) first on at
+    least 3 of the 4 training pairs, where the reward model it started from ranked at chance: that one is
+    rebuilt as `train_reward` built it (same body, score head initialised under the same seed)."""
+    from transformers import set_seed
+
+    from offline_arena.train.reward import load_reward_model
+
+    set_seed(settings().seed)
+    start, _ = load_reward_model(pico_model_dir)
+    before, after = sign * reward_margins(start.eval(), tokenizer), sign * reward_margins(trained.eval(), tokenizer)
+    trace = f"margins towards chosen before {before.tolist()} after {after.tolist()}"
+    # Precondition, not luck: a start that already ranked the pairs right would prove nothing.
+    assert (before > 0).sum() <= 2, trace
+    assert (after > 0).sum() >= 3, trace
+    # The random head's margins are ~0.01; two steps at lr 1e-3 widen them to ~0.05.
+    assert after.mean() > before.mean() + 0.02 and (after > before).sum() >= 3, trace
+
+
+def test_reward_model_on_swapped_pairs_ranks_the_other_answer_first(pico_model_dir, tmp_path):
+    """The ranking check tells the orientations apart: trained on swapped pairs, the RM prefers BAD."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from offline_arena.train.reward import train_reward
+
+    swapped = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in preference_rows()]
+    result = train_reward(pico_model_dir, swapped, tmp_path, settings(), [])
+    model = AutoModelForSequenceClassification.from_pretrained(str(result.checkpoint))
+    assert_ranks_good_first(model, AutoTokenizer.from_pretrained(str(result.checkpoint)), pico_model_dir, sign=-1)
 
 
 # --- GRPO --------------------------------------------------------------------------------------------------
