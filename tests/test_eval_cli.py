@@ -57,21 +57,66 @@ def test_ifbench_suite_from_the_cli(pico_model_dir, tmp_path, capsys):
         assert store.conn.execute("SELECT MAX(created_at) FROM completions").fetchone()[0] == before
 
 
-def test_arena_suite_with_the_verifier_judge(pico_model_dir, smol_tokenizer_dir, tmp_path, capsys):
+def arena_eval(target, rival, run_dir, out, prompts=None) -> int:
+    extra = ["--prompts", str(prompts)] if prompts else []
+    return main(["eval", str(target), "--suite", "arena", "--opponents", f"rival={rival}", "--judge", "verifier",
+                 "--limit", "3", "--max-new-tokens", "6", "--run-dir", str(run_dir), "--out", str(out), *extra])
+
+
+def test_arena_suite_with_the_verifier_judge(pico_model_dir, tmp_path, capsys):
+    """The pico model against its own answers repaired to meet each prompt's constraints (`@revise`): the
+    repaired answer satisfies at least as many constraints and, on equal counts, ends by itself while the
+    random model runs into the token limit, so the graded verifier gives the rival every battle. (Two random
+    pico models instead tie every battle: a leaderboard of ties and equal ratings shows nothing.) The
+    default prompts all carry constraints, so a working verifier makes no errors."""
+    out = tmp_path / "arena.json"
+    assert arena_eval(pico_model_dir, f"{pico_model_dir}@revise", tmp_path / "run", out) == 0
+    printed = capsys.readouterr().out
+    assert "rival" in printed and "95% CI" in printed and "judge errors: 0" in printed
+    result = json.loads(out.read_text())
+    assert result["battles"] == 3 and result["judge_errors"] == 0
+    assert result["opponents"] == {"rival": f"{pico_model_dir}@revise"}
+    board = {row["model"]: row for row in result["leaderboard"]}
+    assert set(board) == {str(pico_model_dir), "rival"}
+    mine, rival = board[str(pico_model_dir)], board["rival"]
+    assert (rival["rank"], rival["wins"], rival["ties"], rival["losses"], rival["battles"]) == (1, 3, 0, 0, 3)
+    assert (mine["rank"], mine["wins"], mine["ties"], mine["losses"], mine["battles"]) == (2, 0, 0, 3, 3)
+    # Ratings are anchored on the panel's first opponent at 1000; the model that lost everything is below it.
+    assert rival["rating"] == 1000.0 and result["rating"] == mine["rating"] < 1000.0 - 100
+    assert result["rating_ci"] == [mine["lower"], mine["upper"]] and mine["lower"] <= mine["rating"] <= mine["upper"]
+
+
+def test_arena_suite_counts_exactly_the_battles_the_judge_cannot_decide(pico_model_dir, smol_tokenizer_dir,
+                                                                        tmp_path, capsys):
+    """The verifier cannot judge a prompt without checkable constraints: one such prompt among three makes
+    exactly one judge error, recorded in the store, and the leaderboard rates the other two battles only.
+    With no decidable battle at all the suite fails and says so instead of rating nothing. (The rival is a
+    second random model: `@revise` itself refuses a prompt without constraints.)"""
     from conftest import build_pico_model
 
+    from offline_arena.prompts import load_prompts
+    from offline_arena.store import Store
+
     other = build_pico_model(smol_tokenizer_dir, tmp_path / "other", seed=5)
-    out = tmp_path / "arena.json"
-    code = main(["eval", str(pico_model_dir), "--suite", "arena", "--opponents", f"rival={other}", "--judge", "verifier",
-                 "--limit", "3", "--max-new-tokens", "6", "--run-dir", str(tmp_path / "run"), "--out", str(out)])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert "rival" in printed and "95% CI" in printed
+    rows = [{"id": p.id, "messages": list(p.messages), **p.meta} for p in load_prompts("builtin:verifiable:heldout:2")]
+    mixed, plain = tmp_path / "mixed.jsonl", tmp_path / "plain.jsonl"
+    free = {"id": "no-constraints", "prompt": "Tell me about the sea."}
+    mixed.write_text("".join(json.dumps(r) + "\n" for r in [rows[0], free, rows[1]]))
+    plain.write_text(json.dumps(free) + "\n")
+    run_dir, out = tmp_path / "run", tmp_path / "arena.json"
+    assert arena_eval(pico_model_dir, other, run_dir, out, prompts=mixed) == 0
     result = json.loads(out.read_text())
-    assert result["battles"] == 3 and result["opponents"] == {"rival": str(other)}
-    assert {row["model"] for row in result["leaderboard"]} <= {str(pico_model_dir), "rival"}
-    low, high = result["rating_ci"]
-    assert low <= result["rating"] <= high or result["judge_errors"] == 3
+    assert result["prompts"] == 3 and result["battles"] == 3 and result["judge_errors"] == 1
+    for row in result["leaderboard"]:
+        assert row["battles"] == row["wins"] + row["ties"] + row["losses"] == 2, row
+    with Store(run_dir / "store.sqlite") as store:
+        errors = store.conn.execute("SELECT explanation FROM judgments WHERE winner = 'error'").fetchall()
+        decided = store.conn.execute("SELECT COUNT(*) FROM judgments WHERE winner != 'error'").fetchone()[0]
+    assert [e[0] for e in errors] == ["the prompt has no checkable constraints for the verifier"] and decided == 2
+    capsys.readouterr()
+    assert arena_eval(pico_model_dir, other, run_dir, tmp_path / "none.json", prompts=plain) == 2
+    assert "all 1 battles were judge errors; nothing to rate" in capsys.readouterr().err
+    assert not (tmp_path / "none.json").exists()
 
 
 def test_options_a_suite_does_not_take_are_errors(pico_model_dir, tmp_path, capsys):

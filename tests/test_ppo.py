@@ -1,4 +1,5 @@
-"""PPO: hand-worked maths (torchtune/TRL style), pico-model runs in seconds, one slow real-model run."""
+"""PPO: hand-worked maths (torchtune/TRL style), pico-model runs in seconds (one of them a learning check that
+the normal suite runs), one slow real-model run."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import math
 import time
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from offline_arena.train import ppo_math as pm  # noqa: E402
+from offline_arena.train import ppo_math as pm
 
 T, F = True, False
 
@@ -204,7 +204,6 @@ def test_ppo_pico_callable_reward(pico_model_dir, tmp_path):
 
 
 def test_ppo_pico_lora_adaptive_kl(pico_model_dir, tmp_path):
-    pytest.importorskip("peft")
     from offline_arena.train.ppo import train_ppo
 
     settings = _pico_settings(lora=True, lora_r=4, adaptive_kl=True, target_kl=0.01, init_kl_coef=0.1,
@@ -230,6 +229,62 @@ def test_ppo_pico_reward_model(pico_model_dir, pico_reward_dir, tmp_path):
     assert math.isfinite(record["mean_score"]) and record["mean_score"] != 0.0
     assert math.isfinite(record["policy_loss"]) and math.isfinite(record["value_loss"])
     _assert_loads_and_generates(result.checkpoint)
+
+
+def two_word_policy(src, dst):
+    """A pico policy that answers with the words " yes" and " no", about evenly, and hardly anything else.
+    Every token embedding (tied: input and output) gets 1 in residual dimension 0, the two words 3; the layers'
+    norms ignore that dimension (weight 0), so nothing reads it and it stays a constant, dominant part of the
+    residual stream. After the final norm it gives the two words logits ~3x everyone else's: ~15 nats ahead
+    of each other token, ~4 nats beyond all 49k of them together. The random rest of the model still varies
+    the logits a little by context, so PPO has a real, trainable choice to make at every token. (Letting the
+    layers read dimension 0 amplifies every update through it and washes the margin out within a few steps;
+    an untouched random pico model spreads its samples over 49k tokens, too thin for a few steps to learn.)"""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer, model = AutoTokenizer.from_pretrained(str(src)), AutoModelForCausalLM.from_pretrained(str(src))
+    words = [tokenizer.convert_tokens_to_ids(t) for t in ("Ġyes", "Ġno")]
+    assert tokenizer.decode(words) == " yes no"
+    with torch.no_grad():
+        embedding = model.get_input_embeddings().weight
+        embedding[:, 0] = 1.0
+        embedding[words, 0] = 3.0
+        for layer in model.model.layers:
+            layer.input_layernorm.weight[0] = 0.0
+            layer.post_attention_layernorm.weight[0] = 0.0
+    model.save_pretrained(dst)
+    tokenizer.save_pretrained(dst)
+    return dst
+
+
+def word_share(word):
+    def reward(messages, text):
+        words = text.split()
+        return sum(w == word for w in words) / len(words) if words else 0.0
+
+    return reward
+
+
+@pytest.mark.parametrize("word", ["yes", "no"])
+def test_ppo_pico_learns_a_verifiable_reward(pico_model_dir, tmp_path, word):
+    """PPO raises the reward it is given, whichever of the two symmetric rewards that is: the share of
+    "yes" (or of "no") among the answer's words starts near 0.5 and, over 10 steps of 8 rollouts, climbs
+    (about +0.15 to +0.4 across seeds 0-7 when this test was written; the first steps' mean is ~0.5). Both
+    directions must climb, so drift of the rigged policy towards one word cannot pass for learning. The CI
+    suite's PPO learning check (the real-model one is `slow`: minutes on 2 cores)."""
+    from offline_arena.train.ppo import PPOSettings, train_ppo
+
+    started = time.perf_counter()
+    policy = two_word_policy(pico_model_dir, tmp_path / "policy")
+    settings = PPOSettings(steps=10, rollouts_per_step=8, samples_per_prompt=2, minibatch_size=4, ppo_epochs=2,
+                           learning_rate=1e-3, init_kl_coef=0.05, max_new_tokens=6, temperature=1.0,
+                           missing_eos_penalty=None, probe_prompts=0, seed=0)
+    result = train_ppo(policy, PROMPTS, tmp_path / "run", settings, reward_fn=word_share(word))
+    scores = [r["mean_score"] for r in result.metrics["curve"]]
+    first, last = sum(scores[:2]) / 2, sum(scores[-5:]) / 5
+    assert 0.3 < first < 0.7, scores  # the start really is a near-even choice
+    assert last > first + 0.1, scores
+    assert time.perf_counter() - started < 120
 
 
 def test_reward_model_scores_do_not_depend_on_batch_padding(pico_reward_dir):

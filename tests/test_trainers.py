@@ -2,7 +2,9 @@
 
 TRL's own pattern: train a couple of steps, then assert the parameters changed; plus the saved checkpoint
 loads with plain `from_pretrained` and generates (or scores), and the stop-token guard catches the
-collator and runaway regressions it exists for."""
+collator and runaway regressions it exists for. The preference trainers must also learn the direction of
+their data: DPO/KTO widen the implicit-reward margin of chosen over rejected, the reward model ranks
+chosen first, and each does the opposite on swapped data (a moved weight passes either way)."""
 
 from __future__ import annotations
 
@@ -148,18 +150,78 @@ def test_sft_lora_checkpoint_is_a_plain_merged_model(pico_model_dir, tmp_path):
 
 # --- DPO / KTO ---------------------------------------------------------------------------------------------
 
+def answer_logprobs(model_dir, pairs) -> torch.Tensor:
+    """Sum of the token log-probabilities of each answer given its prompt, rendered through the chat
+    template: the tokens of the full conversation after those of the prompt with its generation prompt (the
+    answer, its <|im_end|> and the template's newline). Computed here, not by the trainer under test."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    sums = []
+    for question, answer in pairs:
+        prompt = tokenizer.apply_chat_template(user(question), add_generation_prompt=True, return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template([*user(question), *assistant(answer)], return_dict=True)["input_ids"]
+        assert full[:len(prompt)] == prompt and len(full) > len(prompt), "the template must extend the prompt"
+        ids = torch.tensor([full])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        token_lp = logprobs.gather(1, targets[:, None])[:, 0]
+        sums.append(token_lp[len(prompt) - 1:].sum())  # position i predicts token i + 1
+    return torch.stack(sums)
+
+
+def implicit_reward_margins(policy_dir, reference_dir) -> torch.Tensor:
+    """Per training question: (log π(GOOD) − log π_ref(GOOD)) − (log π(BAD) − log π_ref(BAD)), the DPO
+    implicit-reward margin up to β. It is exactly 0 for the starting model, whatever its random weights."""
+    good, bad = list(zip(QUESTIONS, GOOD)), list(zip(QUESTIONS, BAD))
+    policy_good, policy_bad = answer_logprobs(policy_dir, good), answer_logprobs(policy_dir, bad)
+    ref_good, ref_bad = answer_logprobs(reference_dir, good), answer_logprobs(reference_dir, bad)
+    return (policy_good - ref_good) - (policy_bad - ref_bad)
+
+
+def assert_prefers(margins: torch.Tensor, sign: int):
+    """The trained model moved towards the answers it was told were better: on average clearly, and on at
+    least 3 of the 4 training questions. `sign` +1: GOOD was chosen; -1: BAD was (the swapped data)."""
+    margins = sign * margins
+    assert margins.mean() > 0.1 and (margins > 0).sum() >= 3, f"margins (towards chosen) {margins.tolist()}"
+
+
 def test_dpo_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
     from offline_arena.train.dpo import train_dpo
 
     result = train_dpo(pico_model_dir, preference_rows(), tmp_path, settings(), PROBES)
     assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), +1)
+
+
+def test_dpo_on_swapped_pairs_prefers_the_other_answer(pico_model_dir, tmp_path):
+    """The margin check above tells the orientations apart: with chosen and rejected swapped, the trained
+    model prefers BAD over GOOD (a test of "some weight moved" would pass both)."""
+    from offline_arena.train.dpo import train_dpo
+
+    swapped = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in preference_rows()]
+    result = train_dpo(pico_model_dir, swapped, tmp_path, settings(probe_prompts=0), [])
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), -1)
 
 
 def test_kto_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
     from offline_arena.train.kto import train_kto
 
-    result = train_kto(pico_model_dir, kto_rows(), tmp_path, settings(), PROBES)
+    # 4 steps of 2: one pass over the 8 rows, so every question's GOOD and BAD answer is trained on.
+    result = train_kto(pico_model_dir, kto_rows(), tmp_path, settings(max_steps=4), PROBES)
     assert_generates(assert_trained(result, pico_model_dir), result.checkpoint)
+    # KTO sees no pairs, only desirable GOOD and undesirable BAD answers; the same margin must grow.
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), +1)
+
+
+def test_kto_on_flipped_labels_prefers_the_other_answer(pico_model_dir, tmp_path):
+    from offline_arena.train.kto import train_kto
+
+    flipped = [{**row, "label": not row["label"]} for row in kto_rows()]
+    result = train_kto(pico_model_dir, flipped, tmp_path, settings(max_steps=4, probe_prompts=0), [])
+    assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), -1)
 
 
 def test_kto_refuses_batch_of_one(pico_model_dir, tmp_path):
@@ -186,6 +248,49 @@ def test_reward_model_trains_and_checkpoint_scores(pico_model_dir, tmp_path):
     with torch.no_grad():
         scores = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
     assert scores.shape == (2, 1) and torch.isfinite(scores).all()
+    assert_ranks_good_first(model, tokenizer, pico_model_dir, sign=+1)
+
+
+def reward_margins(model, tokenizer) -> torch.Tensor:
+    """r(GOOD) − r(BAD) per training question, each conversation scored alone (no padding) as the
+    RewardTrainer renders it: the whole conversation through the chat template."""
+    def score(question, answer):
+        text = tokenizer.apply_chat_template([*user(question), *assistant(answer)], tokenize=False)
+        with torch.no_grad():
+            return model(**tokenizer(text, return_tensors="pt")).logits[0, 0]
+
+    return torch.stack([score(q, g) - score(q, b) for q, g, b in zip(QUESTIONS, GOOD, BAD)])
+
+
+def assert_ranks_good_first(trained, tokenizer, pico_model_dir, sign: int):
+    """The trained RM ranks the answer it was taught to prefer (GOOD for sign +1, BAD for -1) first on at
+    least 3 of the 4 training pairs, where the reward model it started from ranked at chance: that one is
+    rebuilt as `train_reward` built it (same body, score head initialised under the same seed)."""
+    from transformers import set_seed
+
+    from offline_arena.train.reward import load_reward_model
+
+    set_seed(settings().seed)
+    start, _ = load_reward_model(pico_model_dir)
+    before, after = sign * reward_margins(start.eval(), tokenizer), sign * reward_margins(trained.eval(), tokenizer)
+    trace = f"margins towards chosen before {before.tolist()} after {after.tolist()}"
+    # Precondition, not luck: a start that already ranked the pairs right would prove nothing.
+    assert (before > 0).sum() <= 2, trace
+    assert (after > 0).sum() >= 3, trace
+    # The random head's margins are ~0.01; two steps at lr 1e-3 widen them to ~0.05.
+    assert after.mean() > before.mean() + 0.02 and (after > before).sum() >= 3, trace
+
+
+def test_reward_model_on_swapped_pairs_ranks_the_other_answer_first(pico_model_dir, tmp_path):
+    """The ranking check tells the orientations apart: trained on swapped pairs, the RM prefers BAD."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from offline_arena.train.reward import train_reward
+
+    swapped = [{**row, "chosen": row["rejected"], "rejected": row["chosen"]} for row in preference_rows()]
+    result = train_reward(pico_model_dir, swapped, tmp_path, settings(), [])
+    model = AutoModelForSequenceClassification.from_pretrained(str(result.checkpoint))
+    assert_ranks_good_first(model, AutoTokenizer.from_pretrained(str(result.checkpoint)), pico_model_dir, sign=-1)
 
 
 # --- GRPO --------------------------------------------------------------------------------------------------
