@@ -225,10 +225,10 @@ class RecordedSleeps(list):
         self.append(seconds)
 
 
-def fast_generator(url: str, **settings) -> OpenAIChatGenerator:
+def fast_generator(url: str, model: str = "scripted", **settings) -> OpenAIChatGenerator:
     defaults = dict(timeout_s=5.0, max_retries=2, backoff_s=0.01, max_backoff_s=0.05, progress=False,
                     sleep=RecordedSleeps(), api_key_env="ARENA_TEST_KEY")  # waits recorded, never slept
-    return OpenAIChatGenerator(url, "scripted", **{**defaults, **settings})
+    return OpenAIChatGenerator(url, model, **{**defaults, **settings})
 
 
 @pytest.fixture(autouse=True)
@@ -401,8 +401,9 @@ def test_a_failed_opponent_records_no_answer_and_no_battle(tmp_path):
     prompts = [Prompt(f"p{i}", ({"role": "user", "content": f"Say {i}"},)) for i in range(3)]
     with ScriptedServer(replies(chat_reply("a real answer"))) as good, \
             ScriptedServer(replies(Reply(503, b"{}"))) as down, Store(tmp_path / "s.sqlite") as store:
-        target = CachedGenerator(fast_generator(good.url), store)
-        opponent = CachedGenerator(fast_generator(down.url.replace("127.0.0.1", "localhost")), store)
+        # Two models, two served names: answers are cached by served name, not by URL.
+        target = CachedGenerator(fast_generator(good.url, model="target"), store)
+        opponent = CachedGenerator(fast_generator(down.url.replace("127.0.0.1", "localhost"), model="opponent"), store)
         schedule = [(p, "target", "opponent") for p in prompts]
         with pytest.raises(HTTPGenerationError, match="failed after 3 attempts"):
             run_battles(schedule, {"target": target, "opponent": opponent}, store, SamplingParams(max_new_tokens=8))

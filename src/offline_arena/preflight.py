@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from .config import Recipe
-from .models.spec import parse_model_spec
+from .models.spec import ModelSpec, parse_model_spec
 from .stage_kinds import KINDS
 
 
@@ -111,6 +112,7 @@ def _check_models(recipe: Recipe, result: Preflight) -> None:
     elif kind == "rm":
         specs.append(("judge", judge_model, None))
     specs += [(f"stage {s.kind} teacher", s.teacher, None) for s in recipe.stages if s.teacher]
+    endpoints: list[tuple[str, ModelSpec]] = []
     for what, raw, key_env in specs:
         try:
             spec = parse_model_spec(raw)
@@ -118,9 +120,27 @@ def _check_models(recipe: Recipe, result: Preflight) -> None:
             result.problems.append(f"{what}: {error}")
             continue
         if spec.kind == "openai":
-            result.problems += [f"{what}: {p}" for p in endpoint_problems(spec.location, key_env)]
+            result.problems += [f"{what}: {p}" for p in endpoint_problems(spec.urls, key_env)]
+            endpoints.append((what, spec))
         elif spec.kind in ("hf", "vllm") and _looks_like_a_path(spec.location) and not Path(spec.location).expanduser().exists():
             result.problems.append(f"{what}: no model folder {spec.location} (nothing is downloaded at run time)")
+    result.problems += same_name_elsewhere(endpoints)
+
+
+def same_name_elsewhere(endpoints: list[tuple[str, ModelSpec]]) -> list[str]:
+    """Endpoints that serve one model name at URLs they do not share. Answers are cached under the served
+    name, not the URLs (so replicas can come and go), so two such models would share cached answers."""
+    problems, seen = [], {}
+    for what, spec in endpoints:
+        leaf = spec
+        while leaf.wrapped:
+            leaf = leaf.inner
+        earlier = seen.setdefault(leaf.served_name, (what, set(leaf.urls)))
+        if earlier[0] != what and not earlier[1] & set(leaf.urls):
+            problems.append(f"{what}: serves {leaf.served_name!r} like {earlier[0]}, but at other URLs; answers "
+                            "are cached by served name, so the two would share answers: serve them under "
+                            "different names (vllm serve --served-model-name)")
+    return problems
 
 
 def _check_privacy(recipe: Recipe, result: Preflight) -> None:
@@ -134,9 +154,15 @@ def _check_privacy(recipe: Recipe, result: Preflight) -> None:
             "needs the [privacy] extra: pip install 'offline-arena[privacy]' (or set privacy.deidentify: off)")
 
 
-def endpoint_problems(base_url: str, key_env: str | None) -> list[str]:
-    """What would stop an OpenAI-compatible endpoint from being asked safely: no usable URL, a key
-    variable named but unset (for a host that is not this machine), or a key that may not travel there."""
+def endpoint_problems(base_urls: str | Sequence[str], key_env: str | None) -> list[str]:
+    """What would stop an OpenAI-compatible endpoint (one base URL, or each of its replicas') from being
+    asked safely: no usable URL, a key variable named but unset (for a host that is not this machine), or a
+    key that may not travel there."""
+    urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+    return [problem for url in urls for problem in _one_endpoint_problems(url, key_env)]
+
+
+def _one_endpoint_problems(base_url: str, key_env: str | None) -> list[str]:
     from urllib.parse import urlsplit
 
     from .models.openai_http import InsecureTransportError, api_key_for, is_loopback

@@ -52,7 +52,7 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
     if spec.kind == "openai":
         from .openai_http import OpenAIChatGenerator
 
-        generator = OpenAIChatGenerator(spec.location, spec.served_name, api_key_env=api_key_env,
+        generator = OpenAIChatGenerator(spec.urls, spec.served_name, api_key_env=api_key_env,
                                         concurrency=concurrency, revision=revision)
         from ..privacy.policy import redacts_endpoint
 

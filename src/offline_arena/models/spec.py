@@ -8,6 +8,13 @@
                                         any OpenAI-compatible chat endpoint; the API key comes from the
                                         environment variable named by `api_key_env` (default
                                         OPENAI_API_KEY), never from the spec
+    openai:http://h1:8001/v1,http://h2:8001/v1#llama-3.1-70b
+                                        replicas of one served model (vLLM's --data-parallel-size, several
+                                        hosts): base URLs joined by commas, each comma followed by the next
+                                        URL's http:// or https://, so a comma inside a URL (a query string)
+                                        stays part of it. Each request goes to the least-loaded healthy
+                                        replica (models/openai_http.py); the cache keys name the served model,
+                                        not the replicas, so a run resumes unchanged on 1 replica or 3
     <any of the above>@best-of-8        sample 8 answers, keep the one a scorer ranks highest
     <any of the above>@revise           the model's answer repaired to meet the prompt's checkable
                                         constraints (models/revise.py); may follow @best-of-N
@@ -20,13 +27,15 @@ from typing import Sequence
 from dataclasses import dataclass
 
 _BEST_OF = re.compile(r"^(?P<inner>.+)@best-of-(?P<n>\d+)$")
+# A comma starts another replica only where the next URL's scheme follows it: commas are legal inside a URL.
+_NEXT_REPLICA = re.compile(r"\s*,\s*(?=https?://)")
 REVISE_SUFFIX = "@revise"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     kind: str  # "builtin" | "hf" | "vllm" | "openai"
-    location: str  # builtin name, folder or Hub id, or base URL
+    location: str  # builtin name, folder or Hub id, or base URL(s): replicas joined by ","
     served_name: str | None = None  # model name at an OpenAI-compatible endpoint
     best_of: int | None = None
     raw: str = ""
@@ -39,6 +48,13 @@ class ModelSpec:
             return ModelSpec(self.kind, self.location, self.served_name, self.best_of,
                              self.raw.removesuffix(REVISE_SUFFIX))
         return ModelSpec(self.kind, self.location, self.served_name, None, self.raw.rsplit("@", 1)[0])
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """An openai spec's base URLs, one per replica, in the spec's order."""
+        if self.kind != "openai":
+            raise ValueError(f"{self.raw}: only an openai: spec has base URLs")
+        return split_base_urls(self.location)
 
     @property
     def wrapped(self) -> bool:
@@ -79,9 +95,14 @@ def parse_model_spec(text: str) -> ModelSpec:
         url, sep, name = text.removeprefix("openai:").partition("#")
         if not sep or not name:
             raise ValueError(f"model spec {raw!r}: expected 'openai:<base_url>#<model>'")
-        if not re.match(r"^https?://[^\s/]+", url):
-            raise ValueError(f"model spec {raw!r}: base URL must start with http:// or https://")
-        return ModelSpec("openai", url.rstrip("/"), served_name=name, best_of=best_of, raw=raw)
+        urls = split_base_urls(url)
+        for one in urls:
+            if not re.match(r"^https?://[^\s/]+\S*(?<!,)$", one):
+                raise ValueError(f"model spec {raw!r}: base URL {one!r} must start with http:// or https://"
+                                 " (several replicas: 'openai:http://h1/v1,http://h2/v1#<model>')")
+        if len(set(urls)) < len(urls):
+            raise ValueError(f"model spec {raw!r}: a replica's URL appears twice")
+        return ModelSpec("openai", ",".join(urls), served_name=name, best_of=best_of, raw=raw)
     if text.startswith("vllm:"):
         location = text.removeprefix("vllm:")
         if not location:
@@ -90,6 +111,11 @@ def parse_model_spec(text: str) -> ModelSpec:
     if re.match(r"^[a-z][a-z0-9+.-]*:(?!//)", text) and not text.startswith(("./", "/")):
         raise ValueError(f"model spec {raw!r}: unknown scheme; use builtin:, openai:, vllm:, a path or a Hub id")
     return ModelSpec("hf", text, best_of=best_of, raw=raw)
+
+
+def split_base_urls(text: str) -> tuple[str, ...]:
+    """`http://h1/v1,http://h2/v1` -> the replicas' base URLs (no trailing slash); one URL -> a 1-tuple."""
+    return tuple(url.rstrip("/") for url in _NEXT_REPLICA.split(text.strip()))
 
 
 def named_specs(items: Sequence[str], what: str = "--opponents") -> dict[str, str]:

@@ -29,7 +29,8 @@ def leaves_the_machine(spec: ModelSpec | str) -> bool:
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     while spec.wrapped:
         spec = spec.inner
-    return spec.kind == "openai" and not is_loopback(urlsplit(spec.location).hostname)
+    # Any replica on another host is enough: a request may go to any of them.
+    return spec.kind == "openai" and any(not is_loopback(urlsplit(url).hostname) for url in spec.urls)
 
 
 def redacts_endpoint(mode: str, spec: ModelSpec | str) -> bool:
