@@ -77,6 +77,30 @@ class Train(Strict):
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
 
 
+class OpenRLHFEngine(Strict):
+    """How `engine: openrlhf` launches OpenRLHF's PPO (train/openrlhf.py): the command, the GPUs, and any
+    other flag of `openrlhf.cli.train_ppo_ray` as is."""
+
+    launcher: list[str] = Field(
+        default_factory=lambda: ["python", "-m", "openrlhf.cli.train_ppo_ray"],
+        description="the command before OpenRLHF's flags, run in OpenRLHF's own environment: e.g. [ray, job, "
+                    "submit, --address, http://HEAD:8265, --, python3, -m, openrlhf.cli.train_ppo_ray], or a "
+                    "container's exec command; the stage folder must be on a file system the cluster sees")
+    nodes: int = Field(1, ge=1, description="nodes; actor, reference, critic, reward model and vLLM share them (colocated)")
+    gpus_per_node: int = Field(8, ge=1, description="GPUs per node")
+    vllm_tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine (it must divide nodes x gpus_per_node)")
+    extra_args: list[str] = Field(default_factory=list, description=(
+        "more train_ppo_ray flags, appended last, so they override ours (argparse keeps the last value), e.g. "
+        "[--ds.zero_stage, '3', --actor.gradient_checkpointing_enable]"))
+
+    @model_validator(mode="after")
+    def _layout(self) -> "OpenRLHFEngine":
+        if (self.nodes * self.gpus_per_node) % self.vllm_tensor_parallel_size:
+            raise ValueError(f"vllm_tensor_parallel_size {self.vllm_tensor_parallel_size} does not divide the "
+                             f"{self.nodes * self.gpus_per_node} GPUs")
+        return self
+
+
 class PPO(Strict):
     steps: int = Field(8, ge=1, description="PPO iterations (rollout + update)")
     rollouts_per_step: int = Field(8, ge=1, description="prompts sampled per iteration")
@@ -89,6 +113,27 @@ class PPO(Strict):
                           "constraints met (RL with verifiable rewards); rm+verifier: their sum")
     missing_eos_penalty: float | None = Field(1.0, description="subtracted from the reward of a rollout that never stops")
     extra: dict = Field(default_factory=dict, description="other PPOSettings fields, as is")
+    engine: Literal["ours", "openrlhf"] = Field(
+        "ours", description="ours: train/ppo.py in this process; openrlhf: OpenRLHF's PPO (Ray + vLLM + DeepSpeed) "
+                            "in its own environment, launched as `openrlhf` says (train/openrlhf.py)")
+    openrlhf: OpenRLHFEngine = Field(default_factory=OpenRLHFEngine, description="engine openrlhf only: how it is launched")
+
+    @model_validator(mode="after")
+    def _engine(self) -> "PPO":
+        if self.engine == "ours":
+            # Compared with the defaults, not "was it given": a resolved recipe.json spells every default out.
+            if self.openrlhf != OpenRLHFEngine():
+                raise ValueError("openrlhf: only engine openrlhf is launched; this stage runs engine ours")
+            return self
+        # What OpenRLHF cannot do as we do, refused here rather than silently done otherwise.
+        if self.reward != "rm":
+            raise ValueError(f"engine openrlhf: reward {self.reward!r} needs our verifier inside OpenRLHF's "
+                             "environment; only reward rm (our reward model, loaded by OpenRLHF) is supported")
+        if self.target_kl is not None:
+            raise ValueError("engine openrlhf: set target_kl: null. OpenRLHF's adaptive KL controller measures KL "
+                             "per token, ours per completion, and its trainer marks the adaptive controller as "
+                             "unsupported; a fixed init_kl_coef is what it runs")
+        return self
 
 
 class Data(Strict):

@@ -135,10 +135,18 @@ def _train_distill(job: TrainJob) -> tuple:
 
 
 def _train_rm_ppo(job: TrainJob) -> tuple:
-    """A reward model on the battle pairs (unless the reward is the verifier alone), then PPO against it."""
+    """A reward model on the battle pairs (unless the reward is the verifier alone), then PPO against it: ours,
+    or OpenRLHF's (`ppo.engine`)."""
     from .train.ppo import PPOSettings, train_ppo
     from .train.reward import train_reward
 
+    settings = PPOSettings.from_recipe(job.stage.ppo, job.stage.train, seed=job.seed,
+                                       probe_max_new_tokens=job.settings.probe_max_new_tokens)
+    openrlhf = job.stage.ppo.engine == "openrlhf"  # the recipe schema allows it with reward rm only
+    if openrlhf:  # what OpenRLHF would refuse after its start-up, refused before the reward model trains
+        from .train.openrlhf import check_settings, run_openrlhf
+
+        check_settings(settings, job.stage.ppo.openrlhf)
     reward = job.stage.ppo.reward
     rm = train_reward(job.model_path, job.rows, job.folder.reward_model, job.settings, []) if "rm" in reward else None
     reward_fn = None
@@ -146,11 +154,13 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
         from .judges.verifier import verifier_reward
 
         reward_fn = verifier_reward(job.prompts)
-    settings = PPOSettings.from_recipe(job.stage.ppo, job.stage.train, seed=job.seed,
-                                       probe_max_new_tokens=job.settings.probe_max_new_tokens)
-    result = train_ppo(job.model_path, [list(p.messages) for p in job.prompts], job.folder.ppo, settings,
-                       reward_fn=reward_fn, reward_model_path=str(rm.checkpoint) if rm else None,
-                       probe_messages=job.probe)
+    prompts = [list(p.messages) for p in job.prompts]
+    if openrlhf:
+        result = run_openrlhf(job.model_path, prompts, job.folder.ppo, settings, rm.checkpoint,
+                              job.stage.ppo.openrlhf, probe_messages=job.probe)
+    else:
+        result = train_ppo(job.model_path, prompts, job.folder.ppo, settings, reward_fn=reward_fn,
+                           reward_model_path=str(rm.checkpoint) if rm else None, probe_messages=job.probe)
     return result.checkpoint, {**({"reward_model": _metrics_of(rm)} if rm else {}), **_metrics_of(result)}
 
 
