@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import fake_openrlhf_engine as fake  # noqa: E402
 
 from offline_arena.config import PPO, OpenRLHFEngine, Recipe  # noqa: E402
+from offline_arena.run_folder import StageFolder  # noqa: E402
 from offline_arena.train.guard import StopTokenGuardError  # noqa: E402
 from offline_arena.train.openrlhf import (OPENRLHF_COMMIT, OpenRLHFError, build_command, check_reward_model,  # noqa: E402
                                           export_stage, reward_pooling, run_openrlhf)
@@ -307,8 +308,8 @@ def test_the_rm_ppo_stage_hands_ppo_to_openrlhf(tmp_path, pico_model_dir):
     rows = [{"prompt": m, "chosen": [{"role": "assistant", "content": "Blue."}],
              "rejected": [{"role": "assistant", "content": "No idea."}]} for m in PROMPTS]
     settings = TrainSettings(max_steps=1, batch_size=2, max_length=64, probe_prompts=2, probe_max_new_tokens=8)
-    checkpoint, metrics = KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), rows, prompts, PROBES, tmp_path,
-                                                         settings, seed=0))
+    checkpoint, metrics = KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), rows, prompts, PROBES,
+                                                         StageFolder(tmp_path, 1, "rm_ppo"), settings, seed=0))
     assert checkpoint == tmp_path / "ppo" / "checkpoint" and (checkpoint / "config.json").is_file()
     assert metrics["engine"] == "openrlhf" and metrics["steps"] == 2 and "reward_model" in metrics
     seen = json.loads((tmp_path / "ppo" / "openrlhf_ckpt" / "fake_engine_args.json").read_text())
@@ -323,5 +324,6 @@ def test_the_stage_refuses_settings_openrlhf_cannot_run_before_training_the_rewa
     # 8 GPUs, 4 rollouts per optimizer step (the recipe default): DeepSpeed could not split them.
     stage = Stage(kind="rm_ppo", ppo={"engine": "openrlhf", "target_kl": None})
     with pytest.raises(OpenRLHFError, match="multiple of 8 GPUs"):
-        KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), [], [], PROBES, tmp_path, TrainSettings(), seed=0))
+        KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), [], [], PROBES, StageFolder(tmp_path, 1, "rm_ppo"),
+                                       TrainSettings(), seed=0))
     assert not (tmp_path / "reward_model").exists()

@@ -152,6 +152,11 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, pico_model_dir, pico_
     save_recipe(recipe, RunFolder(tmp_path))
     with pytest.raises(ValueError, match=r"different recipe \(seed: 0 -> 1"):
         save_recipe(recipe.model_copy(update={"seed": 1}), RunFolder(tmp_path))
+    # A run begun before a field joined the schema resumes: the field holds its default, nothing differs.
+    saved = json.loads((tmp_path / "recipe.json").read_text())
+    del saved["privacy"], saved["stages"][0]["ppo"]["engine"]
+    (tmp_path / "recipe.json").write_text(json.dumps(saved))
+    save_recipe(recipe, RunFolder(tmp_path))
 
 
 def test_doctor_names_what_differs(tmp_path, capsys):

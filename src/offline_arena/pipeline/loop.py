@@ -113,6 +113,10 @@ def save_recipe(recipe: Recipe, folder: RunFolder) -> None:
     resolved = recipe.model_dump(mode="json")
     if folder.recipe.is_file():
         saved = json.loads(folder.recipe.read_text())
+        try:  # a field added to the schema since the run began is no difference when it holds its default
+            saved = Recipe.model_validate(saved).model_dump(mode="json")
+        except ValueError:
+            pass  # a field the schema no longer has: the differences below name it
         changes = diff(saved, resolved)
         if changes:
             listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:10])
