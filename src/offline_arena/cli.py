@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     doctor.set_defaults(handler=cmd_doctor)
 
     gen = commands.add_parser("generate", help="answer a prompt file with a model, through the run's store")
-    gen.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL#NAME")
+    gen.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL[,URL...]#NAME")
     gen.add_argument("--prompts", default="builtin:sample", help="a .jsonl file or builtin:NAME (default: %(default)s)")
     gen.add_argument("--run-dir", default="runs/generate", help="run folder holding store.sqlite (default: %(default)s)")
     _add_sampling_args(gen)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     merge.set_defaults(handler=cmd_merge)
 
     evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifbench, verifiable, mtbench, arena")
-    evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL#NAME")
+    evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL[,URL...]#NAME")
     evaluate.add_argument("--suite", required=True, choices=["ifbench", "verifiable", "mtbench", "arena"])
     evaluate.add_argument("--judge", help="mtbench: the judge model spec (openai:URL#NAME, a folder, ...); "
                                           "arena: a judge spec (default verifier)")
