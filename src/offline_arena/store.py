@@ -79,14 +79,10 @@ def completion_key(fingerprint: str, prompt: str, params: SamplingParams, seed: 
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-class Store:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+class _Connection:
+    """A store's SQLite connection, closed on leaving a `with` block."""
+
+    conn: sqlite3.Connection
 
     def close(self) -> None:
         self.conn.close()
@@ -96,6 +92,16 @@ class Store:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Store(_Connection):
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
 
     def get_completions(self, keys: Iterable[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
@@ -199,22 +205,13 @@ class Store:
         return _Tx()
 
 
-class ReadOnlyStore:
+class ReadOnlyStore(_Connection):
     """A run's store opened read-only, for reports on a run that may still be writing it: the battles'
     outcomes and the latest battles with texts cut short inside SQLite (a big run's answers never all sit
     in memory). Rows are plain tuples, in the column order each method names."""
 
     def __init__(self, path: str | Path):
         self.conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def judge_counts(self) -> dict[str, int]:
         """judge fingerprint -> battles it judged, most first."""

@@ -186,7 +186,7 @@ def deidentify_prompt_file(path: str | Path, out: str | Path | None = None) -> t
     """Redact a JSONL prompt file into `out` (default: `default_output_path(path)`). Every line is
     checked as `load_jsonl` would check it before anything is written, so a bad line leaves no partial
     output; the error names the file and line. Returns the output path and the counts per kind."""
-    from ..prompts.sources import PromptFileError, prompt_from_row
+    from ..prompts.sources import PromptFileError, read_prompt_rows
 
     path = Path(path)
     if not path.is_file():
@@ -194,20 +194,7 @@ def deidentify_prompt_file(path: str | Path, out: str | Path | None = None) -> t
     out = Path(out) if out else default_output_path(path)
     if out.resolve() == path.resolve():
         raise PromptFileError(f"{path}: the output would overwrite the input; pass another --out")
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise PromptFileError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
-            prompt_from_row(row, where)  # the same checks as load_jsonl: messages/prompt present and well formed
-            rows.append(row)
-    if not rows:
-        raise PromptFileError(f"{path}: no prompts in file")
+    rows = read_prompt_rows(path)  # the same checks as load_jsonl, every bad line at once
     total = Counter()
     lines = []
     for row in rows:

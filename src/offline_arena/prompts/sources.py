@@ -58,6 +58,17 @@ def _raise_problems(problems: list[str]) -> None:
 
 
 def load_jsonl(path: str | Path) -> list[Prompt]:
+    return [prompt for _, prompt in _jsonl_rows(path)]
+
+
+def read_prompt_rows(path: str | Path) -> list[dict]:
+    """The rows of a JSONL prompt file as they are written, each checked as `load_jsonl` checks it (for
+    tools that rewrite the file, e.g. `arena deidentify`)."""
+    return [row for row, _ in _jsonl_rows(path)]
+
+
+def _jsonl_rows(path: str | Path) -> list[tuple[dict, Prompt]]:
+    """(row, prompt) of every line; every bad line reported at once."""
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"{path}: prompt file not found")
@@ -81,7 +92,7 @@ def load_jsonl(path: str | Path) -> list[Prompt]:
                 problems.append(f"{where}: duplicate id {prompt.id!r} (first on line {seen[prompt.id]})")
                 continue
             seen[prompt.id] = number
-            prompts.append(prompt)
+            prompts.append((row, prompt))
     _raise_problems(problems)
     if not prompts:
         raise PromptFileError(f"{path}: no prompts in file")
