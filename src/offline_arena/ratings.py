@@ -306,7 +306,7 @@ def _warn_if_not_identifiable(models: Sequence[str], scores: np.ndarray) -> None
     if unbeaten or winless:
         warnings.warn(
             f"models that never lost ({unbeaten}) or never won or tied ({winless}) have no finite "
-            "maximum-likelihood rating; their ratings are held finite only by the small l2 penalty",
+            "maximum-likelihood rating; their ratings are held finite only by the l2 regularisation (FastChat's by default)",
             RatingsWarning,
             stacklevel=3,
         )
