@@ -163,7 +163,7 @@ def rate(judged: Sequence[JudgedBattle], rounds: int = 100, seed: int = 0, ancho
     if not decided:
         return []
     names = {m for b in decided for m in (b.model_a, b.model_b)}
-    lengths = ([b.completion_a.num_tokens for b in decided], [b.completion_b.num_tokens for b in decided])
+    lengths = ([b.completion_a.num_tokens for b in decided], [b.completion_b.num_tokens for b in decided]) if style else None
     return leaderboard([b.model_a for b in decided], [b.model_b for b in decided], [b.winner for b in decided],
-                       rounds=rounds, seed=seed, style=lengths if style else None,
+                       rounds=rounds, seed=seed, style=lengths,
                        anchor=(anchor, 1000.0) if anchor in names else None)

@@ -14,7 +14,7 @@ def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -
     from ..evals.heldout import evaluate_generator
     from ..models import load_generator
 
-    done = read_json(folder.eval) if folder.eval.is_file() else None
+    done = read_json(folder.eval)
     if done is not None:
         return done
     folder.path.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from pathlib import Path
 
 from ..config import Recipe, stage_prompt_count
 from ..stage_kinds import KINDS, stage_kind
@@ -17,6 +19,24 @@ def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
     if slot is None:
         raise ValueError(f"a {kind} stage takes no prompts")
     return _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind))
+
+
+@functools.lru_cache(maxsize=4)
+def _prompt_file(source: str, *version) -> tuple:
+    """A prompt file parsed once per version, not once per split (preflight and a run deal every split;
+    a reference-scale file holds 272K prompts). `version` (mtime, size) makes an edited file parse anew."""
+    from ..prompts import load_prompts
+
+    return tuple(load_prompts(source))
+
+
+def _version(source: str) -> tuple:
+    path = Path(source.partition("::")[0])
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return (stat.st_mtime_ns, stat.st_size)
 
 
 def heldout_prompts(recipe: Recipe) -> list:
@@ -53,9 +73,7 @@ def file_slots(recipe: Recipe) -> list[tuple[str, int]]:
 
 def file_split(source: str, split: str, n: int, recipe: Recipe) -> list:
     """One shard of a user's prompt file: a seeded shuffle, then the slots of `file_slots` in order."""
-    from ..prompts import load_prompts
-
-    prompts = load_prompts(source)
+    prompts = _prompt_file(source, *_version(source))
     order = list(range(len(prompts)))
     random.Random(recipe.seed).shuffle(order)
     start = 0

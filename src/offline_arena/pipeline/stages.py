@@ -17,7 +17,7 @@ from .summary import summary_table
 def run_stage(ctx, round_index: int, stage, current_name: str, current_model: str, log) -> dict:
     """Run (or, when its done.json is there, skip) one stage; return its summary."""
     folder = ctx.folder.stage(round_index, stage.kind)
-    done = read_json(folder.done) if folder.done.is_file() else None
+    done = read_json(folder.done)
     if done is not None:
         log(f"[round {round_index} {stage.kind}] already done, skipped")
         return done
