@@ -85,13 +85,14 @@ def pico_opponent_dir(smol_tokenizer_dir, tmp_path_factory):
 
 def pico_recipe(tmp_path: Path, pico_model_dir, pico_reward_dir, opponent_dir) -> Path:
     """A whole round on pico models. The judge is a (random) pico reward model: a real judge that
-    decides whenever the answers differ, so every stage gets data."""
+    decides whenever the answers differ, so every stage gets data. Eight battles a stage: with four, the
+    target won all of SFT's by chance once the sampling changed (a 1-in-16 draw), leaving SFT no rows."""
     keep = {"require_stopped": False, "require_passing": False}  # a random pico model never stops nor passes
-    tiny = {"max_steps": 1, "batch_size": 2, "max_length": 96, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
+    tiny = {"max_steps": 1, "batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
     return write_recipe(
         tmp_path / "pico.yaml", target=str(pico_model_dir), judge=f"rm:{pico_reward_dir}",
         opponents=[{"name": "other@best-of-2", "model": f"{opponent_dir}@best-of-2"}],
-        prompts={"per_stage": 4, "heldout": 4},
+        prompts={"per_stage": 8, "heldout": 4},
         generation={"max_new_tokens": 8, "batch_size": 8},
         stages=[{"kind": "sft", "train": tiny, "min_rows": 1, "data": keep},
                 {"kind": "dpo", "train": tiny, "min_rows": 1, "data": keep},

@@ -15,7 +15,7 @@ from offline_arena.config import RecipeError, load_recipe
 from test_pipeline import write_recipe
 
 KEEP = {"require_stopped": False, "require_passing": False}  # a random pico model never stops nor passes
-TINY = {"max_steps": 1, "batch_size": 2, "max_length": 96, "learning_rate": 1e-3, "runaway_tolerance": 1.0,
+TINY = {"max_steps": 1, "batch_size": 2, "max_length": 256, "learning_rate": 1e-3, "runaway_tolerance": 1.0,
         "probe_prompts": 2}
 
 
@@ -31,7 +31,9 @@ def pico_run(tmp_path: Path, target, judge_dir, opponent_dir, stages: list[dict]
 
     path = write_recipe(tmp_path / "pico.yaml", target=str(target), judge=f"rm:{judge_dir}",
                         opponents=[{"name": "other@best-of-2", "model": f"{opponent_dir}@best-of-2"}],
-                        prompts={"per_stage": 4, "heldout": 4}, generation={"max_new_tokens": 8, "batch_size": 8},
+                        # eight battles a stage: with four, the random pico judge can hand the target every
+                        # SFT battle (a 1-in-16 draw), leaving SFT no rows
+                        prompts={"per_stage": 8, "heldout": 4}, generation={"max_new_tokens": 8, "batch_size": 8},
                         stages=stages, evaluation={"bootstrap_rounds": 10})
     return run(load_recipe(path), tmp_path / "run", log=lambda *a: None)
 
@@ -70,11 +72,11 @@ def test_distill_stage_then_a_merge_that_only_joins_the_leaderboard(tmp_path, pi
     by_name = {s["model_name"]: s for s in final["stages"]}
     assert list(by_name) == ["base", "r1-sft", "r1-distill", "r1-merge"]
     distilled = by_name["r1-distill"]
-    assert distilled["train"]["rows"] == 4 and distilled["train"]["guard"]["end_of_turn_in_labels"]
+    assert distilled["train"]["rows"] == 8 and distilled["train"]["guard"]["end_of_turn_in_labels"]
     assert distilled["teacher"] == str(pico_opponent_dir) and distilled["battles"] == 0
     assert not torch.equal(weight(distilled["checkpoint"]), weight(by_name["r1-sft"]["checkpoint"]))
     rows = (tmp_path / "run" / "round1" / "distill" / "data.jsonl").read_text().splitlines()
-    assert len(rows) == 4 and "prompt" in json.loads(rows[0])
+    assert len(rows) == 8 and "prompt" in json.loads(rows[0])
     # Not promoted: the distilled model stays the target, the merge is only a contestant.
     merge = by_name["r1-merge"]
     assert merge["promoted"] is False and merge["train"]["models"] == ["r1-sft", "r1-distill"]

@@ -8,14 +8,18 @@ from offline_arena.train.common import load_policy
 PROMPTS = [[{"role": "user", "content": f"Write about the letter {c}."}] for c in "abcd"]
 
 
-def test_master_weights_are_float32_when_compute_is_bf16(pico_model_dir, monkeypatch):
+def test_master_weights_are_float32_when_compute_is_bf16(pico_model_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "bfloat16")  # as on a GPU or a CPU with bf16 units
     trained, _ = load_policy(pico_model_dir)
     assert {p.dtype for p in trained.parameters()} == {torch.float32}
-    frozen, _ = load_policy(pico_model_dir, for_training=False)  # a teacher: stored as it computes
+    frozen, tokenizer = load_policy(pico_model_dir, for_training=False)  # a teacher: stored as it computes
     assert {p.dtype for p in frozen.parameters()} == {torch.bfloat16}
-    base, _ = load_policy(pico_model_dir, lora=True)  # the frozen base under float32 adapters
-    assert {p.dtype for p in base.parameters()} == {torch.bfloat16}
+    base, _ = load_policy(pico_model_dir, lora=True)  # the frozen base under float32 adapters: as stored,
+    assert {p.dtype for p in base.parameters()} == {torch.float32}  # since it is merged and saved
+    frozen.save_pretrained(tmp_path / "bf16")
+    tokenizer.save_pretrained(tmp_path / "bf16")
+    stored_bf16, _ = load_policy(tmp_path / "bf16", lora=True)  # a bf16 checkpoint (most 7B ones) stays bf16
+    assert {p.dtype for p in stored_bf16.parameters()} == {torch.bfloat16}
 
     from offline_arena.train.common import TrainSettings, lora_config
     from peft import get_peft_model

@@ -118,19 +118,46 @@ def _batch(generator, questions=QUESTIONS):
     return generator.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
 
 
-def test_greedy_decode_equals_plain_generate(lively_generator):
-    """Issue 12: the decoder that drops finished rows says exactly what `generate` says, greedy."""
-    from offline_arena.models.decode import decode
+@pytest.mark.parametrize("prefill_tokens", ["auto", 1])
+def test_greedy_decode_equals_plain_generate(lively_generator, prefill_tokens):
+    """Issue 12: the decoder (chunked prefill, preallocated cache, finished rows dropped) says exactly what
+    `generate` says, greedy; prefill_tokens=1 prefills every prompt alone at its own width."""
+    from offline_arena.models.decode import decode, prefill_chunks
 
     g = lively_generator
     inputs = _batch(g)
+    lengths = inputs["attention_mask"].sum(-1).tolist()
+    assert len(set(lengths)) > 1  # the batch really is padded
+    if prefill_tokens == 1:
+        assert len(prefill_chunks(lengths, prefill_tokens)) == len(QUESTIONS)
     with torch.inference_mode():
         out = g.model.generate(**inputs, max_new_tokens=12, do_sample=False, eos_token_id=g.stop_ids,
                                pad_token_id=g.tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None)
     expected = [g._to_completion(row) for row in out[:, inputs["input_ids"].shape[1]:].tolist()]
-    tokens, _ = decode(g.model, inputs["input_ids"], inputs["attention_mask"], 12, g.stop_ids)
+    tokens, _ = decode(g.model, inputs["input_ids"], inputs["attention_mask"], 12, g.stop_ids,
+                       prefill_tokens=prefill_tokens)
     assert [g._to_completion(t) for t in tokens] == expected
     assert len({c.text for c in expected}) == len(QUESTIONS)  # the rows really differ
+
+
+def test_prefill_chunks_group_similar_lengths_within_the_budget():
+    from offline_arena.models.decode import prefill_chunks
+
+    lengths = [5, 50, 6, 48, 200]
+    # sorted 5, 6, 48, 50, 200: 3 x 48 > 100 starts a chunk; 2 x 50 fits it; 200 alone exceeds any budget
+    assert prefill_chunks(lengths, 100) == [[0, 2], [3, 1], [4]]
+    assert prefill_chunks(lengths, None) == [[0, 2, 3, 1, 4]]
+
+
+def test_the_preallocated_cache_refuses_to_overflow():
+    from offline_arena.models.decode import PreallocatedLayer
+
+    layer = PreallocatedLayer(batch=2, capacity=3)
+    layer.update(torch.zeros(2, 1, 2, 4), torch.zeros(2, 1, 2, 4))
+    keys, _ = layer.update(torch.ones(2, 1, 1, 4), torch.ones(2, 1, 1, 4))
+    assert keys.shape == (2, 1, 3, 4) and keys[:, :, 2].eq(1).all() and keys[:, :, :2].eq(0).all()
+    with pytest.raises(RuntimeError, match="capacity 3"):
+        layer.update(torch.ones(2, 1, 1, 4), torch.ones(2, 1, 1, 4))
 
 
 def test_finished_rows_leave_the_batch_without_waiting_for_a_runaway(lively_generator):
@@ -184,3 +211,23 @@ def test_batches_are_sized_by_memory_and_length(pico_model_dir):
     fixed = TransformersGenerator(pico_model_dir, batch_size=32, progress=False)
     fixed.generate(requests)
     assert fixed.batches_run == 3  # 32 + 32 + 16
+
+
+def test_sampling_draws_from_softmax_and_never_a_masked_token():
+    """The inverse-CDF draw (models/decode.py `_sample`) follows softmax(logits / T), and top-k / top-p
+    masked entries are never drawn, whatever the uniform number."""
+    from offline_arena.models.decode import _pick, _sample
+
+    logits = torch.tensor([[0.0, 1.0, 2.0, -1.0]]).repeat(40000, 1)
+    generator = torch.Generator().manual_seed(0)
+    for temperature, top_k, top_p in ((1.0, 0, 1.0), (0.5, 0, 1.0), (1.0, 2, 1.0), (1.0, 0, 0.7)):
+        drawn = _pick(logits, temperature, top_p, top_k, generator)
+        shares = torch.bincount(drawn, minlength=4).double() / len(drawn)
+        expected = torch.softmax(logits[0].double() / temperature, -1)
+        if top_k or top_p < 1:  # both keep the two most likely entries here
+            expected = expected * torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+            expected = expected / expected.sum()
+        assert torch.allclose(shares, expected, atol=0.01), (temperature, top_k, top_p, shares, expected)
+        assert (shares[expected == 0] == 0).all()
+    tail_masked = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).repeat(1000, 1)
+    assert set(_sample(tail_masked, generator).tolist()) == {0, 1}

@@ -102,6 +102,7 @@ class TransformersGenerator:
         self.fingerprint = fingerprint or local_fingerprint(self.model_path)
         if self.device == "cpu" and dtype == "bfloat16":  # other numbers, other answers: cached apart
             self.fingerprint += ":bf16"
+        self.autocast = None  # loaded in the dtype it computes in
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
         self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did
         self.batches_run = 0  # batches decoded (how generation was cut)
@@ -117,6 +118,14 @@ class TransformersGenerator:
         self.batch_size, self.progress, self.fingerprint, self.num_generated = batch_size or MAX_ROWS, True, fingerprint, 0
         self.rows_decoded = self.batches_run = 0
         self.max_batch_tokens = batch_token_budget(model, self.device)
+        # A trainer's policy keeps float32 master weights; where bf16 is fast it decodes (guard probes) in
+        # bf16 autocast, as it trains.
+        import torch
+
+        from .dtype import compute_dtype
+
+        weights_fp32 = next(model.parameters()).dtype == torch.float32
+        self.autocast = "bfloat16" if weights_fp32 and compute_dtype(self.device) == "bfloat16" else None
         return self
 
     def render(self, messages) -> str:
@@ -149,12 +158,22 @@ class TransformersGenerator:
         params = requests[0].params
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         # One seed per batch, derived from what the batch contains: the same requests give the same text.
-        new_tokens, computed = decode(self.model, inputs["input_ids"], inputs["attention_mask"], params.max_new_tokens,
-                                      self.stop_ids, params.temperature, params.top_p, params.top_k,
-                                      seed=_batch_seed(prompts, requests))
+        with self._compute_context():
+            new_tokens, computed = decode(self.model, inputs["input_ids"], inputs["attention_mask"],
+                                          params.max_new_tokens, self.stop_ids, params.temperature, params.top_p,
+                                          params.top_k, seed=_batch_seed(prompts, requests))
         self.rows_decoded += sum(computed)  # what the batches cost, in row-steps (finished rows are dropped)
         self.batches_run += 1
         return [self._to_completion(tokens) for tokens in new_tokens]
+
+    def _compute_context(self):
+        import contextlib
+
+        import torch
+
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=getattr(torch, self.autocast))
 
     def _to_completion(self, tokens: list[int]) -> Completion:
         stop_at = next((i for i, t in enumerate(tokens) if t in self.stop_ids), None)

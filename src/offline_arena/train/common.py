@@ -80,8 +80,10 @@ def on_gpu() -> bool:
 def load_policy(model_path: str | Path, for_training: bool = True, lora: bool = False):
     """Model and tokenizer from a folder or Hub id. Weights an optimiser updates are float32 (master
     weights: an Adam step of 1e-6 on a bf16 weight of ~1e-2 rounds away), and compute runs under bf16
-    autocast where bf16 is fast (`trl_args`, PPO's step); frozen weights — a teacher, the base under LoRA
-    adapters, which PEFT keeps in float32 — are stored in the compute dtype."""
+    autocast where bf16 is fast (`trl_args`, PPO's step). The frozen base under LoRA adapters (which PEFT
+    keeps in float32) stays in the dtype it is stored in: it is merged and saved, and loading a float32
+    checkpoint in bf16 would round every weight, not only what the adapters changed. A frozen model that is
+    never saved (a teacher) is stored in the compute dtype."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,8 +92,10 @@ def load_policy(model_path: str | Path, for_training: bool = True, lora: bool = 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    frozen = not for_training or lora
-    dtype = getattr(torch, compute_dtype("cuda" if on_gpu() else "cpu")) if frozen else torch.float32
+    if not for_training:
+        dtype = getattr(torch, compute_dtype("cuda" if on_gpu() else "cpu"))
+    else:
+        dtype = "auto" if lora else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
     if for_training:
         model.config.use_cache = False

@@ -211,7 +211,8 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
             batch_prompts.extend([list(prompts[queue.pop()])] * settings.samples_per_prompt)
 
         with compute_autocast(device):
-            rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device)
+            rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device,
+                                       seed=settings.seed * 1_000_003 + step)
         mask = rollout.mask
         with torch.no_grad(), compute_autocast(device):
             old_logprobs, old_values, entropy = _batched_forward(model, value_head, rollout, settings, entropy=True)
@@ -337,29 +338,26 @@ class _Rollouts:
 
 
 def _sample_rollouts(model, tokenizer, prompts: list[list[dict]], stop_ids: list[int], settings: PPOSettings,
-                     device) -> _Rollouts:
+                     device, seed: int) -> _Rollouts:
+    """Sampled responses through the pipeline's decoder (models/decode.py: chunked prefill, finished rows
+    dropped), at the caller's compute dtype. Pure sampling: no top-k / top-p / repetition penalty from the
+    model's defaults, so the tokens come from softmax(logits / temperature), the distribution whose
+    log-probs PPO uses."""
     import torch
-    from transformers import GenerationConfig
 
+    from ..models.decode import decode
     from .ppo_math import response_mask
 
     pad_id = tokenizer.pad_token_id
-    # Pure sampling: no top-k / top-p / repetition penalty from the model's defaults, so the tokens come
-    # from softmax(logits / temperature), the distribution whose log-probs PPO uses.
-    config = GenerationConfig(do_sample=True, temperature=settings.temperature, top_k=0, top_p=1.0,
-                              max_new_tokens=settings.max_new_tokens, eos_token_id=list(stop_ids),
-                              pad_token_id=pad_id, use_cache=True)
     query_ids = [tokenizer(tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
                            add_special_tokens=False)["input_ids"] for m in prompts]
     responses: list[list[int]] = []
     for start in range(0, len(query_ids), settings.forward_batch_size):
         chunk = query_ids[start:start + settings.forward_batch_size]
         queries, query_mask = _left_pad(chunk, pad_id, device)
-        with torch.no_grad():
-            output = model.generate(input_ids=queries, attention_mask=query_mask.long(), generation_config=config)
-        for row in output[:, queries.shape[1]:].tolist():
-            cut = next((i for i, t in enumerate(row) if t in stop_ids), None)
-            responses.append(row if cut is None else row[: cut + 1])
+        tokens, _ = decode(model, queries, query_mask.long(), settings.max_new_tokens, stop_ids,
+                           temperature=settings.temperature, seed=seed + start)
+        responses.extend(tokens)  # each ends at (and includes) its first stop token
     queries, query_mask = _left_pad(query_ids, pad_id, device)
     width = max(len(r) for r in responses)
     padded = torch.tensor([r + [pad_id] * (width - len(r)) for r in responses], dtype=torch.long, device=device)
