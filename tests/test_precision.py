@@ -46,3 +46,26 @@ def test_ppo_with_lora_changes_only_what_its_adapters_express(pico_model_dir, tm
         delta = after[name].double() - before[name].double()
         # float32 rounding of the merge leaves singular values ~1e-7 of the largest: not a direction learnt
         assert torch.linalg.matrix_rank(delta, rtol=1e-5).item() <= rank, name
+
+
+def test_a_trainers_float32_policy_decodes_in_bf16_autocast_where_bf16_is_fast(pico_model_dir, monkeypatch):
+    """Guard probes run on the trainer's policy, whose master weights are float32: where the machine
+    computes in bf16 they decode under bf16 autocast (as the policy trains), elsewhere in plain float32."""
+    from offline_arena.models import GenerationRequest, SamplingParams
+    from offline_arena.models.hf import TransformersGenerator
+
+    policy, tokenizer = load_policy(pico_model_dir)
+    request = [GenerationRequest.of(PROMPTS[0], params=SamplingParams(max_new_tokens=4, temperature=0.0))]
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "bfloat16")
+    probe = TransformersGenerator.from_model(policy, tokenizer, fingerprint="probe")
+    assert probe.autocast == "bfloat16"
+    seen = []
+    hook = policy.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    assert probe.generate(request)[0].num_tokens == 4
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")
+    plain = TransformersGenerator.from_model(policy, tokenizer, fingerprint="probe")
+    assert plain.autocast is None
+    plain.generate(request)
+    hook.remove()
+    assert seen[0] == torch.bfloat16 and seen[-1] == torch.float32  # what each decode computed in
+    assert {p.dtype for p in policy.parameters()} == {torch.float32}  # the weights were never converted
