@@ -38,8 +38,8 @@ $(STAMP): $(CORE)
 run: $(CORE)
 	$(VENV)/bin/arena run
 
-# The Ray tests run in a pytest of their own (40-60 s on 2 busy cores): a Ray cluster and its logging set-up stay out of the
-# process that runs the rest of the suite.
+# The Ray tests run in a pytest of their own (40-60 s on 2 busy cores): a Ray cluster and its
+# logging set-up stay out of the process that runs the rest of the suite.
 test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not vllm and not ray and (not slow or ci)"
 	$(PY) -m pytest -q -m ray tests/test_ray_pool.py
