@@ -1,5 +1,5 @@
 """Generation through the store: only requests whose key is not stored yet reach the model, and each
-chunk is committed as soon as it is generated, so a killed run loses at most the chunk in flight."""
+chunk is committed as soon as it is generated, so a killed run loses at most the chunks in flight."""
 
 from __future__ import annotations
 
@@ -29,12 +29,24 @@ class CachedGenerator:
             if key not in found:
                 missing.setdefault(key, request)  # identical requests in one call are generated once
         todo = list(missing.items())
-        for start in range(0, len(todo), self.chunk_size):
-            chunk = todo[start:start + self.chunk_size]
-            completions = self.inner.generate([request for _, request in chunk])
+        chunks = [todo[start:start + self.chunk_size] for start in range(0, len(todo), self.chunk_size)]
+        for index, completions in self._generated(chunks):
+            chunk = chunks[index]
             self.store.put_completions([
                 (key, self.fingerprint, self.render(r.messages), r.params, r.seed, r.sample_index, c)
                 for (key, r), c in zip(chunk, completions)
             ])
             found.update({key: c for (key, _), c in zip(chunk, completions)})
         return [found[key] for key in keys]
+
+    def _generated(self, chunks):
+        """(chunk index, completions) as each chunk is done: one after another in this process, or, for a
+        backend that fans chunks out (models/ray_pool.py), in the order its workers finish them. Either
+        way the chunks are the same, so are the answers, and each is committed here, by the driver."""
+        requests = [[request for _, request in chunk] for chunk in chunks]
+        fan_out = getattr(self.inner, "generate_chunks", None)
+        if fan_out is not None:
+            yield from fan_out(requests)
+            return
+        for index, chunk in enumerate(requests):
+            yield index, self.inner.generate(chunk)

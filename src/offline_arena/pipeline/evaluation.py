@@ -20,7 +20,8 @@ def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -
     folder.path.mkdir(parents=True, exist_ok=True)
     recipe = ctx.recipe
     out: dict = {"model_name": model_name, "checkpoint": model}
-    generator = load_generator(model, store=ctx.store, batch_size=recipe.generation.batch_size)
+    generator = load_generator(model, store=ctx.store, batch_size=recipe.generation.batch_size,
+                               ray=recipe.generation.ray)
     # Held-out answers and the leaderboard's battles use the same (greedy) answers: one generation each.
     params = ctx.eval_params or ctx.params
     if recipe.evaluation.heldout:

@@ -103,6 +103,15 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
         return final
 
 
+# Recipe fields that say where the work runs, not what it computes: the same answers under the same store
+# keys either way, so a run may resume with them changed (begun in this process, finished on Ray).
+WHERE_IT_RUNS = ("generation.ray",)
+
+
+def _where_it_runs(key: str) -> bool:
+    return any(key == field or key.startswith(field + ".") for field in WHERE_IT_RUNS)
+
+
 def save_recipe(recipe: Recipe, folder: RunFolder) -> None:
     """The resolved recipe is saved once; resuming with a different recipe is refused (name the
     differences) rather than silently mixing two experiments in one folder."""
@@ -117,7 +126,7 @@ def save_recipe(recipe: Recipe, folder: RunFolder) -> None:
             saved = Recipe.model_validate(saved).model_dump(mode="json")
         except ValueError:
             pass  # a field the schema no longer has: the differences below name it
-        changes = diff(saved, resolved)
+        changes = [c for c in diff(saved, resolved) if not _where_it_runs(c[0])]
         if changes:
             listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:10])
             raise ValueError(f"{folder.root} holds a run of a different recipe ({listed}); use a new --run-dir")

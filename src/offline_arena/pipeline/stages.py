@@ -57,7 +57,8 @@ def play_stage(ctx, round_index: int, kind: str, prompts: list, current_name: st
     from ..models import load_generator
 
     log(f"[round {round_index} {kind}] battles: {current_name} vs {list(ctx.opponents)}")
-    target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size)
+    target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size,
+                            ray=ctx.recipe.generation.ray)
     return play(target_vs_opponents(current_name, list(ctx.opponents), prompts),
                 {current_name: target, **ctx.opponents}, ctx.judge, ctx.store, ctx.params, ctx.recipe.seed,
                 f"round{round_index}/{kind}")
