@@ -88,6 +88,16 @@ class Generation(Strict):
         return value
 
 
+class Launch(Strict):
+    """How a stage's trainer runs as a launched job (train/launch.py): `accelerate launch` on N processes,
+    the driver waiting for it. sft and dpo only, for now."""
+
+    processes: int = Field(2, ge=1, description="processes (one per GPU; on a CPU-only machine, gloo ranks)")
+    config_file: str | None = Field(None, description=(
+        "an `accelerate config` file (DDP or ZeRO-1/2; FSDP and ZeRO-3 are refused); null: plain DDP on this machine"))
+    extra_args: list[str] = Field(default_factory=list, description="more `accelerate launch` flags, as is")
+
+
 class Train(Strict):
     learning_rate: float = Field(1e-5, gt=0, description="peak learning rate")
     epochs: float = Field(1.0, gt=0, description="passes over the stage's data")
@@ -101,6 +111,9 @@ class Train(Strict):
     runaway_tolerance: float = Field(0.1, ge=0, description="allowed rise of the runaway rate before the stage fails")
     probe_prompts: int = Field(12, ge=0, description="stage prompts used to measure the runaway rate before/after")
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
+    launch: Launch | None = Field(None, description=(
+        "run the trainer as an `accelerate launch` job on several processes (sft, dpo); null: in the driver "
+        "process. batch_size stays per process, so the global batch is processes x batch_size x grad_accum"))
 
 
 class OpenRLHFEngine(Strict):
@@ -206,6 +219,14 @@ class Stage(Strict):
     prompts: int | None = Field(None, ge=1, description="fresh prompts this stage battles on (null: prompts.per_stage)")
     teacher: str | None = Field(None, description="distill only: the teacher model spec; it must share the target's tokenizer")
     merge: Merge = Field(default_factory=Merge, description="merge only: what is merged, how, and what becomes of it")
+
+    @model_validator(mode="after")
+    def _launch(self) -> "Stage":
+        if self.train.launch is not None and not KINDS[self.kind].launchable:
+            launchable = [k.name for k in KINDS.values() if k.launchable]
+            raise ValueError(f"train.launch: a {self.kind} stage cannot run its trainer as a launched job yet "
+                             f"(only {', '.join(launchable)}); drop train.launch to train it in the driver")
+        return self
 
     @model_validator(mode="after")
     def _teacher(self) -> "Stage":

@@ -52,6 +52,7 @@ class StageKind:
     build: Callable[[StageInputs], list] | None   # rows for its trainer; None: it trains on nothing
     train: Callable[[TrainJob], tuple] | None     # -> (checkpoint, metrics); None: it trains nothing
     needs_rows: Callable[[object], bool] = lambda stage: True  # False: trains even without data rows
+    launchable: bool = False         # its trainer may run as an `accelerate launch` job (train.launch)
     summary: str = ""
 
     @property
@@ -102,13 +103,26 @@ def _trained(result) -> tuple:
     return result.checkpoint, _metrics_of(result)
 
 
+def _launched(kind: str, job: TrainJob):
+    """The stage's trainer as an `accelerate launch` job (train/launch.py) when the recipe asks for one."""
+    from .train.launch import train_launched
+
+    launch = job.stage.train.launch
+    return train_launched(kind, job.model_path, job.rows, job.stage_dir, job.settings, job.probe,
+                          processes=launch.processes, config_file=launch.config_file, extra_args=launch.extra_args)
+
+
 def _train_sft(job: TrainJob) -> tuple:
+    if job.stage.train.launch is not None:
+        return _trained(_launched("sft", job))
     from .train.sft import train_sft
 
     return _trained(train_sft(job.model_path, job.rows, job.stage_dir, job.settings, job.probe))
 
 
 def _train_dpo(job: TrainJob) -> tuple:
+    if job.stage.train.launch is not None:
+        return _trained(_launched("dpo", job))
     from .train.dpo import train_dpo
 
     return _trained(train_dpo(job.model_path, job.rows, job.stage_dir, job.settings, job.probe))
@@ -171,9 +185,10 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
 # slots (prompts/verifiable.SHARD_SLOTS); distill takes the pack's "ppo" slot, which no other kind uses
 # (rm_ppo's PPO rolls out on its "rm" shard).
 KINDS: dict[str, StageKind] = {k.name: k for k in (
-    StageKind("sft", 0, "sft", True, _sft_rows, _train_sft,
+    StageKind("sft", 0, "sft", True, _sft_rows, _train_sft, launchable=True,
               summary="SFT on the battles the target lost (the winner's answer)"),
-    StageKind("dpo", 1, "dpo", True, _dpo_rows, _train_dpo, summary="DPO on decisive (chosen, rejected) pairs"),
+    StageKind("dpo", 1, "dpo", True, _dpo_rows, _train_dpo, launchable=True,
+              summary="DPO on decisive (chosen, rejected) pairs"),
     StageKind("kto", 1, "kto", True, _kto_rows, _train_kto, summary="KTO on answers labelled good or bad"),
     StageKind("rm_ppo", 2, "rm", True, _reward_rows, _train_rm_ppo,
               # PPO against the verifier needs no battle pairs: its reward is checked, not learned.

@@ -159,6 +159,30 @@ def loss_summary(log_history: Sequence[dict], key: str = "loss") -> dict:
     return {f"first_{key}": losses[0], f"last_{key}": losses[-1], f"{key}_curve": losses, "steps": len(losses)}
 
 
+def is_main_process() -> bool:
+    """True in the driver and on rank 0 of a launched job (train/launch.py). Read from torch.distributed, not
+    `accelerate.PartialState()`: building that singleton in the driver would fix its device choice before
+    the Trainer builds its own."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def refuse_sharded_model(trainer) -> None:
+    """Rank 0 saves the model it holds (`save_checkpoint`): the full model under plain DDP (each rank keeps
+    a whole replica), only a shard under ZeRO-3 or FSDP, which would need
+    `trainer.accelerator.get_state_dict` on every rank first (not built)."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is None:  # not a transformers Trainer (a test's stand-in): nothing sharded it
+        return
+    from accelerate.utils import DistributedType
+
+    deepspeed = getattr(accelerator.state, "deepspeed_plugin", None)
+    if accelerator.distributed_type == DistributedType.FSDP or (deepspeed is not None and deepspeed.zero_stage == 3):
+        raise RuntimeError("this stage saves rank 0's model as is, which under FSDP or ZeRO-3 is a shard; use "
+                           "DDP or ZeRO-1/2 (gathering a sharded state dict is not built yet)")
+
+
 def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[object], tuple[list, list]],
                 probe_messages: Sequence[Sequence[dict]], settings: TrainSettings, out_dir: str | Path,
                 loss_key: str = "loss") -> TrainResult:
@@ -166,19 +190,33 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
 
     `guard_example(trainer)` returns the examples of the first batches as the trainer's own collator
     renders them: (token ids, trained-position mask[, attended mask]) tuples, or one such tuple. The final
-    end-of-turn token of every one must be trained."""
+    end-of-turn token of every one must be trained.
+
+    Under several processes (train/launch.py) every rank checks its own first batches (iterating a prepared
+    dataloader synchronises RNG states across ranks, so all must), trains, and returns; only rank 0 probes,
+    saves and writes metrics.json. That is safe under plain DDP because every rank holds the full model and
+    `trainer.train()` ends with the ranks in step (the last gradient all-reduce and the loss gather); a
+    sharded model (ZeRO-3, FSDP) would need gathering first, which `refuse_sharded_model` refuses."""
+    main = is_main_process()
+    refuse_sharded_model(trainer)
     checked = assert_examples_end_trained(guard_example(trainer), tokenizer, where=f"{stage} stage")
     report = GuardReport(end_of_turn_in_labels=True, tolerance=settings.runaway_tolerance, examples_checked=checked)
-    probes = list(probe_messages)[: settings.probe_prompts]
+    # Probes generate with the unwrapped model and no collectives: one rank is enough, the others wait for it
+    # in the first collective of `train()`.
+    probes = list(probe_messages)[: settings.probe_prompts] if main else []
     if probes:
         report.runaway_before = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)
     started = time.perf_counter()
     trainer.train()
+    # Every rank logs the same (all-reduced) losses, so metrics agree across ranks.
     metrics = {**loss_summary(trainer.state.log_history, loss_key), "train_seconds": time.perf_counter() - started}
-    trained_model = trainer.model
+    trained_model = trainer.model  # the unwrapped model (the DDP wrapper is `trainer.model_wrapped`)
+    checkpoint = Path(out_dir) / "checkpoint"
+    if not main:
+        return TrainResult(checkpoint, metrics, report)
     if probes:
         report.runaway_after = runaway_rate(trained_model, tokenizer, probes, settings.probe_max_new_tokens)
-    checkpoint = save_checkpoint(trained_model, tokenizer, Path(out_dir) / "checkpoint")
+    save_checkpoint(trained_model, tokenizer, checkpoint)
     (Path(out_dir) / "metrics.json").write_text(json.dumps(
         {"stage": stage, **metrics, "guard": report.as_dict(), "settings": asdict(settings)}, indent=2))
     check_runaway(report, where=f"{stage} stage")  # after saving, so a failed stage can be inspected

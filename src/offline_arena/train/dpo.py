@@ -5,7 +5,8 @@ Rows are TRL's conversational preference format: `{"prompt": [messages], "chosen
 "rejected": [assistant message]}`. The frozen reference policy of Eq. 7 is made by TRL itself (`ref_model=None`:
 a copy of the starting model, or the adapter-free base model under LoRA).
 
-Multi-GPU: nothing special; call `train_dpo` from a script and run it with `accelerate launch script.py`.
+Several GPUs (or CPU processes): `train.launch` in a recipe runs `train_dpo` on every rank through
+`accelerate launch` (train/launch.py); rank 0 saves.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ generation prompt, prompt + completion) and turns into `labels` that are -100 on
 (`completion_only_loss`). We do not use `assistant_only_loss`: it needs `{% generation %}` tags in the chat
 template, which SmolLM2's (and most) templates lack.
 
-Multi-GPU: nothing special; call `train_sft` from a script and run it with `accelerate launch script.py`.
+Several GPUs (or CPU processes): `train.launch` in a recipe runs `train_sft` on every rank through
+`accelerate launch` (train/launch.py); rank 0 saves.
 """
 
 from __future__ import annotations

@@ -1,0 +1,156 @@
+"""A training stage as a launched multi-process job: `accelerate launch` runs the same trainer function
+(`train_sft`, `train_dpo`) on N processes; the driver waits for it and reads the result back.
+
+The driver writes a job file (trainer kind, model, rows file, out dir, TrainSettings, probe messages) and
+runs `accelerate launch ... -m offline_arena.train.launch JOB.json`; each rank reads the job and calls the
+trainer, whose TRL Trainer wraps the model in DDP through accelerate. `run_guarded` (train/common.py) lets
+only rank 0 run the runaway probes, save the checkpoint and write metrics.json; rank 0 here writes the
+result file. No RPC of our own: the job file in, the checkpoint and result file out, on a shared disk.
+
+What the launcher does with `--num_processes N`, read from accelerate 1.15 (commands/launch.py): `--cpu`
+goes to `simple_launcher`, which starts *one* process whatever N is (several CPU processes need MPI and a
+hostfile); `--multi_gpu` goes to torchrun. So several processes without GPUs are launched as `--multi_gpu`
+with `ACCELERATE_USE_CPU=true`, and `PartialState(cpu=True)` then picks MULTI_CPU with gloo.
+
+Sharded models are refused (`common.refuse_sharded_model`): under ZeRO-3 or FSDP a rank holds a slice of
+each weight, and our `save_checkpoint` (merge LoRA, `save_pretrained`) on rank 0 would save that slice.
+Gathering first (`trainer.accelerator.get_state_dict`, on every rank) is the way in; not built or tested yet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from .common import TrainResult, TrainSettings
+from .guard import GuardReport
+
+# kind -> (module, function) of the trainers a job may run: those with the (model_path, rows, out_dir,
+# settings, probe_messages) signature whose saving is rank-aware through `run_guarded`.
+LAUNCHABLE = {"sft": ("offline_arena.train.sft", "train_sft"), "dpo": ("offline_arena.train.dpo", "train_dpo")}
+
+LOG_TAIL_LINES = 40
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def check_launchable(kind: str) -> None:
+    if kind not in LAUNCHABLE:
+        raise ValueError(f"train.launch: the {kind} trainer cannot run as a launched job yet (only "
+                         f"{', '.join(LAUNCHABLE)}); drop train.launch to train it in the driver")
+
+
+def free_port() -> int:
+    """A port for rank 0's rendezvous: accelerate's default (29500) would collide with another job on the
+    same machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(job_file: Path, processes: int, config_file: str | None = None, gpu: bool | None = None,
+                   extra_args: Sequence[str] = ()) -> tuple[list[str], dict]:
+    """The `accelerate launch` command line and the environment it runs in. With a config file, that file
+    decides the distributed type (DDP, DeepSpeed, FSDP) and its port; without one, plain DDP on this
+    machine."""
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+    env = dict(os.environ)
+    if config_file:
+        cmd += ["--config_file", str(config_file)]
+    else:
+        # `--mixed_precision no` only quiets the launcher: the TRL config's own bf16 (common.trl_args) wins over it.
+        cmd += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                "--main_process_port", str(free_port())]
+        if processes > 1:
+            cmd += ["--multi_gpu"]  # torchrun: the only way accelerate starts several local processes
+        elif not gpu:
+            cmd += ["--cpu"]
+        if not gpu:
+            env["ACCELERATE_USE_CPU"] = "true"  # --cpu and --multi_gpu exclude each other
+    cmd += [*extra_args, "-m", "offline_arena.train.launch", str(job_file)]
+    # The ranks import this package as the driver does, wherever it was imported from.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
+    return cmd, env
+
+
+def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
+                   settings: TrainSettings, probe_messages: Sequence[Sequence[dict]] = (), processes: int = 2,
+                   config_file: str | None = None, extra_args: Sequence[str] = ()) -> TrainResult:
+    """Run trainer `kind` on `processes` ranks through `accelerate launch`; the checkpoint lands in
+    `out_dir/checkpoint` as in-process. The job's files and its log are in `out_dir/launch/`.
+
+    `settings.batch_size` stays per device: the global batch is processes x batch_size x grad_accum."""
+    check_launchable(kind)
+    out_dir = Path(out_dir).resolve()
+    job_dir = out_dir / "launch"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    rows_file, job_file, result_file, log_file = (job_dir / n for n in ("rows.jsonl", "job.json", "result.json",
+                                                                        "launch.log"))
+    rows_file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result_file.unlink(missing_ok=True)  # a stale result must not pass for this run's
+    job_file.write_text(json.dumps({
+        "kind": kind, "model_path": str(model_path), "rows_file": str(rows_file), "out_dir": str(out_dir),
+        "result_file": str(result_file), "settings": asdict(settings),
+        "probe_messages": [list(m) for m in probe_messages]}, indent=2))
+    cmd, env = launch_command(job_file, processes, config_file, extra_args=extra_args)
+    with log_file.open("w") as log:
+        log.write(" ".join(cmd) + "\n")
+        log.flush()
+        returncode = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if returncode != 0 or not result_file.exists():
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        raise LaunchError(f"launched {kind} job ({processes} processes) failed with exit status {returncode}; "
+                          f"full log {log_file}; its end:\n{tail}")
+    result = json.loads(result_file.read_text())
+    return TrainResult(Path(result["checkpoint"]), result["metrics"], GuardReport(**result["guard"]))
+
+
+def run_job(job_file: str | Path) -> TrainResult:
+    """One rank's part of a job: the trainer as in-process; rank 0 writes the result file."""
+    import torch
+    from accelerate import PartialState
+
+    job = json.loads(Path(job_file).read_text())
+    # Built first so the trainer's own PartialState (a singleton) agrees: without GPUs `cpu=True` is what
+    # makes accelerate see MULTI_CPU (gloo) rather than one process on its own.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    module, name = LAUNCHABLE[job["kind"]]
+    trainer_fn = getattr(importlib.import_module(module), name)
+    rows = [json.loads(line) for line in Path(job["rows_file"]).read_text().splitlines() if line.strip()]
+    settings = TrainSettings(**job["settings"])
+    result = trainer_fn(job["model_path"], rows, job["out_dir"], settings, job["probe_messages"])
+    if state.is_main_process:
+        Path(job["result_file"]).write_text(json.dumps({
+            "checkpoint": str(result.checkpoint), "metrics": result.metrics, "guard": asdict(result.guard),
+            "processes": state.num_processes, "distributed_type": str(state.distributed_type)}, indent=2))
+    state.wait_for_everyone()  # every rank exits together; a failing rank makes torchrun stop the others
+    return result
+
+
+def main(argv: Sequence[str]) -> None:
+    # torchrun's `record` writes a failing rank's traceback to a file that the launcher then prints in its
+    # failure summary, the end of the log `train_launched` quotes; without it the summary says only
+    # "exitcode 1" and the cause sits somewhere above, interleaved with the other ranks' output.
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    if len(argv) != 1:
+        raise SystemExit("usage: accelerate launch -m offline_arena.train.launch JOB.json")
+    record(run_job)(argv[0])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
