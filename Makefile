@@ -42,7 +42,7 @@ run: $(CORE)
 # logging set-up stay out of the process that runs the rest of the suite.
 test: $(STAMP) browser
 	$(PY) -m pytest -q -m "not vllm and not ray and (not slow or ci)"
-	$(PY) -m pytest -q -m ray tests/test_ray_pool.py
+	$(PY) -m pytest -q -m ray tests/test_ray_pool.py --timeout 180
 
 # The report test opens the HTML report in headless Chromium (Debian's package, driven over the DevTools
 # pipe by tests/headless_chromium.py: no pip package, no browser download). Installed only when missing and only

@@ -71,7 +71,9 @@ def in_process(kind: str):
     return {"sft": (train_sft, sft_rows()), "dpo": (train_dpo, preference_rows())}[kind]
 
 
-@pytest.mark.parametrize("kind,lora", [("sft", False), ("dpo", False), ("sft", True), ("dpo", True)])
+# CI runs two of the four (each ~15 s of two launched processes); `pytest -m slow` runs the other two.
+@pytest.mark.parametrize("kind,lora", [pytest.param("sft", False, marks=pytest.mark.slow), ("dpo", False), ("sft", True),
+                                       pytest.param("dpo", True, marks=pytest.mark.slow)])
 def test_two_processes_match_one_process_with_the_same_global_batch(kind, lora, pico_model_dir, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")  # read by both runs; the launcher passes it on
