@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from transformers.cache_utils import DynamicLayer  # decode.py is imported only when a model generates
+
 # Prompt tokens (rows x padded width) one prefill chunk holds on a CPU. Smaller chunks waste less padding
 # and stay in cache, larger ones amortise per-call overhead; ~2K measured best for the 135M model here.
 # GPUs have the parallelism for whole batches (`decode(prefill_tokens=None)` prefills in one pass).
@@ -85,7 +87,6 @@ def _preallocated_cache(model, batch: int, capacity: int):
     """A DynamicCache whose layers hold `capacity` positions for `batch` rows from the start, or None
     where the model's cache is not plain full attention (sliding windows, linear attention, ...)."""
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
 
     cache = DynamicCache(config=model.config)
     if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
@@ -94,13 +95,7 @@ def _preallocated_cache(model, batch: int, capacity: int):
     return cache
 
 
-try:
-    from transformers.cache_utils import DynamicLayer as _DynamicLayer
-except ImportError:  # pragma: no cover - transformers without cache layers: decode() falls back to DynamicCache
-    _DynamicLayer = object
-
-
-class PreallocatedLayer(_DynamicLayer):
+class PreallocatedLayer(DynamicLayer):
     """A full-attention cache layer whose keys and values live in buffers sized for the whole answer:
     `update` writes the new position in place and returns views of the filled part (DynamicLayer's
     `torch.cat` copies the whole layer every step). Rows are written by `write_rows` after a chunked
