@@ -8,7 +8,9 @@ Pairing policies (each returns a schedule: a list of (prompt, model_a, model_b))
   shrink the standard error of its win rate, so unmet and under-sampled pairs come first.
 
 Each model answers each prompt once (sample 0 of the run's seed), and that one answer serves in all of
-its battles on the prompt, so a target meeting three opponents is asked once, not three times.
+its battles on the prompt, so a target meeting three opponents is asked once, not three times. The
+contestants served elsewhere (endpoints, Ray actors) are asked at the same time as each other and as the
+ones in this process (`_answering_calls`).
 
 `play` is the one path from a schedule to judged battles (and `rate` from those to a leaderboard), used by
 the pipeline, the arena suite and the CLI; `play_active` alternates active scheduling and judging.
@@ -16,12 +18,14 @@ the pipeline, the arena suite and the CLI; `play_active` alternates active sched
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import random
 from typing import Sequence
 
-from .models.base import Completion, GenerationRequest, SamplingParams, canonical_json
+from .models.base import Completion, GenerationRequest, SamplingParams, canonical_json, is_remote
+from .overlap import as_done
 from .prompts.sources import Prompt
 from .records import Battle, JudgedBattle
 
@@ -109,13 +113,9 @@ def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingPa
         needed.setdefault(a, {})[prompt.id] = prompt
         needed.setdefault(b, {})[prompt.id] = prompt
     answers: dict[tuple[str, str], tuple[str, Completion]] = {}
-    for name, prompts in needed.items():
-        generator = contestants[name]
-        requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta))
-                    for p in prompts.values()]
-        completions = generator.generate(requests)  # stored as it goes, under the keys
-        for prompt, key, completion in zip(prompts.values(), generator.keys(requests), completions):
-            answers[(name, prompt.id)] = (key, completion)
+    calls = _answering_calls(needed, contestants, params, seed)
+    for _, answered in as_done(calls, at_once=max(1, len(calls))):
+        answers.update(answered)
     battles = []
     for p, a, b in schedule:
         (key_a, answer_a), (key_b, answer_b) = answers[(a, p.id)], answers[(b, p.id)]
@@ -123,6 +123,30 @@ def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingPa
                               a, b, key_a, key_b, answer_a, answer_b))
     store.put_battles(battles)
     return battles
+
+
+def _answering_calls(needed: dict[str, dict[str, Prompt]], contestants: dict, params: SamplingParams, seed: int):
+    """One call per contestant whose work is done elsewhere (an endpoint, Ray actors), and one for all
+    those in this process, one after another: `as_done` runs the calls at once, so a local target against
+    two served opponents takes as long as the slowest of the three, not the sum, and two local models never
+    compete for this machine's cores. With no remote contestant, one call does everything, in this thread.
+    Each answer is committed to the store by its generator's cache as it comes."""
+
+    def answer(names: list[str]) -> dict[tuple[str, str], tuple[str, Completion]]:
+        answered = {}
+        for name in names:
+            generator, prompts = contestants[name], needed[name]
+            requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta))
+                        for p in prompts.values()]
+            completions = generator.generate(requests)
+            for prompt, key, completion in zip(prompts.values(), generator.keys(requests), completions):
+                answered[(name, prompt.id)] = (key, completion)
+        return answered
+
+    remote = [name for name in needed if is_remote(contestants[name])]
+    local = [name for name in needed if name not in remote]
+    groups = ([local] if local else []) + [[name] for name in remote]
+    return [functools.partial(answer, group) for group in groups]
 
 
 def play(schedule: Schedule, contestants: dict, judge, store, params: SamplingParams, seed: int = 0,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import functools
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -79,6 +81,18 @@ def completion_key(fingerprint: str, prompt: str, params: SamplingParams, seed: 
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def _locked(method):
+    """One thread at a time on the store's connection: the driver's threads (contestants answered at once,
+    overlapping judge chunks) share it, and sqlite3 forbids concurrent use of one connection."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class _Connection:
     """A store's SQLite connection, closed on leaving a `with` block."""
 
@@ -98,11 +112,15 @@ class Store(_Connection):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        # Shared by the driver's threads, one at a time (`_locked`); a re-entrant lock, since some methods
+        # call others.
+        self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
 
+    @_locked
     def get_completions(self, keys: Iterable[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
         keys = list(dict.fromkeys(keys))
@@ -116,6 +134,7 @@ class Store(_Connection):
                 found[key] = Completion(text, bool(stopped), num_tokens, json.loads(meta))
         return found
 
+    @_locked
     def put_completions(self, rows: Sequence[tuple[str, str, str, SamplingParams, int, int, Completion]]) -> None:
         """Insert (key, model, prompt, params, seed, sample_index, completion) rows in one transaction."""
         now = time.time()
@@ -127,6 +146,7 @@ class Store(_Connection):
                  for key, model, prompt, params, seed, index, c in rows],
             )
 
+    @_locked
     def put_battles(self, battles: Sequence[Battle]) -> None:
         """Record battles (their answers are already stored, under `answer_a`/`answer_b`)."""
         now = time.time()
@@ -137,6 +157,7 @@ class Store(_Connection):
                   b.model_b, b.answer_a, b.answer_b, now) for b in battles],
             )
 
+    @_locked
     def battles(self, tag: str | None = None) -> list[Battle]:
         """Battles with both answers joined in, oldest first."""
         query = """
@@ -150,6 +171,7 @@ class Store(_Connection):
                                Completion(r[9], bool(r[10]), r[11]), Completion(r[12], bool(r[13]), r[14])))
         return rows
 
+    @_locked
     def get_judgments(self, keys: Iterable[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
         keys = list(dict.fromkeys(keys))
@@ -163,6 +185,7 @@ class Store(_Connection):
                               "explanation": explanation, "raw": json.loads(raw)}
         return found
 
+    @_locked
     def put_judgments(self, rows: Sequence[tuple[str, str, "object"]]) -> None:
         """Insert (key, judge fingerprint, Verdict) rows in one transaction."""
         now = time.time()
@@ -173,14 +196,17 @@ class Store(_Connection):
                  for key, judge, v in rows],
             )
 
+    @_locked
     def link_judgments(self, rows: Sequence[tuple[str, str, str]]) -> None:
         """Record (battle id, judge fingerprint, judgment key) links."""
         with self._transaction():
             self.conn.executemany("INSERT OR IGNORE INTO battle_judgments VALUES (?,?,?)", rows)
 
+    @_locked
     def judges(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT judge FROM battle_judgments ORDER BY judge")]
 
+    @_locked
     def judged_battles(self, judge: str, tag: str | None = None) -> list[JudgedBattle]:
         """Battles judged by `judge` (a fingerprint) with their verdicts, oldest first."""
         verdicts = {r[0]: r[1:] for r in self.conn.execute(
@@ -188,6 +214,7 @@ class Store(_Connection):
             "JOIN judgments j ON j.key = bj.judgment_key WHERE bj.judge = ?", [judge])}
         return [battle.judged(*verdicts[battle.id]) for battle in self.battles(tag) if battle.id in verdicts]
 
+    @_locked
     def count(self, table: str = "completions", **where) -> int:
         clause = " AND ".join(f"{column} = ?" for column in where) or "1"
         return self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {clause}", list(where.values())).fetchone()[0]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from ..models.base import Completion, canonical_json
+from ..models.base import Completion, canonical_json, is_remote
+from ..overlap import as_done
 from ..records import WINNERS, Battle, JudgedBattle
 
 
@@ -49,23 +51,36 @@ def judgment_key(judge_fingerprint: str, messages, key_a: str, key_b: str) -> st
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+# Judge chunks under way at once for a judge served elsewhere: enough that a chunk's slowest answers do
+# not leave the endpoint idle, few enough that a crash loses little (the store commits each chunk).
+REMOTE_CHUNKS_AT_ONCE = 4
+
+
 def judge_battles(judge: Judge, battles: Sequence[Battle], store, chunk_size: int = 32,
                   progress: bool = True) -> list[JudgedBattle]:
     """Judge battles, asking the judge only about pairs of answers it has not judged yet and committing
-    each chunk as it is done. Returns the battles with their verdicts, in order."""
+    each chunk as it is done. Returns the battles with their verdicts, in order. A judge served elsewhere
+    (an LLM behind an endpoint) gets `REMOTE_CHUNKS_AT_ONCE` chunks at once; the endpoint's generator
+    still holds each replica to its `concurrency`."""
     from tqdm.auto import tqdm
 
     keys = [judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b) for b in battles]
     found = store.get_judgments(keys)
     todo = list({k: b for k, b in zip(keys, battles) if k not in found}.items())
+    chunks = [todo[start:start + chunk_size] for start in range(0, len(todo), chunk_size)]
+
+    def verdicts_of(chunk) -> list[Verdict]:
+        return judge.judge([Matchup(tuple(b.messages), b.context, b.completion_a, b.completion_b) for _, b in chunk])
+
     bar = tqdm(total=len(todo), desc="judge", unit="battle", disable=not progress or None, leave=False)
-    for start in range(0, len(todo), chunk_size):
-        chunk = todo[start:start + chunk_size]
-        verdicts = judge.judge([Matchup(tuple(b.messages), b.context, b.completion_a, b.completion_b)
-                                for _, b in chunk])
-        store.put_judgments([(key, judge.fingerprint, v) for (key, _), v in zip(chunk, verdicts)])
-        bar.update(len(chunk))
-    bar.close()
+    calls = [functools.partial(verdicts_of, chunk) for chunk in chunks]
+    try:
+        for index, verdicts in as_done(calls, at_once=REMOTE_CHUNKS_AT_ONCE if is_remote(judge) else 1):
+            chunk = chunks[index]
+            store.put_judgments([(key, judge.fingerprint, v) for (key, _), v in zip(chunk, verdicts)])
+            bar.update(len(chunk))
+    finally:
+        bar.close()
     store.link_judgments([(b.id, judge.fingerprint, k) for k, b in zip(keys, battles)])
     found = store.get_judgments(keys)
     return [b.judged(found[k]["winner"], found[k]["score_a"], found[k]["score_b"], found[k]["explanation"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -75,6 +75,31 @@ class Generator(Protocol):
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """One completion per request, in order."""
+
+
+def chunks_as_done(generator, chunks: Sequence[Sequence[GenerationRequest]]) -> Iterator[tuple[int, list[Completion]]]:
+    """(chunk index, completions) for every chunk: from the generator's own `generate_chunks` when it has
+    one (an endpoint answering chunks together, a pool of Ray actors), in the order they finish; else
+    one after another through `generate`."""
+    fan_out = getattr(generator, "generate_chunks", None)
+    if fan_out is not None:
+        yield from fan_out(chunks)
+        return
+    for index, chunk in enumerate(chunks):
+        yield index, generator.generate(chunk)
+
+
+def is_remote(component) -> bool:
+    """Whether a generator's or a judge's work is done elsewhere (servers behind an endpoint, Ray actors),
+    so that this process only waits on it and may run several such at once. Wrappers (the store's cache,
+    de-identification, an LLM judge around its generator) are as remote as what they wrap."""
+    seen = set()
+    while component is not None and id(component) not in seen:
+        seen.add(id(component))
+        if getattr(component, "remote", False):
+            return True
+        component = getattr(component, "inner", None) or getattr(component, "generator", None)
+    return False
 
 
 def canonical_json(obj) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..store import Store, completion_key
-from .base import Completion, GenerationRequest
+from .base import Completion, GenerationRequest, chunks_as_done
 
 
 class CachedGenerator:
@@ -30,7 +30,9 @@ class CachedGenerator:
                 missing.setdefault(key, request)  # identical requests in one call are generated once
         todo = list(missing.items())
         chunks = [todo[start:start + self.chunk_size] for start in range(0, len(todo), self.chunk_size)]
-        for index, completions in self._generated(chunks):
+        for index, completions in chunks_as_done(self.inner, [[r for _, r in chunk] for chunk in chunks]):
+            # Committed here, by the caller, as each chunk is done: in order in this process, or in the order
+            # an endpoint or Ray's workers finish them. Either way the chunks, and so the answers, are the same.
             chunk = chunks[index]
             self.store.put_completions([
                 (key, self.fingerprint, self.render(r.messages), r.params, r.seed, r.sample_index, c)
@@ -38,15 +40,3 @@ class CachedGenerator:
             ])
             found.update({key: c for (key, _), c in zip(chunk, completions)})
         return [found[key] for key in keys]
-
-    def _generated(self, chunks):
-        """(chunk index, completions) as each chunk is done: one after another in this process, or, for a
-        backend that fans chunks out (models/ray_pool.py), in the order its workers finish them. Either
-        way the chunks are the same, so are the answers, and each is committed here, by the driver."""
-        requests = [[request for _, request in chunk] for chunk in chunks]
-        fan_out = getattr(self.inner, "generate_chunks", None)
-        if fan_out is not None:
-            yield from fan_out(requests)
-            return
-        for index, chunk in enumerate(requests):
-            yield index, self.inner.generate(chunk)

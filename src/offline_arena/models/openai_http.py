@@ -1,7 +1,14 @@
 """Any OpenAI-compatible chat endpoint (vLLM, TGI, llama.cpp, `transformers serve`, hosted APIs).
 
 Requests go out concurrently (asyncio + httpx) but at most `concurrency` at a time per server, so a 70B
-opponent behind one server is not flooded; answers come back in request order.
+opponent behind one server is not flooded; answers come back in request order. Each generator runs one
+event loop in a daemon thread of its own, with one router and one connection pool per replica, and every
+call from any thread goes through it: so the limit holds across calls made at once (the contestants of a
+battle, overlapping judge chunks, battles.py and judges/base.py), connections are reused, and a caller
+that is itself inside an event loop (a notebook) only waits on a future. `generate_chunks` sends the
+chunks of one call together and hands each back as soon as all its answers are in, so the store commits
+it while later chunks are still being answered, rather than waiting for each chunk's slowest request
+before sending the next.
 
 Replicas. A model served by several replicas (`openai:http://h1/v1,http://h2/v1#name`; vLLM's
 --data-parallel-size behind several ports, several hosts) is one generator: each request goes to the
@@ -40,17 +47,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import concurrent.futures
 import ipaddress
 import logging
 import math
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from .base import Completion, GenerationRequest, canonical_json
@@ -208,6 +216,8 @@ class OpenAIChatGenerator:
         self._clock = clock if clock is not None else time.monotonic
         # Kept across `generate` calls, so a replica that failed stays out for its cool-down in the next one.
         self._replicas = [Replica(url, order) for order, url in enumerate(urls)]
+        self._session: _Session | None = None  # the event loop, router and clients, made at the first call
+        self._session_lock = threading.Lock()
         # The fingerprint names the served model, not where it is served: replicas serve the same weights
         # by definition, so the store's keys (and a resumed run's cache hits) stay the same on 1 replica or
         # 3, or after a host moves. The endpoint does not tell us which weights it serves; a recipe may pin
@@ -226,8 +236,51 @@ class OpenAIChatGenerator:
     def render(self, messages) -> str:
         return canonical_json(list(messages))  # the server applies its own template; key on the messages
 
+    # Its work is done by servers elsewhere: this process only waits, so callers may run it alongside other
+    # work (battles.py runs contestants at once, judges/base.py overlaps judge chunks).
+    remote = True
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        return _run_sync(self._generate_all(list(requests)))
+        return dict(self.generate_chunks([requests]))[0]
+
+    def generate_chunks(self, chunks: Sequence[Sequence[GenerationRequest]]) -> Iterator[tuple[int, list[Completion]]]:
+        """(chunk index, its completions) for every chunk, each as soon as all its answers are in. All chunks
+        are sent at once (the router still holds each replica to `concurrency` requests, first come first
+        served, so early chunks finish first). If one fails, the rest are cancelled and its error raised."""
+        from tqdm.auto import tqdm
+
+        session = self._started_session()
+        auth = self._auth_headers()
+        bar = tqdm(total=sum(len(c) for c in chunks), desc=f"generate {self.model}", unit="answer",
+                   disable=not self.progress or None, leave=False)
+        futures = {session.submit(self._generate_all(session, list(chunk), auth, bar)): index
+                   for index, chunk in enumerate(chunks)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            # Also reached when the caller stops early (an error, Ctrl-C): nothing keeps running unseen, and
+            # the router's counts come back to what the finished requests left.
+            for future in futures:
+                future.cancel()
+            concurrent.futures.wait(futures)
+            bar.close()
+            self._log_replica_stats()
+
+    def close(self) -> None:
+        """Close the connections and stop the event loop (a later call starts them again)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _started_session(self) -> "_Session":
+        with self._session_lock:
+            # A forked child (a launched job, a DataLoader worker) has the object but not the loop's thread.
+            if self._session is None or self._session.pid != os.getpid():
+                self._session = _Session(self._replicas, self.concurrency, self.cooldown_s, self._clock,
+                                         self._client)
+            return self._session
 
     def _api_key(self) -> str | None:
         """The key from the environment, or None; raises when it may not be sent to every base URL."""
@@ -236,42 +289,34 @@ class OpenAIChatGenerator:
             key = api_key_for(url, self.api_key_env, self.allow_insecure_http)
         return key
 
-    async def _generate_all(self, requests: list[GenerationRequest]) -> list[Completion]:
-        from tqdm.auto import tqdm
-
+    def _auth_headers(self) -> dict:
+        """Read at each call (a rotated key is used at once) and sent with each request, not kept in a client."""
         api_key = self._api_key()
-        redact = _redactor(api_key)
-        headers = {"Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        router = _Router(self._replicas, self.concurrency, self.cooldown_s, self._clock)
-        bar = tqdm(total=len(requests), desc=f"generate {self.model}", unit="answer",
-                   disable=not self.progress or None, leave=False)
-        async with contextlib.AsyncExitStack() as stack:
-            clients = {r.url: await stack.enter_async_context(self._client(r.url, headers)) for r in self._replicas}
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
-            async def one(request: GenerationRequest) -> Completion:
-                completion = await self._complete(router, clients, request, redact)
-                bar.update(1)
-                return completion
+    async def _generate_all(self, session: "_Session", requests: list[GenerationRequest], auth: dict,
+                            bar) -> list[Completion]:
+        redact = _redactor(auth.get("Authorization", "").removeprefix("Bearer ") or None)
 
-            tasks = [asyncio.ensure_future(one(r)) for r in requests]
-            try:
-                results = await asyncio.gather(*tasks)
-            except BaseException:
-                # The batch has failed: stop the requests still running or waiting, rather than leave them
-                # retrying against a closing client.
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-            finally:
-                bar.close()
-                self._log_replica_stats()
+        async def one(request: GenerationRequest) -> Completion:
+            completion = await self._complete(session, request, auth, redact)
+            bar.update(1)
+            return completion
+
+        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            # The chunk has failed (or was cancelled): stop its requests still running or waiting, rather
+            # than leave them holding replica slots.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         self.num_generated += len(results)
         return list(results)
 
-    def _client(self, base_url: str, headers: dict):
+    def _client(self, base_url: str):
         """One client per replica, so each has its own connection limit and proxy rule."""
         import httpx
 
@@ -280,15 +325,17 @@ class OpenAIChatGenerator:
         # to the proxy's host (and could not reach our loopback server anyway): loopback goes direct.
         direct = url.scheme == "http" and is_loopback(url.hostname)
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        return httpx.AsyncClient(headers=headers, timeout=self.timeout_s, limits=limits, trust_env=not direct)
+        return httpx.AsyncClient(headers={"Content-Type": "application/json"}, timeout=self.timeout_s,
+                                 limits=limits, trust_env=not direct)
 
     def _log_replica_stats(self) -> None:
         if len(self._replicas) > 1:
             log.info("%s replicas (answered/failed so far): %s", self.model,
                      ", ".join(f"{r.url} {r.answered}/{r.failed}" for r in self._replicas))
 
-    async def _complete(self, router: _Router, clients: dict, request: GenerationRequest,
+    async def _complete(self, session: "_Session", request: GenerationRequest, auth: dict,
                         redact: Callable[[str], str]) -> Completion:
+        router = session.router
         payload = self._payload(request)
         last_problems: dict[str, str] = {}  # chat URL -> what it said last, for the final error
         retry_after, failed_on, waits = None, None, 0
@@ -301,7 +348,7 @@ class OpenAIChatGenerator:
             replica = await router.acquire()
             failures_seen = replica.failures_seen
             try:
-                outcome = await self._attempt(clients[replica.url], replica.chat_url, payload)
+                outcome = await self._attempt(session.clients[replica.url], replica.chat_url, payload, auth)
             finally:
                 router.release(replica)
             if isinstance(outcome, Completion):
@@ -316,12 +363,12 @@ class OpenAIChatGenerator:
             retry_after, failed_on = outcome.retry_after, replica
         raise HTTPGenerationError(redact(self._gave_up(last_problems)))
 
-    async def _attempt(self, client, url: str, payload: dict) -> Completion | _Failed:
+    async def _attempt(self, client, url: str, payload: dict, auth: dict) -> Completion | _Failed:
         """One POST: the completion, or what went wrong."""
         import httpx
 
         try:
-            response = await client.post(url, json=payload)
+            response = await client.post(url, json=payload, headers=auth)
         except httpx.TimeoutException as error:
             return _Failed(f"{type(error).__name__}: no answer within timeout_s={self.timeout_s:g}")
         except httpx.RequestError as error:  # refused, reset, dropped mid-answer, undecodable body
@@ -471,13 +518,28 @@ def _redactor(secret: str | None) -> Callable[[str], str]:
     return lambda text: text.replace(secret, REDACTED)
 
 
-def _run_sync(coroutine):
-    """asyncio.run, also from code that already runs inside an event loop (a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    import concurrent.futures
+class _Session:
+    """One generator's event loop, in a daemon thread, with its router and a client per replica. Every
+    coroutine of the generator runs on this loop, so the router's state needs no lock (see _Router)."""
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+    def __init__(self, replicas: list[Replica], concurrency: int, cooldown_s: float, clock: Callable[[], float],
+                 make_client: Callable[[str], object]):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-http", daemon=True)
+        self.thread.start()
+        self.router = _Router(replicas, concurrency, cooldown_s, clock)
+        self.clients = {r.url: make_client(r.url) for r in replicas}
+
+    def submit(self, coroutine) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        async def close_clients():
+            for client in self.clients.values():
+                await client.aclose()
+
+        self.submit(close_clients()).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()

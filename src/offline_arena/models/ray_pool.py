@@ -61,6 +61,8 @@ class RayGenerationPool:
     """Same interface as TransformersGenerator (`fingerprint`, `render`, `generate`), plus `generate_chunks`,
     which the store's cache uses to commit each chunk as soon as any actor finishes it."""
 
+    remote = True  # the actors generate; this process waits (battles.py runs it alongside the opponents)
+
     def __init__(self, model_path: str, fingerprint: str | None = None, batch_size: int | None = None,
                  actors: int = 2, address: str | None = None, cpus_per_actor: float = 1,
                  max_restarts: int = 1, chunk_retries: int = 2, chunk_size: int | None = None):

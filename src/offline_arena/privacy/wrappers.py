@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from ..judges.base import Matchup, Verdict
-from ..models.base import Completion, GenerationRequest, Message
+from ..models.base import Completion, GenerationRequest, Message, chunks_as_done
 from ..prompts.sources import Prompt
 from .deidentify import deidentify_messages, deidentify_together
 
@@ -34,6 +34,17 @@ class DeidentifyingGenerator:
         return self.inner.render(deidentify_messages(messages)[0])
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return dict(self.generate_chunks([requests]))[0]
+
+    def generate_chunks(self, chunks: Sequence[Sequence[GenerationRequest]]):
+        """As the inner generator hands chunks back (an endpoint answers several at once)."""
+        redacted = [self._redacted(chunk) for chunk in chunks]
+        for index, completions in chunks_as_done(self.inner, [[r for r, _ in chunk] for chunk in redacted]):
+            yield index, [replace(c, meta={**c.meta, "redacted": dict(sorted(counts.items()))})
+                          for c, (_, counts) in zip(completions, redacted[index])]
+
+    @staticmethod
+    def _redacted(requests: Sequence[GenerationRequest]) -> list[tuple[GenerationRequest, dict]]:
         redacted, seen = [], {}
         for request in requests:
             key = tuple((m.get("role"), m.get("content")) for m in request.messages)
@@ -41,9 +52,7 @@ class DeidentifyingGenerator:
                 seen[key] = deidentify_messages(request.messages)
             messages, counts = seen[key]
             redacted.append((replace(request, messages=tuple(messages)), counts))
-        completions = self.inner.generate([request for request, _ in redacted])
-        return [replace(c, meta={**c.meta, "redacted": dict(sorted(counts.items()))})
-                for c, (_, counts) in zip(completions, redacted)]
+        return redacted
 
 
 class DeidentifyingJudge:
