@@ -1,14 +1,15 @@
 """Training stages as launched jobs (train/launch.py): `accelerate launch` on two CPU processes (gloo) against
 today's in-process run on the same data and the same global batch (2 processes x batch 1 vs 1 process x
-batch 2, two optimizer steps).
+batch 2, KTO 2 x 2 vs 1 x 4; two optimizer steps). GRPO is launched but not compared (see its test).
 
 Why the two runs should agree, read from the installed libraries rather than assumed:
 - data order: both dataloaders go through `accelerator.prepare`, whose seeded sampler draws the same
   permutation on every rank; with `split_batches=False` rank r takes batches r, r + 2, ... of batch size 1,
   so step k trains on the same two examples as the one-process run's k-th batch of 2;
 - loss averaging: SFT's token-mean loss is normalised by the token count gathered over the ranks
-  (transformers' `num_items_in_batch`, `average_tokens_across_devices`), and DPO's loss is a mean over pairs,
-  so DDP's gradient average over ranks equals the one-process gradient;
+  (transformers' `num_items_in_batch`, `average_tokens_across_devices`); DPO's and the reward model's losses
+  are means over pairs, KTO's a mean over examples (its KL reference point a mean over the ranks, see
+  `kto_rows_with_batch_independent_kl`); so DDP's gradient average over ranks equals the one-process gradient;
 - what still differs is rounding: the one-process batch pads the shorter example (masked, but it changes
   the shapes of the matmuls) and the ranks' gradients are summed by an all-reduce in another order.
 
@@ -37,25 +38,29 @@ import torch
 
 from offline_arena.train.common import TrainSettings
 from offline_arena.train.launch import LAUNCHABLE, LaunchError, check_launchable, launch_command, train_launched
-from test_trainers import PROBES, preference_rows, sft_rows
+from test_trainers import BAD, GOOD, PROBES, QUESTIONS, assistant, preference_rows, sft_rows, user
 
 LEARNING_RATE = 1e-3
 STEPS = 2
 LOSS_RTOL = 1e-5            # measured: <= ~2e-7
-UPDATE_RTOL = 1e-4          # |update(2 processes) - update(1)| / |update(1)|; measured <= ~1.2e-5
+UPDATE_RTOL = 1e-4          # |update(2 processes) - update(1)| / |update(1)|; measured <= ~4.5e-5 (reward, LoRA)
 PARAM_ATOL = LEARNING_RATE / 10  # largest single weight gap; measured <= ~3.7e-5
+SCORE_RTOL = 1e-3           # reward model: |score(2 processes) - score(1)| / how far training moved them; measured ~1e-5
+# What LoRA ("all-linear": the attention and MLP projections, not the tied embedding / lm_head) may change in a
+# merged checkpoint; a reward model's score head is trained whole (PEFT's modules_to_save for SEQ_CLS).
+ADAPTED = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "score")
 
 
-def settings(batch_size: int, lora: bool) -> TrainSettings:
+def settings(batch_size: int, lora: bool, **extra) -> TrainSettings:
     return TrainSettings(learning_rate=LEARNING_RATE, max_steps=STEPS, batch_size=batch_size, max_length=128,
                          probe_prompts=2, probe_max_new_tokens=4, lora=lora, lora_r=4, lora_alpha=8,
-                         lora_dropout=0.0)
+                         lora_dropout=0.0, extra=extra)
 
 
-def state_dict(path) -> dict:
-    from transformers import AutoModelForCausalLM
+def state_dict(path, model_class: str = "AutoModelForCausalLM") -> dict:
+    import transformers
 
-    model, info = AutoModelForCausalLM.from_pretrained(str(path), output_loading_info=True)
+    model, info = getattr(transformers, model_class).from_pretrained(str(path), output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
     return {name: tensor.float() for name, tensor in model.state_dict().items()}
 
@@ -64,34 +69,98 @@ def norm(tensors: dict) -> torch.Tensor:
     return torch.sqrt(sum((t.double() ** 2).sum() for t in tensors.values()))
 
 
+def kto_rows_with_batch_independent_kl() -> list[dict]:
+    """KTO's reference point z_0 is the mean log-ratio of mismatched (prompt, completion) pairs, made by rotating
+    the completions by one within each batch of `per_device_train_batch_size` rows (TRL 1.16,
+    `add_kl_completion_ids`). A global batch [a, b, c, d] is rotated as one batch in one process and as [a, b],
+    [c, d] on two: the pairs are {(a, d), (b, a), (c, b), (d, c)} against {(a, b), (b, a), (c, d), (d, c)}
+    (prompt, completion), the same set exactly when a and c share a prompt (as b and d do here). In this order
+    both runs estimate the same z_0 (measured at step 2: 0.3086 in both; in `test_trainers.kto_rows`'s order
+    0.3068 in one process, 0.3116 on two), and each rank gets a desirable and an undesirable answer. The
+    tolerances would not catch the other order (z_0 enters from step 2 on, scaled by beta = 0.1, and Adam
+    normalises the gradient's scale away): the order makes the runs compute the same thing, as the claim is."""
+    rows = []
+    for (q1, q2), (g1, g2), (b1, b2) in zip(zip(QUESTIONS[::2], QUESTIONS[1::2]), zip(GOOD[::2], GOOD[1::2]),
+                                            zip(BAD[::2], BAD[1::2])):
+        rows += [{"prompt": user(q1), "completion": assistant(g1), "label": True},
+                 {"prompt": user(q2), "completion": assistant(b2), "label": False},
+                 {"prompt": user(q1), "completion": assistant(b1), "label": False},
+                 {"prompt": user(q2), "completion": assistant(g2), "label": True}]
+    return rows
+
+
 def in_process(kind: str):
+    """(trainer, rows, the checkpoint's model class, batch size per process of the two-process run; the
+    one-process run takes twice that). KTO needs two rows per process for its KL estimate."""
     from offline_arena.train.dpo import train_dpo
+    from offline_arena.train.kto import train_kto
+    from offline_arena.train.reward import train_reward
     from offline_arena.train.sft import train_sft
 
-    return {"sft": (train_sft, sft_rows()), "dpo": (train_dpo, preference_rows())}[kind]
+    return {"sft": (train_sft, sft_rows(), "AutoModelForCausalLM", 1),
+            "dpo": (train_dpo, preference_rows(), "AutoModelForCausalLM", 1),
+            "kto": (train_kto, kto_rows_with_batch_independent_kl(), "AutoModelForCausalLM", 2),
+            "reward": (train_reward, preference_rows(), "AutoModelForSequenceClassification", 1)}[kind]
 
 
-# CI runs two of the four (each ~15 s of two launched processes); `pytest -m slow` runs the other two.
+def starting_reward_model(model_dir):
+    """The reward model training started from: the LM's body and a new score head drawn under the trainer's
+    seed, rebuilt as `train_reward` builds it."""
+    from transformers import set_seed
+
+    from offline_arena.train.reward import load_reward_model
+
+    set_seed(settings(1, False).seed)
+    return load_reward_model(model_dir)[0]
+
+
+def starting_weights(kind: str, model_dir) -> dict:
+    if kind != "reward":
+        return state_dict(model_dir)
+    return {name: tensor.float() for name, tensor in starting_reward_model(model_dir).state_dict().items()}
+
+
+def reward_scores(model, tokenizer) -> torch.Tensor:
+    """A reward model's scores of every chosen and rejected conversation, each scored alone (no padding)."""
+    texts = [tokenizer.apply_chat_template([*row["prompt"], *row[side]], tokenize=False)
+             for row in preference_rows() for side in ("chosen", "rejected")]
+    with torch.no_grad():
+        return torch.stack([model.eval()(**tokenizer(text, return_tensors="pt")).logits[0, 0] for text in texts])
+
+
+def saved_reward_scores(checkpoint) -> torch.Tensor:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return reward_scores(AutoModelForSequenceClassification.from_pretrained(str(checkpoint)),
+                         AutoTokenizer.from_pretrained(str(checkpoint)))
+
+
+# CI runs one comparison per kind (each ~8 s of two launched processes on 2 cores); `pytest -m slow` the others.
 @pytest.mark.parametrize("kind,lora", [pytest.param("sft", False, marks=pytest.mark.slow), ("dpo", False), ("sft", True),
-                                       pytest.param("dpo", True, marks=pytest.mark.slow)])
+                                       pytest.param("dpo", True, marks=pytest.mark.slow),
+                                       ("kto", False), pytest.param("kto", True, marks=pytest.mark.slow),
+                                       pytest.param("reward", False, marks=pytest.mark.slow), ("reward", True)])
 def test_two_processes_match_one_process_with_the_same_global_batch(kind, lora, pico_model_dir, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")  # read by both runs; the launcher passes it on
-    train, rows = in_process(kind)
-    single = train(pico_model_dir, rows, tmp_path / "single", settings(2, lora), PROBES)
-    launched = train_launched(kind, pico_model_dir, rows, tmp_path / "launched", settings(1, lora), PROBES,
-                              processes=2)
+    train, rows, model_class, per_process = in_process(kind)
+    single = train(pico_model_dir, rows, tmp_path / "single", settings(2 * per_process, lora), PROBES)
+    launched = train_launched(kind, pico_model_dir, rows, tmp_path / "launched", settings(per_process, lora),
+                              PROBES, processes=2)
 
     result = json.loads((tmp_path / "launched" / "launch" / "result.json").read_text())
     assert result["processes"] == 2 and result["distributed_type"] == "DistributedType.MULTI_CPU"
     assert launched.checkpoint == tmp_path / "launched" / "checkpoint"
     assert launched.guard.end_of_turn_in_labels and launched.guard.examples_checked >= 1
-    assert launched.guard.runaway_before is not None and launched.guard.runaway_after is not None
+    if kind != "reward":  # a reward model does not generate: no runaway probes
+        assert launched.guard.runaway_before is not None and launched.guard.runaway_after is not None
     assert launched.metrics["steps"] == single.metrics["steps"] == STEPS
     loss_gap = max(abs(a - b) / abs(b) for a, b in zip(launched.metrics["loss_curve"], single.metrics["loss_curve"]))
     assert loss_gap <= LOSS_RTOL, (launched.metrics["loss_curve"], single.metrics["loss_curve"])
 
-    base, one, two = state_dict(pico_model_dir), state_dict(single.checkpoint), state_dict(launched.checkpoint)
+    base = starting_weights(kind, pico_model_dir)
+    one, two = state_dict(single.checkpoint, model_class), state_dict(launched.checkpoint, model_class)
+    assert one.keys() == two.keys() == base.keys()
     param_gap = max((one[n] - two[n]).abs().max().item() for n in base)
     moved = max((one[n] - base[n]).abs().max().item() for n in base)
     update_gap = (norm({n: one[n] - two[n] for n in base}) / norm({n: one[n] - base[n] for n in base})).item()
@@ -100,11 +169,47 @@ def test_two_processes_match_one_process_with_the_same_global_batch(kind, lora, 
     assert moved > 10 * PARAM_ATOL, "training barely moved the weights: the comparison would prove nothing"
     assert update_gap <= UPDATE_RTOL and param_gap <= PARAM_ATOL
     if lora:
-        # The frozen base is saved as stored; only what the adapters wrap ("all-linear": the attention and
-        # MLP projections, not the tied embedding / lm_head) may change in the merged checkpoint.
-        adapted = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+        # The frozen base is saved as stored; only what the adapters wrap may change in the merged checkpoint.
         changed = {n for n in base if not torch.equal(base[n], two[n])}
-        assert changed and all(n.endswith(".weight") and n.split(".")[-2] in adapted for n in changed), changed
+        assert changed and all(n.endswith(".weight") and n.split(".")[-2] in ADAPTED for n in changed), changed
+    if kind == "reward":
+        # The saved reward models score alike: what the next stage (PPO) reads from them.
+        from transformers import AutoTokenizer
+
+        scores_one, scores_two = saved_reward_scores(single.checkpoint), saved_reward_scores(launched.checkpoint)
+        start = reward_scores(starting_reward_model(pico_model_dir), AutoTokenizer.from_pretrained(str(pico_model_dir)))
+        score_moved = (scores_one - start).abs().max().item()
+        score_gap = (scores_one - scores_two).abs().max().item()
+        print(f"reward lora={lora}: score gap {score_gap:.2e}, scores moved {score_moved:.2e}", file=sys.stderr)
+        assert score_gap <= SCORE_RTOL * score_moved, (scores_one, scores_two)
+
+
+def test_two_processes_train_grpo(pico_model_dir, tmp_path, monkeypatch):
+    """GRPO launched on two processes trains and saves as in-process, but is not compared with one process:
+    TRL 1.16 seeds every rank differently (`set_seed(args.seed, device_specific=True)` in GRPOTrainer), so the
+    two ranks sample other answers than one process would, and the rewards, advantages and updates differ by
+    more than rounding. What is checked: the job ran on two gloo ranks with the stage's default reward
+    functions (the verifier and the stop penalty; a job file carries no callables), every step logged a finite
+    loss, and the checkpoint loads, moved, and still carries the base's weights it must not change."""
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")
+    # The pico model's random 6-token answers meet "fewer than 4 words" about half the time (measured: 6 of 16
+    # samples), which gives the groups the reward spread GRPO learns from; the stop penalty is -1 for all of them.
+    fewer_than_4_words = [{"id": "length_constraints:number_words", "params": {"relation": "less than", "num_words": 4}}]
+    rows = [{"prompt": user(q), "constraints": fewer_than_4_words, "prompt_id": f"p{i}"} for i, q in enumerate(QUESTIONS)]
+    # 2 processes x 4 answers per step = two groups of 4 answers, whose rewards are gathered across the ranks.
+    launched = train_launched("grpo", pico_model_dir, rows, tmp_path, settings(4, False, num_generations=4,
+                                                                                max_completion_length=6),
+                              PROBES, processes=2)
+
+    result = json.loads((tmp_path / "launch" / "result.json").read_text())
+    assert result["processes"] == 2 and result["distributed_type"] == "DistributedType.MULTI_CPU"
+    assert launched.metrics["steps"] == STEPS
+    assert launched.guard.end_of_turn_in_labels and launched.guard.runaway_after is not None
+    base, trained = state_dict(pico_model_dir), state_dict(launched.checkpoint)
+    moved = max((trained[n] - base[n]).abs().max().item() for n in base)
+    print(f"grpo: loss curve {launched.metrics['loss_curve']}, moved {moved:.2e}", file=sys.stderr)
+    # Measured 3.7e-4: only one of the two steps drew a group with a reward spread, at the decayed lr 5e-4.
+    assert moved > LEARNING_RATE / 10, "GRPO did not move the weights: its groups had no reward spread"
 
 
 def test_launch_command_on_cpu(tmp_path):
@@ -137,13 +242,15 @@ def test_only_launchable_kinds_accept_train_launch():
     from offline_arena.config import Stage
     from offline_arena.stage_kinds import KINDS
 
-    assert {k.name for k in KINDS.values() if k.launchable} == set(LAUNCHABLE)
-    assert Stage(kind="dpo", train={"launch": {"processes": 2}}).train.launch.processes == 2
+    # rm_ppo launches its reward model's trainer (`stage.train` is the reward model's); PPO runs as before.
+    launched_trainers = {"reward" if k.name == "rm_ppo" else k.name for k in KINDS.values() if k.launchable}
+    assert launched_trainers == set(LAUNCHABLE) == {"sft", "dpo", "kto", "reward", "grpo"}
+    assert Stage(kind="kto", train={"launch": {"processes": 2}}).train.launch.processes == 2
     assert Stage(kind="sft").train.launch is None  # default: in the driver, as before
-    with pytest.raises(ValidationError, match="kto stage cannot run its trainer as a launched job"):
-        Stage(kind="kto", train={"launch": {"processes": 2}})
-    with pytest.raises(ValueError, match="grpo trainer cannot run as a launched job"):
-        check_launchable("grpo")
+    with pytest.raises(ValidationError, match="distill stage cannot run its trainer as a launched job"):
+        Stage(kind="distill", teacher="HuggingFaceTB/SmolLM2-360M-Instruct", train={"launch": {"processes": 2}})
+    with pytest.raises(ValueError, match="distill trainer cannot run as a launched job"):
+        check_launchable("distill")
 
 
 def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path):
@@ -165,3 +272,26 @@ def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path
     checkpoint, metrics = KINDS["sft"].train(job)
     assert checkpoint == tmp_path / "checkpoint" and metrics["last_loss"] == 1.0
     assert calls == [("sft", "model", {"processes": 3, "config_file": None, "extra_args": ["--gpu_ids", "0,1,2"]})]
+
+
+def test_an_rm_ppo_stage_launches_its_reward_model(monkeypatch, tmp_path):
+    """`stage.train` is rm_ppo's reward model's, so `train.launch` launches that trainer, into the stage's
+    reward_model/ folder and without probes (a reward model does not generate)."""
+    from offline_arena.config import Stage
+    from offline_arena.run_folder import StageFolder
+    from offline_arena.stage_kinds import TrainJob, _train_reward_model
+    from offline_arena.train import launch
+    from offline_arena.train.guard import GuardReport
+
+    calls = []
+
+    def fake(kind, model_path, rows, out_dir, settings, probe, **options):
+        calls.append((kind, out_dir, probe, options["processes"]))
+        return launch.TrainResult(out_dir / "checkpoint", {"last_loss": 1.0}, GuardReport(True))
+
+    monkeypatch.setattr(launch, "train_launched", fake)
+    stage = Stage(kind="rm_ppo", train={"launch": {"processes": 2}})
+    folder = StageFolder(tmp_path, 1, "rm_ppo")
+    job = TrainJob(stage, "model", [], [], [[{"role": "user", "content": "hi"}]], folder, TrainSettings(), 0)
+    assert _train_reward_model(job).checkpoint == folder.reward_model / "checkpoint"
+    assert calls == [("reward", folder.reward_model, [], 2)]

@@ -90,7 +90,8 @@ class Generation(Strict):
 
 class Launch(Strict):
     """How a stage's trainer runs as a launched job (train/launch.py): `accelerate launch` on N processes,
-    the driver waiting for it. sft and dpo only, for now."""
+    the driver waiting for it. sft, dpo, kto, grpo, and rm_ppo's reward model (its PPO runs as before);
+    not distill."""
 
     processes: int = Field(2, ge=1, description="processes (one per GPU; on a CPU-only machine, gloo ranks)")
     config_file: str | None = Field(None, description=(
@@ -112,7 +113,8 @@ class Train(Strict):
     probe_prompts: int = Field(12, ge=0, description="stage prompts used to measure the runaway rate before/after")
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
     launch: Launch | None = Field(None, description=(
-        "run the trainer as an `accelerate launch` job on several processes (sft, dpo); null: in the driver "
+        "run the trainer as an `accelerate launch` job on several processes (sft, dpo, kto, grpo; rm_ppo: "
+        "its reward model); null: in the driver "
         "process. batch_size stays per process, so the global batch is processes x batch_size x grad_accum"))
 
 

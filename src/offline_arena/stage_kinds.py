@@ -52,7 +52,7 @@ class StageKind:
     build: Callable[[StageInputs], list] | None   # rows for its trainer; None: it trains on nothing
     train: Callable[[TrainJob], tuple] | None     # -> (checkpoint, metrics); None: it trains nothing
     needs_rows: Callable[[object], bool] = lambda stage: True  # False: trains even without data rows
-    launchable: bool = False         # its trainer may run as an `accelerate launch` job (train.launch)
+    launchable: bool = False         # its trainer (rm_ppo: its reward model's) may run as an `accelerate launch` job (train.launch)
     summary: str = ""
 
     @property
@@ -103,13 +103,14 @@ def _trained(result) -> tuple:
     return result.checkpoint, _metrics_of(result)
 
 
-def _launched(kind: str, job: TrainJob):
+def _launched(kind: str, job: TrainJob, out_dir=None, probe=None):
     """The stage's trainer as an `accelerate launch` job (train/launch.py) when the recipe asks for one."""
     from .train.launch import train_launched
 
     launch = job.stage.train.launch
-    return train_launched(kind, job.model_path, job.rows, job.stage_dir, job.settings, job.probe,
-                          processes=launch.processes, config_file=launch.config_file, extra_args=launch.extra_args)
+    return train_launched(kind, job.model_path, job.rows, out_dir or job.stage_dir, job.settings,
+                          job.probe if probe is None else probe, processes=launch.processes,
+                          config_file=launch.config_file, extra_args=launch.extra_args)
 
 
 def _train_sft(job: TrainJob) -> tuple:
@@ -129,12 +130,16 @@ def _train_dpo(job: TrainJob) -> tuple:
 
 
 def _train_kto(job: TrainJob) -> tuple:
+    if job.stage.train.launch is not None:
+        return _trained(_launched("kto", job))
     from .train.kto import train_kto
 
     return _trained(train_kto(job.model_path, job.rows, job.stage_dir, job.settings, job.probe))
 
 
 def _train_grpo(job: TrainJob) -> tuple:
+    if job.stage.train.launch is not None:
+        return _trained(_launched("grpo", job))
     from .train.grpo import train_grpo
 
     return _trained(train_grpo(job.model_path, job.rows, job.stage_dir, job.settings, job.probe))
@@ -148,11 +153,20 @@ def _train_distill(job: TrainJob) -> tuple:
     return _trained(train_distill(job.model_path, teacher, job.rows, job.stage_dir, job.settings, job.probe))
 
 
+def _train_reward_model(job: TrainJob):
+    """rm_ppo's reward model: `stage.train` holds its settings, `train.launch` included (PPO is launched, or
+    not, its own way)."""
+    if job.stage.train.launch is not None:
+        return _launched("reward", job, out_dir=job.folder.reward_model, probe=[])
+    from .train.reward import train_reward
+
+    return train_reward(job.model_path, job.rows, job.folder.reward_model, job.settings, [])
+
+
 def _train_rm_ppo(job: TrainJob) -> tuple:
     """A reward model on the battle pairs (unless the reward is the verifier alone), then PPO against it: ours,
-    or OpenRLHF's (`ppo.engine`)."""
+    or OpenRLHF's (`ppo.engine`). `train.launch` launches the reward model's training only."""
     from .train.ppo import PPOSettings, train_ppo
-    from .train.reward import train_reward
 
     settings = PPOSettings.from_recipe(job.stage.ppo, job.stage.train, seed=job.seed,
                                        probe_max_new_tokens=job.settings.probe_max_new_tokens)
@@ -162,7 +176,7 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
 
         check_settings(settings, job.stage.ppo.openrlhf)
     reward = job.stage.ppo.reward
-    rm = train_reward(job.model_path, job.rows, job.folder.reward_model, job.settings, []) if "rm" in reward else None
+    rm = _train_reward_model(job) if "rm" in reward else None
     reward_fn = None
     if "verifier" in reward:
         from .judges.verifier import verifier_reward
@@ -189,12 +203,13 @@ KINDS: dict[str, StageKind] = {k.name: k for k in (
               summary="SFT on the battles the target lost (the winner's answer)"),
     StageKind("dpo", 1, "dpo", True, _dpo_rows, _train_dpo, launchable=True,
               summary="DPO on decisive (chosen, rejected) pairs"),
-    StageKind("kto", 1, "kto", True, _kto_rows, _train_kto, summary="KTO on answers labelled good or bad"),
-    StageKind("rm_ppo", 2, "rm", True, _reward_rows, _train_rm_ppo,
+    StageKind("kto", 1, "kto", True, _kto_rows, _train_kto, launchable=True,
+              summary="KTO on answers labelled good or bad"),
+    StageKind("rm_ppo", 2, "rm", True, _reward_rows, _train_rm_ppo, launchable=True,  # its reward model
               # PPO against the verifier needs no battle pairs: its reward is checked, not learned.
               needs_rows=lambda stage: stage.ppo.reward != "verifier",
               summary="a reward model on the battle pairs, then PPO against it (or against the verifier)"),
-    StageKind("grpo", 2, "grpo", False, _prompt_rows, _train_grpo,
+    StageKind("grpo", 2, "grpo", False, _prompt_rows, _train_grpo, launchable=True,
               summary="GRPO on the stage's prompts with the verifier's reward"),
     StageKind("distill", 0, "ppo", False, _prompt_rows, _train_distill,
               summary="logit distillation from a teacher on the stage's prompts"),

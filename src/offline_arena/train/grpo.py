@@ -9,8 +9,11 @@ aligned with `completions` (one entry per sampled answer). Prompts from the veri
 `constraints` ([{"id", "params"}]); we store them as a JSON string because Arrow would unify the differently
 shaped `params` dicts across rows into one struct, adding None-valued keys that change what a check sees.
 
-Multi-GPU: nothing special; call `train_grpo` from a script and run it with `accelerate launch script.py`
-(set `use_vllm` and friends through `settings.extra` for fast generation).
+Several GPUs (or CPU processes): `train.launch` in a recipe runs `train_grpo` on every rank through
+`accelerate launch` (train/launch.py), with the default reward functions; rank 0 saves. TRL seeds each rank
+differently (`set_seed(seed, device_specific=True)`), so N processes sample other answers than one process
+would: a launched run is a different sample of the same algorithm, not a replay of an in-process one. Set
+`use_vllm` and friends through `settings.extra` for fast generation.
 """
 
 from __future__ import annotations

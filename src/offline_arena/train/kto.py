@@ -8,7 +8,9 @@ filtered out still teach something. The reference policy is made by TRL (`ref_mo
 TRL estimates KTO's reference point z_0 (Eq. 8's KL term) from mismatched (prompt, completion) pairs within a
 batch, so `settings.batch_size` must be at least 2.
 
-Multi-GPU: nothing special; call `train_kto` from a script and run it with `accelerate launch script.py`.
+Several GPUs (or CPU processes): `train.launch` in a recipe runs `train_kto` on every rank through
+`accelerate launch` (train/launch.py); rank 0 saves. The KL pairs are rotated within each rank's batch, so
+they depend on `batch_size` per process, not only on the global batch.
 """
 
 from __future__ import annotations

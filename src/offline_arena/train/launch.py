@@ -1,5 +1,6 @@
 """A training stage as a launched multi-process job: `accelerate launch` runs the same trainer function
-(`train_sft`, `train_dpo`) on N processes; the driver waits for it and reads the result back.
+(`train_sft`, `train_dpo`, `train_kto`, `train_reward`, `train_grpo`: `LAUNCHABLE`) on N processes; the
+driver waits for it and reads the result back.
 
 The driver writes a job file (trainer kind, model, rows file, out dir, TrainSettings, probe messages) and
 runs `accelerate launch ... -m offline_arena.train.launch JOB.json`; each rank reads the job and calls the
@@ -33,8 +34,16 @@ from .common import TrainResult, TrainSettings
 from .guard import GuardReport
 
 # kind -> (module, function) of the trainers a job may run: those with the (model_path, rows, out_dir,
-# settings, probe_messages) signature whose saving is rank-aware through `run_guarded`.
-LAUNCHABLE = {"sft": ("offline_arena.train.sft", "train_sft"), "dpo": ("offline_arena.train.dpo", "train_dpo")}
+# settings, probe_messages) signature whose saving is rank-aware through `run_guarded`. GRPO runs with its
+# default reward functions (the verifier and the stop penalty, as its stage does): a job file carries data,
+# not Python callables.
+LAUNCHABLE = {
+    "sft": ("offline_arena.train.sft", "train_sft"),
+    "dpo": ("offline_arena.train.dpo", "train_dpo"),
+    "kto": ("offline_arena.train.kto", "train_kto"),
+    "reward": ("offline_arena.train.reward", "train_reward"),
+    "grpo": ("offline_arena.train.grpo", "train_grpo"),
+}
 
 LOG_TAIL_LINES = 40
 

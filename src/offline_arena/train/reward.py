@@ -7,7 +7,8 @@ Rows are the same conversational preference rows as DPO. The model is an
 scalar head on the LM's body); the checkpoint carries its tokenizer and `pad_token_id` in the config,
 because the head reads the score at the last non-pad token.
 
-Multi-GPU: nothing special; call `train_reward` from a script and run it with `accelerate launch script.py`.
+Several GPUs (or CPU processes): `train.launch` in an rm_ppo recipe runs `train_reward` on every rank through
+`accelerate launch` (train/launch.py); rank 0 saves.
 """
 
 from __future__ import annotations
