@@ -26,18 +26,25 @@ tight, nor should it be: the step-2 SFT losses differ by ~2.5e-5 relative, and A
 difference in a near-zero gradient into a whole lr-sized step of the other sign, so ~0.05% of the weights
 differ by up to 2 x lr (the mean gap stays ~1e-6).
 LoRA dropout is 0: its masks depend on the batch's shape.
+
+FSDP2 on the same two gloo ranks (the model sharded, gathered before saving) gives the same gaps as DDP, to
+the last digit printed: with two ranks a reduce-scatter sums the same two gradients an all-reduce does, and
+Adam works elementwise on each shard.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from offline_arena.train.common import TrainSettings
-from offline_arena.train.launch import LAUNCHABLE, LaunchError, check_launchable, launch_command, train_launched
+from offline_arena.train.launch import (LAUNCHABLE, LaunchError, check_launchable, free_port, launch_command,
+                                        train_launched)
 from test_trainers import BAD, GOOD, PROBES, QUESTIONS, assistant, preference_rows, sft_rows, user
 
 LEARNING_RATE = 1e-3
@@ -143,13 +150,20 @@ def saved_reward_scores(checkpoint) -> torch.Tensor:
 def test_two_processes_match_one_process_with_the_same_global_batch(kind, lora, pico_model_dir, tmp_path,
                                                                    monkeypatch):
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")  # read by both runs; the launcher passes it on
+    assert_launched_matches_one_process(kind, lora, pico_model_dir, tmp_path, "MULTI_CPU")
+
+
+def assert_launched_matches_one_process(kind: str, lora: bool, pico_model_dir, tmp_path, distributed_type: str,
+                                        config_file=None):
+    """Train `kind` in this process (batch 2 x per_process) and launched on two (per_process each), then
+    compare the loss curves, the saved weights (and a reward model's scores)."""
     train, rows, model_class, per_process = in_process(kind)
     single = train(pico_model_dir, rows, tmp_path / "single", settings(2 * per_process, lora), PROBES)
     launched = train_launched(kind, pico_model_dir, rows, tmp_path / "launched", settings(per_process, lora),
-                              PROBES, processes=2)
+                              PROBES, processes=2, config_file=config_file)
 
     result = json.loads((tmp_path / "launched" / "launch" / "result.json").read_text())
-    assert result["processes"] == 2 and result["distributed_type"] == "DistributedType.MULTI_CPU"
+    assert result["processes"] == 2 and result["distributed_type"] == f"DistributedType.{distributed_type}"
     assert launched.checkpoint == tmp_path / "launched" / "checkpoint"
     assert launched.guard.end_of_turn_in_labels and launched.guard.examples_checked >= 1
     if kind != "reward":  # a reward model does not generate: no runaway probes
@@ -184,13 +198,64 @@ def test_two_processes_match_one_process_with_the_same_global_batch(kind, lora, 
         assert score_gap <= SCORE_RTOL * score_moved, (scores_one, scores_two)
 
 
+FSDP_ON_CPU = Path(__file__).parent / "fsdp_on_cpu"  # its sitecustomize lets accelerate shard CPU processes
+
+
+def fsdp2_config(path: Path) -> Path:
+    """An accelerate config for FSDP2 as TRL ships it (examples/accelerate_configs/fsdp2.yaml), for two CPU
+    processes in float32 on a port of its own."""
+    path.write_text(f"""compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_cpu_ram_efficient_loading: true
+  fsdp_offload_params: false
+  fsdp_reshard_after_forward: true
+  fsdp_state_dict_type: FULL_STATE_DICT
+  fsdp_activation_checkpointing: false
+mixed_precision: 'no'
+machine_rank: 0
+num_machines: 1
+num_processes: 2
+main_process_port: {free_port()}
+rdzv_backend: static
+same_network: true
+use_cpu: true
+""")
+    return path
+
+
+# CI runs full fine-tuning and LoRA (~8 s each); `pytest -m slow` the others.
+@pytest.mark.parametrize("kind,lora", [("sft", False), ("sft", True), pytest.param("dpo", False, marks=pytest.mark.slow),
+                                       pytest.param("reward", True, marks=pytest.mark.slow)])
+def test_two_fsdp_processes_on_cpu_give_the_same_parameters_as_one_process(kind, lora, pico_model_dir, tmp_path,
+                                                                         monkeypatch):
+    """FSDP2 shards every weight over the two ranks; rank 0 saves what `trained_model_on_rank0` gathered (LoRA
+    merged after gathering). accelerate 1.15 shards only on GPUs, so the launched ranks import
+    tests/fsdp_on_cpu/sitecustomize.py, which sets the distributed type accelerate would set there."""
+    monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")
+    monkeypatch.setenv("OFFLINE_ARENA_TEST_FSDP_ON_CPU", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FSDP_ON_CPU), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    assert_launched_matches_one_process(kind, lora, pico_model_dir, tmp_path, "FSDP",
+                                        config_file=fsdp2_config(tmp_path / "fsdp2.yaml"))
+
+
+def test_an_fsdp_config_on_cpu_is_refused_rather_than_run_as_ddp(pico_model_dir, tmp_path, monkeypatch):
+    """Without that help accelerate 1.15 drops the FSDP plugin on CPU processes and trains DDP, every rank
+    holding the whole model: not what the config asked for, so the job says so."""
+    with pytest.raises(LaunchError, match="accelerate shards with FSDP on GPUs only"):
+        train_launched("sft", pico_model_dir, sft_rows(), tmp_path, settings(1, False), processes=2,
+                       config_file=fsdp2_config(tmp_path / "fsdp2.yaml"))
+
+
 def test_two_processes_train_grpo(pico_model_dir, tmp_path, monkeypatch):
     """GRPO launched on two processes trains and saves as in-process, but is not compared with one process:
     TRL 1.16 seeds every rank differently (`set_seed(args.seed, device_specific=True)` in GRPOTrainer), so the
     two ranks sample other answers than one process would, and the rewards, advantages and updates differ by
     more than rounding. What is checked: the job ran on two gloo ranks with the stage's default reward
     functions (the verifier and the stop penalty; a job file carries no callables), every step logged a finite
-    loss, and the checkpoint loads, moved, and still carries the base's weights it must not change."""
+    loss, the probes ran, and the checkpoint loads with every weight and moved."""
     monkeypatch.setenv("OFFLINE_ARENA_DTYPE", "float32")
     # The pico model's random 6-token answers meet "fewer than 4 words" about half the time (measured: 6 of 16
     # samples), which gives the groups the reward spread GRPO learns from; the stop penalty is -1 for all of them.

@@ -95,7 +95,8 @@ class Launch(Strict):
 
     processes: int = Field(2, ge=1, description="processes (one per GPU; on a CPU-only machine, gloo ranks)")
     config_file: str | None = Field(None, description=(
-        "an `accelerate config` file (DDP or ZeRO-1/2; FSDP and ZeRO-3 are refused); null: plain DDP on this machine"))
+        "an `accelerate config` file: DDP, ZeRO-1/2, or FSDP2 (`fsdp_version: 2`; accelerate shards on GPUs, not "
+        "CPU processes); FSDP1 and ZeRO-3 are refused. null: plain DDP on this machine"))
     extra_args: list[str] = Field(default_factory=list, description="more `accelerate launch` flags, as is")
 
 

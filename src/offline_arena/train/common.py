@@ -168,19 +168,85 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def refuse_sharded_model(trainer) -> None:
-    """Rank 0 saves the model it holds (`save_checkpoint`): the full model under plain DDP (each rank keeps
-    a whole replica), only a shard under ZeRO-3 or FSDP, which would need
-    `trainer.accelerator.get_state_dict` on every rank first (not built)."""
+def fsdp_version(trainer) -> int | None:
+    """1 or 2 when accelerate shards the model with FSDP, else None."""
     accelerator = getattr(trainer, "accelerator", None)
     if accelerator is None:  # not a transformers Trainer (a test's stand-in): nothing sharded it
-        return
+        return None
     from accelerate.utils import DistributedType
 
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return None
+    return accelerator.state.fsdp_plugin.fsdp_version
+
+
+def refuse_sharded_model(trainer) -> None:
+    """Refuse the sharded set-ups whose saving is not built or not tested; FSDP2 is gathered
+    (`trained_model_on_rank0`).
+
+    - ZeRO-3: accelerate's `get_state_dict` gathers it through DeepSpeed's `_zero3_consolidated_16bit_state_dict`
+      (only with `stage3_gather_16bit_weights_on_model_save`): the engine's compute-dtype weights, not its
+      float32 master copy under bf16. DeepSpeed is not installed here, so none of it is built or tested.
+    - FSDP1: accelerate's gather differs (FSDP wrappers, flat parameters) and is not tested.
+    - an FSDP config that accelerate did not apply: accelerate 1.15 turns `distributed_type: FSDP` into FSDP
+      only on GPUs and other accelerators (`AcceleratorState`); with CPU processes it silently trains plain
+      DDP, every rank holding the whole model, which is not what the config asked for."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is None:
+        return
+    import os
+
     deepspeed = getattr(accelerator.state, "deepspeed_plugin", None)
-    if accelerator.distributed_type == DistributedType.FSDP or (deepspeed is not None and deepspeed.zero_stage == 3):
-        raise RuntimeError("this stage saves rank 0's model as is, which under FSDP or ZeRO-3 is a shard; use "
-                           "DDP or ZeRO-1/2 (gathering a sharded state dict is not built yet)")
+    if deepspeed is not None and deepspeed.zero_stage == 3:
+        raise RuntimeError("ZeRO-3 is not supported (gathering its shards before saving is not built or tested); "
+                           "use ZeRO-1/2, DDP or FSDP2 (fsdp_version: 2)")
+    version = fsdp_version(trainer)
+    if version == 1:
+        raise RuntimeError("FSDP1 is not supported (its gathering is not tested); set fsdp_version: 2")
+    if version is None and os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise RuntimeError(f"the accelerate config asks for FSDP, but accelerate runs {accelerator.distributed_type}"
+                           " (accelerate shards with FSDP on GPUs only, not on CPU processes); drop the FSDP "
+                           "config to train with DDP")
+
+
+def fsdp_original_class(module) -> type:
+    """The class a module had before FSDP2's `fully_shard`, which swaps it for a subclass `FSDP<Class>`."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return next(c for c in type(module).__mro__ if not issubclass(c, FSDPModule))
+
+
+def unsharded_copy(sharded, state_dict: dict):
+    """A plain module of the sharded model's architecture (a transformers model, or a PEFT model around one)
+    holding `state_dict`: what `save_checkpoint` can merge and save, and the probes can generate with on one
+    rank. On CPU, where the gathered state dict is: rank 0's GPU holds its shard and optimizer state, and a
+    whole copy there might not fit (so on GPUs the after-training probes run on CPU, slowly for a large model). Built from the config, not from disk: the stage's model path is not at hand, and the
+    architecture (a fresh score head, adapters) is what training made of it."""
+    import copy
+
+    from peft import PeftModel, get_peft_model
+
+    peft = isinstance(sharded, PeftModel)
+    body = sharded.get_base_model() if peft else sharded
+    # The body's stored dtype: float32 when all weights train, the checkpoint's own under LoRA (common.load_policy).
+    dtype = body.get_input_embeddings().weight.dtype
+    whole = fsdp_original_class(body)._from_config(copy.deepcopy(body.config), dtype=dtype)
+    if peft:
+        name = sharded.active_adapter
+        whole = get_peft_model(whole, copy.deepcopy(sharded.peft_config[name]), adapter_name=name)
+    whole.load_state_dict(state_dict, strict=True)  # every weight gathered, nothing left as initialised
+    return whole
+
+
+def trained_model_on_rank0(trainer):
+    """The trained model, whole, on rank 0 (None on the other ranks). Called on every rank: under FSDP2 the
+    weights are sharded and gathering them is a collective (`accelerator.get_state_dict`, a full state dict
+    on rank 0 in CPU memory), after which rank 0 loads them into an unsharded copy. Without sharding rank 0's
+    model already is the whole model (DDP keeps a replica on every rank)."""
+    if fsdp_version(trainer) is None:
+        return trainer.model if is_main_process() else None  # the unwrapped model (DDP's is `model_wrapped`)
+    state_dict = trainer.accelerator.get_state_dict(trainer.model)
+    return unsharded_copy(trainer.model, state_dict) if is_main_process() else None
 
 
 def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[object], tuple[list, list]],
@@ -193,10 +259,12 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
     end-of-turn token of every one must be trained.
 
     Under several processes (train/launch.py) every rank checks its own first batches (iterating a prepared
-    dataloader synchronises RNG states across ranks, so all must), trains, and returns; only rank 0 probes,
-    saves and writes metrics.json. That is safe under plain DDP because every rank holds the full model and
-    `trainer.train()` ends with the ranks in step (the last gradient all-reduce and the loss gather); a
-    sharded model (ZeRO-3, FSDP) would need gathering first, which `refuse_sharded_model` refuses."""
+    dataloader synchronises RNG states across ranks, so all must), trains, and takes part in
+    `trained_model_on_rank0` (a gather under FSDP2); only rank 0 probes, saves and writes metrics.json. Under
+    plain DDP every rank holds the full model and `trainer.train()` ends with the ranks in step (the last
+    gradient all-reduce and the loss gather); under FSDP2 rank 0 probes and saves the gathered, unsharded
+    copy (a sharded model cannot generate on one rank alone). ZeRO-3 and FSDP1 are refused
+    (`refuse_sharded_model`)."""
     main = is_main_process()
     refuse_sharded_model(trainer)
     checked = assert_examples_end_trained(guard_example(trainer), tokenizer, where=f"{stage} stage")
@@ -210,7 +278,7 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
     trainer.train()
     # Every rank logs the same (all-reduced) losses, so metrics agree across ranks.
     metrics = {**loss_summary(trainer.state.log_history, loss_key), "train_seconds": time.perf_counter() - started}
-    trained_model = trainer.model  # the unwrapped model (the DDP wrapper is `trainer.model_wrapped`)
+    trained_model = trained_model_on_rank0(trainer)  # on every rank: a collective under FSDP2
     checkpoint = Path(out_dir) / "checkpoint"
     if not main:
         return TrainResult(checkpoint, metrics, report)

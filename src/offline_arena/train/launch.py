@@ -13,9 +13,12 @@ goes to `simple_launcher`, which starts *one* process whatever N is (several CPU
 hostfile); `--multi_gpu` goes to torchrun. So several processes without GPUs are launched as `--multi_gpu`
 with `ACCELERATE_USE_CPU=true`, and `PartialState(cpu=True)` then picks MULTI_CPU with gloo.
 
-Sharded models are refused (`common.refuse_sharded_model`): under ZeRO-3 or FSDP a rank holds a slice of
-each weight, and our `save_checkpoint` (merge LoRA, `save_pretrained`) on rank 0 would save that slice.
-Gathering first (`trainer.accelerator.get_state_dict`, on every rank) is the way in; not built or tested yet.
+FSDP2 (`fsdp_version: 2` in the accelerate config file) shards each weight over the ranks: every rank takes
+part in gathering the full state dict (`common.trained_model_on_rank0`, `accelerator.get_state_dict`), and
+rank 0 loads it into an unsharded copy, which it probes, merges (LoRA) and saves. ZeRO-3 and FSDP1 are
+refused (`common.refuse_sharded_model`); so is an FSDP config on CPU processes, where accelerate 1.15 does
+not shard but trains DDP (its FSDP branch is for GPUs and other accelerators only). tests/test_launch.py
+checks FSDP2 on two CPU processes by setting the distributed type accelerate would set on GPUs.
 """
 
 from __future__ import annotations
