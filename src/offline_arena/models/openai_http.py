@@ -250,10 +250,12 @@ class OpenAIChatGenerator:
         from tqdm.auto import tqdm
 
         session = self._started_session()
-        auth = self._auth_headers()
+        # Read at each call (a rotated key is used at once) and sent with each request, not kept in a client.
+        api_key = self._api_key()
+        auth, redact = ({"Authorization": f"Bearer {api_key}"} if api_key else {}), _redactor(api_key)
         bar = tqdm(total=sum(len(c) for c in chunks), desc=f"generate {self.model}", unit="answer",
                    disable=not self.progress or None, leave=False)
-        futures = {session.submit(self._generate_all(session, list(chunk), auth, bar)): index
+        futures = {session.submit(self._generate_all(session, list(chunk), auth, redact, bar)): index
                    for index, chunk in enumerate(chunks)}
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -289,14 +291,8 @@ class OpenAIChatGenerator:
             key = api_key_for(url, self.api_key_env, self.allow_insecure_http)
         return key
 
-    def _auth_headers(self) -> dict:
-        """Read at each call (a rotated key is used at once) and sent with each request, not kept in a client."""
-        api_key = self._api_key()
-        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
     async def _generate_all(self, session: "_Session", requests: list[GenerationRequest], auth: dict,
-                            bar) -> list[Completion]:
-        redact = _redactor(auth.get("Authorization", "").removeprefix("Bearer ") or None)
+                            redact: Callable[[str], str], bar) -> list[Completion]:
 
         async def one(request: GenerationRequest) -> Completion:
             completion = await self._complete(session, request, auth, redact)

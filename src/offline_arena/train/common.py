@@ -220,7 +220,8 @@ def unsharded_copy(sharded, state_dict: dict):
     """A plain module of the sharded model's architecture (a transformers model, or a PEFT model around one)
     holding `state_dict`: what `save_checkpoint` can merge and save, and the probes can generate with on one
     rank. On CPU, where the gathered state dict is: rank 0's GPU holds its shard and optimizer state, and a
-    whole copy there might not fit (so on GPUs the after-training probes run on CPU, slowly for a large model). Built from the config, not from disk: the stage's model path is not at hand, and the
+    whole copy there might not fit (so on GPUs the after-training probes run on CPU, slowly for a large
+    model). Built from the config, not from disk: the stage's model path is not at hand, and the
     architecture (a fresh score head, adapters) is what training made of it."""
     import copy
 
