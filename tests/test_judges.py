@@ -232,9 +232,9 @@ def test_reward_model_judge_keeps_the_answer_end_and_shows_runaways_open(pico_re
     judge = load_judge(f"rm:{pico_reward_dir}")
     judge.max_length = 24
     long_prompt = [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "the end"}]
-    kept = judge.tokenizer(judge.render(long_prompt), truncation=True, max_length=24, add_special_tokens=False)
-    assert judge.tokenizer.decode(kept["input_ids"]).rstrip().endswith("the end<|im_end|>")
-    assert not judge.render(long_prompt, stopped=False).rstrip().endswith("<|im_end|>")
+    kept = judge.input_ids(long_prompt)
+    assert len(kept) == 24 and judge.tokenizer.decode(kept).rstrip().endswith("the end<|im_end|>")
+    assert not judge.tokenizer.decode(judge.input_ids(long_prompt, stopped=False)).rstrip().endswith("<|im_end|>")
     finished = Matchup(({"role": "user", "content": "q"},), {}, Completion("same text", True, 3),
                        Completion("same text", False, 3))
     verdict = judge.judge([finished])[0]

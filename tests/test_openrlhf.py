@@ -17,8 +17,8 @@ import fake_openrlhf_engine as fake  # noqa: E402
 from offline_arena.config import PPO, OpenRLHFEngine, Recipe  # noqa: E402
 from offline_arena.run_folder import StageFolder  # noqa: E402
 from offline_arena.train.guard import StopTokenGuardError  # noqa: E402
-from offline_arena.train.openrlhf import (OPENRLHF_COMMIT, OpenRLHFError, build_command, check_reward_model,  # noqa: E402
-                                          export_stage, reward_pooling, run_openrlhf)
+from offline_arena.train.openrlhf import (LOG_NAME, OPENRLHF_COMMIT, OpenRLHFError, build_command,  # noqa: E402
+                                          check_reward_model, export_stage, reward_pooling, run_openrlhf)
 from offline_arena.train.ppo import PPOSettings  # noqa: E402
 
 FAKE = Path(fake.__file__)
@@ -34,6 +34,18 @@ def ppo_settings(**overrides) -> PPOSettings:
 
 def fake_engine(*extra: str, gpus: int = 1) -> OpenRLHFEngine:
     return OpenRLHFEngine(launcher=[sys.executable, str(FAKE)], gpus_per_node=gpus, extra_args=list(extra))
+
+
+@pytest.fixture(scope="module")
+def trained_reward_dir(pico_model_dir, tmp_path_factory) -> Path:
+    """A reward model as the rm_ppo stage trains one (train/reward.py): read at the end-of-turn token."""
+    from offline_arena.train.common import TrainSettings
+    from offline_arena.train.reward import train_reward
+
+    rows = [{"prompt": m, "chosen": [{"role": "assistant", "content": "Blue."}],
+             "rejected": [{"role": "assistant", "content": "No idea."}]} for m in PROMPTS]
+    settings = TrainSettings(max_steps=1, batch_size=2, max_length=64, probe_prompts=0)
+    return train_reward(pico_model_dir, rows, tmp_path_factory.mktemp("rm"), settings).checkpoint
 
 
 def engine_flags(command: list[str], engine: OpenRLHFEngine) -> list[str]:
@@ -172,8 +184,45 @@ def test_the_reward_model_is_one_openrlhf_loads(pico_reward_dir, tmp_path):
 
 
 def test_where_the_reward_is_read_differs_for_chatml_with_pad_as_end_of_turn(pico_reward_dir):
-    # SmolLM2: "...Hello.<|im_end|>\n", pad == <|im_end|>: trained at the newline, read by OpenRLHF at <|im_end|>.
+    # A reward model trained on the full template (not ours), SmolLM2's "...Hello.<|im_end|>\n" with
+    # pad == <|im_end|>: read at the newline, where OpenRLHF reads <|im_end|>.
     assert reward_pooling(pico_reward_dir) == {"trained_at": "Ċ", "openrlhf_reads": "<|im_end|>", "same": False}
+
+
+def test_our_reward_model_is_read_where_openrlhf_reads_it(trained_reward_dir):
+    """OpenRLHF scores prompt ids (the template with the generation prompt) + the rollout's ids, which end
+    on the stop token; our reward model was trained on exactly those ids, and our scorers read the same."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from offline_arena.judges.reward_model import RewardModelJudge
+    from offline_arena.models.chat import end_of_turn_token_id, reward_input_ids
+    from offline_arena.train.ppo import _RewardModelScorer
+
+    assert reward_pooling(trained_reward_dir) == {"trained_at": "<|im_end|>", "openrlhf_reads": "<|im_end|>",
+                                                  "same": True}
+    tokenizer = AutoTokenizer.from_pretrained(str(trained_reward_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(trained_reward_dir)).eval()
+    assert tokenizer.pad_token_id == model.config.pad_token_id != end_of_turn_token_id(tokenizer)
+    prompt, answer = PROMPTS[0], "Blue, like the sky."
+    rollout = (tokenizer(tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True),
+                         add_special_tokens=False)["input_ids"]
+               + tokenizer(answer, add_special_tokens=False)["input_ids"] + [end_of_turn_token_id(tokenizer)])
+    conversation = [*prompt, {"role": "assistant", "content": answer}]
+    assert reward_input_ids(tokenizer, conversation, end_at_end_of_turn=True) == rollout
+    with torch.no_grad():  # OpenRLHF's reading: the value at the last attended position
+        hidden = model.model(torch.tensor([rollout])).last_hidden_state
+        openrlhf = model.score(hidden)[0, -1, 0].item()
+    ours = _RewardModelScorer(trained_reward_dir, torch.device("cpu"), batch_size=2)(
+        [prompt, PROMPTS[1]], [answer, "Yes, certainly, yes, of course, yes indeed, always yes."], [True, True])[0]  # padded beside a longer one
+    judged = RewardModelJudge(str(trained_reward_dir)).scores([conversation])[0]
+    assert ours == pytest.approx(openrlhf, abs=1e-5) and judged == pytest.approx(openrlhf, abs=1e-5)
+
+
+def test_a_reward_model_read_elsewhere_is_refused_before_launch(tmp_path, pico_model_dir, pico_reward_dir):
+    with pytest.raises(OpenRLHFError, match="not trained at"):
+        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), pico_reward_dir, fake_engine())
+    assert not (tmp_path / LOG_NAME).exists()  # never launched
 
 
 # --- whole runs against the stand-in ---------------------------------------------------------------------
@@ -184,10 +233,10 @@ def tensors(path):
     return {k: v for f in sorted(Path(path).glob("*.safetensors")) for k, v in load_file(str(f)).items()}
 
 
-def test_a_run_returns_the_guarded_checkpoint(tmp_path, pico_model_dir, pico_reward_dir):
+def test_a_run_returns_the_guarded_checkpoint(tmp_path, pico_model_dir, trained_reward_dir):
     from transformers import AutoTokenizer
 
-    result = run_openrlhf(pico_model_dir, PROMPTS, tmp_path / "ppo", ppo_settings(), pico_reward_dir,
+    result = run_openrlhf(pico_model_dir, PROMPTS, tmp_path / "ppo", ppo_settings(), trained_reward_dir,
                           fake_engine(), probe_messages=PROBES)
     out = tmp_path / "ppo"
     assert result.checkpoint == out / "checkpoint" and not (out / "openrlhf_model").exists()  # moved, not copied
@@ -198,7 +247,7 @@ def test_a_run_returns_the_guarded_checkpoint(tmp_path, pico_model_dir, pico_rew
         AutoTokenizer.from_pretrained(str(pico_model_dir)).padding_side == "right"
     assert result.guard.runaway_before is not None and result.guard.runaway_after == result.guard.runaway_before
     assert result.metrics["steps"] == 2 and result.metrics["planned_steps"] == 2  # 2 "Global step" lines logged
-    assert result.metrics["engine"] == "openrlhf" and result.metrics["reward_read_where_trained"] is False
+    assert result.metrics["engine"] == "openrlhf" and result.metrics["reward_read_where_trained"] is True
     log = (out / "openrlhf.log").read_text(encoding="utf-8")
     assert log.startswith("$ ") and "--actor.model_name_or_path" in log and "Global step 2:" in log
     seen = json.loads((out / "openrlhf_ckpt" / "fake_engine_args.json").read_text())
@@ -207,8 +256,8 @@ def test_a_run_returns_the_guarded_checkpoint(tmp_path, pico_model_dir, pico_rew
     assert json.loads((out / "metrics.json").read_text())["guard"]["runaway_after"] == result.guard.runaway_after
 
 
-def test_lora_adapters_are_merged_into_the_starting_model(tmp_path, pico_model_dir, pico_reward_dir):
-    result = run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(lora=True, lora_r=4), pico_reward_dir,
+def test_lora_adapters_are_merged_into_the_starting_model(tmp_path, pico_model_dir, trained_reward_dir):
+    result = run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(lora=True, lora_r=4), trained_reward_dir,
                           fake_engine(), probe_messages=PROBES)
     assert (tmp_path / "openrlhf_model" / "adapter_config.json").is_file()  # what OpenRLHF saved
     assert not (result.checkpoint / "adapter_config.json").exists()        # what the next stage loads
@@ -219,26 +268,26 @@ def test_lora_adapters_are_merged_into_the_starting_model(tmp_path, pico_model_d
     assert (start["model.embed_tokens.weight"] == merged["model.embed_tokens.weight"]).all()  # and not the embeddings
 
 
-def test_a_failing_engine_names_its_log(tmp_path, pico_model_dir, pico_reward_dir):
+def test_a_failing_engine_names_its_log(tmp_path, pico_model_dir, trained_reward_dir):
     with pytest.raises(OpenRLHFError, match="exited with status 1") as failure:
-        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), pico_reward_dir,
+        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), trained_reward_dir,
                      fake_engine("--fake.exit", "1"))
     assert str(tmp_path / "openrlhf.log") in str(failure.value)
     assert "fake engine failure" in str(failure.value)  # the log's tail, so the cause is in the error itself
     assert not (tmp_path / "checkpoint").exists()
 
 
-def test_an_engine_that_saves_nothing_names_its_log(tmp_path, pico_model_dir, pico_reward_dir):
+def test_an_engine_that_saves_nothing_names_its_log(tmp_path, pico_model_dir, trained_reward_dir):
     with pytest.raises(OpenRLHFError, match="saved no model") as failure:
-        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), pico_reward_dir,
+        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), trained_reward_dir,
                      fake_engine("--fake.no_save"))
     assert str(tmp_path / "openrlhf.log") in str(failure.value)
 
 
-def test_a_missing_launcher_is_a_clear_error(tmp_path, pico_model_dir, pico_reward_dir):
+def test_a_missing_launcher_is_a_clear_error(tmp_path, pico_model_dir, trained_reward_dir):
     engine = OpenRLHFEngine(launcher=[str(tmp_path / "no-such-openrlhf")], gpus_per_node=1)
     with pytest.raises(OpenRLHFError, match="could not start OpenRLHF's launcher"):
-        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), pico_reward_dir, engine)
+        run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), trained_reward_dir, engine)
 
 
 def stopping_model(tokenizer_dir: Path, out_dir: Path) -> Path:
@@ -267,10 +316,10 @@ def stopping_model(tokenizer_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def test_a_checkpoint_that_runs_away_fails_the_stage(tmp_path, smol_tokenizer_dir, pico_reward_dir):
+def test_a_checkpoint_that_runs_away_fails_the_stage(tmp_path, smol_tokenizer_dir, trained_reward_dir):
     start = stopping_model(smol_tokenizer_dir, tmp_path / "start")
     with pytest.raises(StopTokenGuardError, match="regressed from 0.00 to 1.00"):
-        run_openrlhf(start, PROMPTS, tmp_path / "ppo", ppo_settings(), pico_reward_dir,
+        run_openrlhf(start, PROMPTS, tmp_path / "ppo", ppo_settings(), trained_reward_dir,
                      fake_engine("--fake.degrade"), probe_messages=PROBES)
     metrics = json.loads((tmp_path / "ppo" / "metrics.json").read_text())
     assert (metrics["guard"]["runaway_before"], metrics["guard"]["runaway_after"]) == (0.0, 1.0)
@@ -278,7 +327,7 @@ def test_a_checkpoint_that_runs_away_fails_the_stage(tmp_path, smol_tokenizer_di
 
 
 def test_rollouts_that_cannot_stop_on_end_of_turn_are_refused_before_launch(tmp_path, pico_model_dir,
-                                                                           pico_reward_dir):
+                                                                           trained_reward_dir):
     import shutil
 
     from transformers import AutoTokenizer, GenerationConfig
@@ -290,7 +339,7 @@ def test_rollouts_that_cannot_stop_on_end_of_turn_are_refused_before_launch(tmp_
     tokenizer.save_pretrained(str(start))
     GenerationConfig(eos_token_id=tokenizer.eos_token_id).save_pretrained(str(start))
     with pytest.raises(StopTokenGuardError, match="not among the EOS ids"):
-        run_openrlhf(start, PROMPTS, tmp_path / "ppo", ppo_settings(), pico_reward_dir, fake_engine(),
+        run_openrlhf(start, PROMPTS, tmp_path / "ppo", ppo_settings(), trained_reward_dir, fake_engine(),
                      probe_messages=PROBES)
     assert not (tmp_path / "ppo" / "openrlhf.log").exists()  # nothing was launched
 

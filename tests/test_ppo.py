@@ -302,6 +302,7 @@ def test_reward_model_scores_do_not_depend_on_batch_padding(pico_reward_dir):
 def test_a_rollout_that_hits_the_limit_scores_below_the_same_text_that_stopped(pico_reward_dir):
     """RL must reward stopping: the penalty lands on runaways only, and the reward model sees a truncated
     rollout as an open turn, never closed by the end-of-turn token as if it had ended."""
+    from offline_arena.models.chat import reward_input_ids
     from offline_arena.train.ppo import PPOSettings, _RewardModelScorer
 
     scores = pm.penalise_runaways(torch.tensor([0.7, 0.7]), torch.tensor([True, False]),
@@ -309,9 +310,12 @@ def test_a_rollout_that_hits_the_limit_scores_below_the_same_text_that_stopped(p
     assert scores[1] < scores[0] and scores.tolist() == pytest.approx([0.7, -0.3])
     assert pm.penalise_runaways(torch.tensor([0.7]), torch.tensor([False]), None).tolist() == pytest.approx([0.7])
     scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
-    finished, cut = scorer.render(PROMPTS[0], "an answer", True), scorer.render(PROMPTS[0], "an answer", False)
-    assert finished.rstrip().endswith("<|im_end|>") and cut.endswith("an answer")
-    assert finished.startswith(cut)
+    conversation = [*PROMPTS[0], {"role": "assistant", "content": "an answer"}]
+    finished, cut = (reward_input_ids(scorer.tokenizer, conversation, stopped) for stopped in (True, False))
+    decode = scorer.tokenizer.decode
+    assert decode(finished).rstrip().endswith("<|im_end|>") and decode(cut).endswith("an answer")
+    assert finished[:len(cut)] == cut
+    assert scorer(PROMPTS[:1], ["an answer"], [True]) != scorer(PROMPTS[:1], ["an answer"], [False])
 
 
 def test_logprobs_do_not_depend_on_batch_padding(pico_model_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..models.chat import reward_input_ids, scores_at_end_of_turn
 from .base import Matchup, Verdict
 
 
@@ -24,28 +25,27 @@ class RewardModelJudge:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        # Too long: cut the start of the prompt, never the end of the answer (which a judge must see).
-        self.tokenizer.truncation_side = "left"
+        self.tokenizer.padding_side = "right"  # positions as in training (Llama-style models count from the left)
         self.tie_margin, self.batch_size, self.max_length = tie_margin, batch_size, max_length
-        self.fingerprint = f"rm:{local_fingerprint(model_path)}:v2"  # v2: keeps answer ends, shows runaways open
+        self.fingerprint = f"rm:{local_fingerprint(model_path)}:v3"  # v3: reads where trained, right-padded
 
-    def render(self, conversation: list[dict], stopped: bool = True) -> str:
-        """A finished answer with its turn closed by the template; a runaway (cut at the token limit) as an
-        open turn, never closed as if it had ended."""
-        if stopped:
-            return self.tokenizer.apply_chat_template(conversation, tokenize=False)
-        return self.tokenizer.apply_chat_template(conversation[:-1], tokenize=False, add_generation_prompt=True) + \
-            conversation[-1]["content"]
+    def input_ids(self, conversation: list[dict], stopped: bool = True) -> list[int]:
+        """A finished answer with its turn closed by the template (cut at its end-of-turn token where the
+        model was trained so, `models.chat.reward_input_ids`); a runaway (cut at the token limit) as an open
+        turn, never closed as if it had ended. Too long: the start of the prompt is cut, never the end of
+        the answer, which a judge must see."""
+        ids = reward_input_ids(self.tokenizer, conversation, stopped, scores_at_end_of_turn(self.model.config))
+        return ids[-self.max_length:]
 
     def scores(self, conversations: Sequence[list[dict]], stopped: Sequence[bool] | None = None) -> list[float]:
         import torch
 
         stopped = [True] * len(conversations) if stopped is None else list(stopped)
-        texts = [self.render(c, s) for c, s in zip(conversations, stopped)]
+        ids = [self.input_ids(c, s) for c, s in zip(conversations, stopped)]
         out: list[float] = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
-                                   truncation=True, max_length=self.max_length, add_special_tokens=False).to(self.device)
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
+                                       return_tensors="pt").to(self.device)
             with torch.inference_mode():
                 out.extend(self.model(**batch).logits[:, 0].float().tolist())
         return out

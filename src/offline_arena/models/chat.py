@@ -30,3 +30,46 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     eos = getattr(generation_config, "eos_token_id", None)
     ids.extend(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
     return list(dict.fromkeys(ids))
+
+
+# --- what a reward model reads ---------------------------------------------------------------------------
+
+# A reward model's config.json key: True when it was trained (train/reward.py) reading its score at the
+# answer's end-of-turn token, with nothing after it. Reward models from elsewhere lack it and are read at the
+# last token of the full chat template, as they were trained.
+SCORE_AT_END_OF_TURN = "offline_arena_score_at_end_of_turn"
+
+
+def scores_at_end_of_turn(config) -> bool:
+    return bool(getattr(config, SCORE_AT_END_OF_TURN, False))
+
+
+def reward_input_ids(tokenizer, conversation, stopped: bool = True, end_at_end_of_turn: bool = False) -> list[int]:
+    """The tokens a reward model scores for `conversation` (its last message the assistant's answer): a
+    finished answer with its turn closed by the chat template; a runaway (cut at the token limit) as an open
+    turn, never closed as if it had ended. `end_at_end_of_turn` drops what the template puts after the
+    closing end-of-turn token (ChatML's newline), so that a sequence classifier, which reads the last token,
+    reads the stop token: where OpenRLHF reads the score of a rollout (prompt + generated ids, ending on the
+    stop token), and where our reward models are trained (train/reward.py)."""
+    if stopped:
+        text = tokenizer.apply_chat_template(list(conversation), tokenize=False)
+    else:
+        text = tokenizer.apply_chat_template(list(conversation[:-1]), tokenize=False, add_generation_prompt=True) \
+            + conversation[-1]["content"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if stopped and end_at_end_of_turn:
+        end = end_of_turn_token_id(tokenizer)
+        ids = ids[: len(ids) - ids[::-1].index(end)]
+    return ids
+
+
+def pad_token_apart_from_end_of_turn(tokenizer) -> str:
+    """A pad token that is not the end-of-turn token. A sequence classifier reads the last token that is
+    not the pad token, so with pad == end-of-turn (SmolLM2: both `<|im_end|>`) an answer ending on its
+    end-of-turn token would be read one token early. Any other token does: it only ever fills the tail."""
+    end = end_of_turn_token_id(tokenizer)
+    for token in (tokenizer.pad_token, tokenizer.unk_token, tokenizer.eos_token, tokenizer.bos_token,
+                  *tokenizer.all_special_tokens):
+        if token is not None and tokenizer.convert_tokens_to_ids(token) != end:
+            return token
+    return tokenizer.convert_ids_to_tokens(0 if end != 0 else 1)

@@ -123,19 +123,20 @@ def check_reward_model(path: str | Path) -> None:
 def reward_pooling(path: str | Path) -> dict:
     """Which token the reward model's score is read at, in training and under OpenRLHF. A transformers
     classifier (TRL's RewardTrainer, our PPO) reads the last token that is not the pad token of the answer
-    rendered by the chat template; OpenRLHF reads the last token of prompt + generated answer, i.e. the
-    stop token the answer ended on. Where the template puts something after that token (ChatML's newline)
-    and pad == end-of-turn (SmolLM2), the two differ, and OpenRLHF reads a position the head was not
-    trained at."""
-    from transformers import AutoTokenizer
+    as rendered for it (`models.chat.reward_input_ids`); OpenRLHF reads the last token of prompt + generated
+    answer, i.e. the stop token the answer ended on. Reward models trained here are read at that token
+    (train/reward.py). One trained on the full chat template (elsewhere, or by an earlier version of ours)
+    differs where the template puts something after that token (ChatML's newline) and pad == end-of-turn
+    (SmolLM2): OpenRLHF would read a position the head was not trained at."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    from ..models.chat import end_of_turn_token_id
+    from ..models.chat import end_of_turn_token_id, reward_input_ids, scores_at_end_of_turn
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    pad = json.loads((Path(path) / "config.json").read_text()).get("pad_token_id", tokenizer.pad_token_id)
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi."},
-                                              {"role": "assistant", "content": "Hello."}], tokenize=False)
-    ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    config = AutoConfig.from_pretrained(str(path))
+    pad = config.pad_token_id if config.pad_token_id is not None else tokenizer.pad_token_id
+    ids = reward_input_ids(tokenizer, [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}],
+                           end_at_end_of_turn=scores_at_end_of_turn(config))
     trained = next(t for t in reversed(ids) if t != pad)
     openrlhf = end_of_turn_token_id(tokenizer)
     names = tokenizer.convert_ids_to_tokens([trained, openrlhf])
@@ -268,6 +269,11 @@ def run_openrlhf(model_path: str | Path, prompts: Sequence[Sequence[dict]], out_
     (out_dir / "command.json").write_text(json.dumps(command, indent=2))
     assert_rollouts_stop_on_end_of_turn(model_path)
     pooling = reward_pooling(reward_model_path)
+    if not pooling["same"]:
+        raise OpenRLHFError(
+            f"reward model {reward_model_path} reads its score at {pooling['trained_at']!r}, OpenRLHF at "
+            f"{pooling['openrlhf_reads']!r}, the stop token a rollout ends on: its head would score a position it "
+            "was not trained at. Train it with train/reward.py, which reads at the end-of-turn token")
     report = GuardReport(end_of_turn_in_labels=True, tolerance=settings.runaway_tolerance)
     probes = list(probe_messages)[: settings.probe_prompts]
     if probes:
@@ -277,9 +283,6 @@ def run_openrlhf(model_path: str | Path, prompts: Sequence[Sequence[dict]], out_
     for stale in (output, checkpoint):  # a resumed stage must not mistake an earlier attempt's model for this one's
         shutil.rmtree(stale, ignore_errors=True)
     started = time.perf_counter()
-    if not pooling["same"]:
-        print(f"[openrlhf] warning: the reward model was trained reading its score at {pooling['trained_at']!r}; "
-              f"OpenRLHF reads it at {pooling['openrlhf_reads']!r}", file=sys.stderr)
     returncode = launch(command, log)
     train_seconds = time.perf_counter() - started
     if returncode != 0:

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..models.chat import end_of_turn_token_id, stop_token_ids
+from ..models.chat import end_of_turn_token_id, reward_input_ids, scores_at_end_of_turn, stop_token_ids
 from .common import TrainResult, train_default, load_policy, loss_summary, on_gpu, recipe_default, save_checkpoint
 from .guard import GuardReport, StopTokenGuardError, check_runaway, runaway_rate
 
@@ -462,22 +462,19 @@ class _RewardModelScorer:
         self.model.eval().requires_grad_(False)
         self.device, self.batch_size = device, batch_size
 
-    def render(self, prompt: list[dict], text: str, stopped: bool) -> str:
-        """A finished rollout as the reward model was trained on answers (the turn closed by the template);
-        a rollout cut at the token limit as what it is, an open turn, never as if it had ended."""
-        if stopped:
-            return self.tokenizer.apply_chat_template(list(prompt) + [{"role": "assistant", "content": text}],
-                                                      tokenize=False)
-        return self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True) + text
-
     def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
+        """A finished rollout as the reward model was trained on answers (the turn closed by the template,
+        cut at its end-of-turn token where the model says so); a rollout cut at the token limit as what it
+        is, an open turn, never as if it had ended (`models.chat.reward_input_ids`)."""
         import torch
 
-        rendered = [self.render(p, t, s) for p, t, s in zip(prompts, texts, stopped)]
+        at_end_of_turn = scores_at_end_of_turn(self.model.config)
+        ids = [reward_input_ids(self.tokenizer, [*p, {"role": "assistant", "content": t}], s, at_end_of_turn)
+               for p, t, s in zip(prompts, texts, stopped)]
         scores: list[float] = []
-        for start in range(0, len(rendered), self.batch_size):
-            batch = self.tokenizer(rendered[start:start + self.batch_size], return_tensors="pt", padding=True,
-                                   add_special_tokens=False).to(self.device)
+        for start in range(0, len(ids), self.batch_size):
+            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
+                                       return_tensors="pt").to(self.device)
             with torch.no_grad():
                 scores.extend(self.model(**batch).logits[:, 0].float().tolist())
         return scores

@@ -7,6 +7,14 @@ Rows are the same conversational preference rows as DPO. The model is an
 scalar head on the LM's body); the checkpoint carries its tokenizer and `pad_token_id` in the config,
 because the head reads the score at the last non-pad token.
 
+Where the score is read: at the answer's end-of-turn token. Each answer is rendered by the chat template
+and cut after its closing end-of-turn token (ChatML's trailing newline dropped), with a pad token other
+than the end-of-turn token (`models.chat.reward_input_ids`, `pad_token_apart_from_end_of_turn`), and the
+checkpoint's config says so (`models.chat.SCORE_AT_END_OF_TURN`), so our scorers (PPO's, the reward-model
+judge) cut the same way. That is also where OpenRLHF reads it (the last token of a rollout is its stop
+token), so one reward model serves both PPO engines. Trained on the full template instead, the head would
+learn to score the newline, and OpenRLHF would read a position it was never trained at.
+
 Several GPUs (or CPU processes): `train.launch` in an rm_ppo recipe runs `train_reward` on every rank through
 `accelerate launch` (train/launch.py); rank 0 saves.
 """
@@ -16,8 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, lora_config, on_gpu, run_guarded, trl_args
-from .dpo import preference_dataset
+from ..models.chat import SCORE_AT_END_OF_TURN, pad_token_apart_from_end_of_turn, reward_input_ids
+from .common import TrainResult, TrainSettings, chat_turns, lora_config, on_gpu, run_guarded, trl_args
 from .guard import first_batches
 
 
@@ -28,13 +36,29 @@ def load_reward_model(model_path: str | Path, lora: bool = False):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.pad_token = pad_token_apart_from_end_of_turn(tokenizer)
     model = AutoModelForSequenceClassification.from_pretrained(
         str(model_path), num_labels=1, dtype=torch.bfloat16 if lora and on_gpu() else torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
+    setattr(model.config, SCORE_AT_END_OF_TURN, True)
     model.config.use_cache = False
     return model, tokenizer
+
+
+def reward_dataset(rows: Sequence[dict], tokenizer):
+    """Preference rows as RewardTrainer's tokenized columns (`chosen_ids`, `rejected_ids`; TRL 1.16 skips its
+    own tokenization when they are present): prompt + answer, cut after the answer's end-of-turn token."""
+    from datasets import Dataset
+
+    if not rows:
+        raise ValueError("no preference rows to train on")
+
+    def ids(row, side):
+        conversation = chat_turns(row["prompt"]) + chat_turns(row[side])
+        return reward_input_ids(tokenizer, conversation, end_at_end_of_turn=True)
+
+    return Dataset.from_list([{"chosen_ids": ids(row, "chosen"), "rejected_ids": ids(row, "rejected")}
+                              for row in rows])
 
 
 def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
@@ -62,6 +86,6 @@ def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Pa
     model, tokenizer = load_reward_model(model_path, lora=settings.lora)
     # RewardTrainer drops (does not truncate) pairs longer than max_length.
     config = RewardConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
-    trainer = RewardTrainer(model=model, args=config, train_dataset=preference_dataset(rows),
+    trainer = RewardTrainer(model=model, args=config, train_dataset=reward_dataset(rows, tokenizer),
                             processing_class=tokenizer, peft_config=lora_config(settings, task_type="SEQ_CLS"))
     return run_guarded("reward", trainer, model, tokenizer, guard_example, [], settings, out_dir)
