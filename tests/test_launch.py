@@ -43,8 +43,9 @@ import pytest
 import torch
 
 from offline_arena.train.common import TrainSettings
+from offline_arena.train import launch as launch_module
 from offline_arena.train.launch import (LAUNCHABLE, LaunchError, check_launchable, free_port, launch_command,
-                                        train_launched)
+                                        stop_process_group, train_launched)
 from test_trainers import BAD, GOOD, PROBES, QUESTIONS, assistant, preference_rows, sft_rows, user
 
 LEARNING_RATE = 1e-3
@@ -301,6 +302,68 @@ def test_a_failed_job_raises_with_its_log(tmp_path):
     assert (tmp_path / "out" / "launch" / "launch.log").exists()
 
 
+def processes_naming(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (zombies left out: they hold nothing)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or text not in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_stopping_a_job_stops_its_whole_process_group(monkeypatch):
+    """What a timeout or Ctrl-C in the driver does to a launched job: the launcher and every process it
+    started go, even one that ignores SIGTERM (SIGKILL after the grace period)."""
+    import subprocess
+    import time
+
+    monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 2)
+    marker = str(900_000 + os.getpid() % 99_999)  # a sleep no other process here runs
+    process = subprocess.Popen(["bash", "-c", f"sleep {marker} & (trap '' TERM; sleep {marker}) & wait"],
+                               start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(processes_naming(marker)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(processes_naming(marker)) >= 3, "the stand-in job did not start its children"
+    started = time.monotonic()
+    stop_process_group(process)
+    assert process.poll() is not None and processes_naming(marker) == []
+    assert time.monotonic() - started >= 2  # the child that ignores SIGTERM needed the SIGKILL
+
+
+@pytest.mark.slow
+def test_a_job_past_its_timeout_is_stopped_every_rank(pico_model_dir, tmp_path):
+    """A launched SFT job that would train for hours, given 20 s: the driver raises, and neither the launcher
+    nor either rank is left running."""
+    import dataclasses
+    import threading
+    import time
+
+    job_file = str(tmp_path / "out" / "launch" / "job.json")
+    errors, seen = [], []
+
+    def run():
+        try:
+            train_launched("sft", pico_model_dir, sft_rows() * 50, tmp_path / "out",
+                           dataclasses.replace(settings(1, False), max_steps=100_000), processes=2, timeout_s=20)
+        except LaunchError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while thread.is_alive():
+        seen.append(len(processes_naming(job_file)))
+        time.sleep(0.5)
+    assert max(seen) >= 3, f"the launcher and both ranks were never all up: {seen}"  # the launcher + 2 ranks
+    assert errors and "ran past train.launch.timeout_s (20 s)" in str(errors[0])
+    assert processes_naming(job_file) == []
+
+
 def test_only_launchable_kinds_accept_train_launch():
     from pydantic import ValidationError
 
@@ -331,12 +394,35 @@ def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path
         return launch.TrainResult(tmp_path / "checkpoint", {"last_loss": 1.0}, GuardReport(True))
 
     monkeypatch.setattr(launch, "train_launched", fake)
-    stage = Stage(kind="sft", train={"launch": {"processes": 3, "extra_args": ["--gpu_ids", "0,1,2"]}})
+    stage = Stage(kind="sft", train={"launch": {"processes": 3, "extra_args": ["--gpu_ids", "0,1,2"],
+                                                "timeout_s": 3600}})
     folder = type("Folder", (), {"path": tmp_path})()
     job = TrainJob(stage, "model", [], [], [], folder, TrainSettings(), 0)
     checkpoint, metrics = KINDS["sft"].train(job)
     assert checkpoint == tmp_path / "checkpoint" and metrics["last_loss"] == 1.0
-    assert calls == [("sft", "model", {"processes": 3, "config_file": None, "extra_args": ["--gpu_ids", "0,1,2"]})]
+    assert calls == [("sft", "model", {"processes": 3, "config_file": None, "extra_args": ["--gpu_ids", "0,1,2"],
+                                       "timeout_s": 3600})]
+
+
+def test_a_run_resumes_with_another_launch_timeout_but_not_another_launch(tmp_path):
+    """How long a launched stage may take is not what it computes; how many processes train it is (the
+    global batch)."""
+    from offline_arena.config import Recipe, load_recipe
+    from offline_arena.pipeline.loop import save_recipe
+    from offline_arena.run_folder import RunFolder
+
+    quickstart = load_recipe(Path(__file__).parents[1] / "recipes" / "quickstart.yaml").model_dump(mode="json")
+    assert quickstart["stages"][0]["kind"] == "sft"
+
+    def recipe(**launch):
+        quickstart["stages"][0]["train"]["launch"] = launch
+        return Recipe.model_validate(quickstart)
+
+    save_recipe(recipe(processes=2, timeout_s=600), RunFolder(tmp_path))
+    save_recipe(recipe(processes=2, timeout_s=7200), RunFolder(tmp_path))  # not refused
+    save_recipe(recipe(processes=2), RunFolder(tmp_path))
+    with pytest.raises(ValueError, match="different recipe"):
+        save_recipe(recipe(processes=4, timeout_s=600), RunFolder(tmp_path))
 
 
 def test_an_rm_ppo_stage_launches_its_reward_model(monkeypatch, tmp_path):

@@ -98,6 +98,9 @@ class Launch(Strict):
         "an `accelerate config` file: DDP, ZeRO-1/2, or FSDP2 (`fsdp_version: 2`; accelerate shards on GPUs, not "
         "CPU processes); FSDP1 and ZeRO-3 are refused. null: plain DDP on this machine"))
     extra_args: list[str] = Field(default_factory=list, description="more `accelerate launch` flags, as is")
+    timeout_s: float | None = Field(None, gt=0, description=(
+        "stop the job, every rank, after this many seconds and fail the stage; null: no limit (a collective "
+        "that hangs still ends at torch's process-group timeout)"))
 
 
 class Train(Strict):

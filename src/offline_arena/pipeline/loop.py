@@ -103,13 +103,16 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
         return final
 
 
-# Recipe fields that say where the work runs, not what it computes: the same answers under the same store
-# keys either way, so a run may resume with them changed (begun in this process, finished on Ray).
+# Recipe fields that say where or how long the work runs, not what it computes: the same answers under the
+# same store keys either way, so a run may resume with them changed (begun in this process, finished on Ray;
+# a launched stage given more time). The second tuple matches a field under any stage.
 WHERE_IT_RUNS = ("generation.ray",)
+WHERE_IT_RUNS_IN_ANY_STAGE = ("train.launch.timeout_s",)
 
 
 def _where_it_runs(key: str) -> bool:
-    return any(key == field or key.startswith(field + ".") for field in WHERE_IT_RUNS)
+    return any(key == field or key.startswith(field + ".") for field in WHERE_IT_RUNS) or \
+        any(key == field or key.endswith("." + field) for field in WHERE_IT_RUNS_IN_ANY_STAGE)
 
 
 def save_recipe(recipe: Recipe, folder: RunFolder) -> None:

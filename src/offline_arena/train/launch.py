@@ -26,9 +26,11 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -49,6 +51,7 @@ LAUNCHABLE = {
 }
 
 LOG_TAIL_LINES = 40
+STOP_GRACE_SECONDS = 15  # SIGTERM to the job's process group, then SIGKILL: torchrun forwards SIGTERM to its ranks
 
 
 class LaunchError(RuntimeError):
@@ -101,11 +104,14 @@ def launch_command(job_file: Path, processes: int, config_file: str | None = Non
 
 def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
                    settings: TrainSettings, probe_messages: Sequence[Sequence[dict]] = (), processes: int = 2,
-                   config_file: str | None = None, extra_args: Sequence[str] = ()) -> TrainResult:
+                   config_file: str | None = None, extra_args: Sequence[str] = (),
+                   timeout_s: float | None = None) -> TrainResult:
     """Run trainer `kind` on `processes` ranks through `accelerate launch`; the checkpoint lands in
     `out_dir/checkpoint` as in-process. The job's files and its log are in `out_dir/launch/`.
 
-    `settings.batch_size` stays per device: the global batch is processes x batch_size x grad_accum."""
+    `settings.batch_size` stays per device: the global batch is processes x batch_size x grad_accum.
+    The launcher runs in a process group of its own: past `timeout_s`, or when the driver is interrupted,
+    the whole group (launcher and every rank) is stopped, so no rank is left holding a GPU."""
     check_launchable(kind)
     out_dir = Path(out_dir).resolve()
     job_dir = out_dir / "launch"
@@ -122,13 +128,49 @@ def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_
     with log_file.open("w") as log:
         log.write(" ".join(cmd) + "\n")
         log.flush()
-        returncode = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop_process_group(process)
+            raise LaunchError(f"launched {kind} job ({processes} processes) ran past train.launch.timeout_s "
+                              f"({timeout_s:g} s) and was stopped, every rank; full log {log_file}; its end:\n"
+                              f"{_log_tail(log_file)}") from None
+        except BaseException:  # Ctrl-C or a failure in the driver: the ranks must not outlive it
+            stop_process_group(process)
+            raise
     if returncode != 0 or not result_file.exists():
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
         raise LaunchError(f"launched {kind} job ({processes} processes) failed with exit status {returncode}; "
-                          f"full log {log_file}; its end:\n{tail}")
+                          f"full log {log_file}; its end:\n{_log_tail(log_file)}")
     result = json.loads(result_file.read_text())
     return TrainResult(Path(result["checkpoint"]), result["metrics"], GuardReport(**result["guard"]))
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the launcher's process group (torchrun passes it on to the ranks), then SIGKILL to whatever
+    is still there after `STOP_GRACE_SECONDS`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None and _group_empty(process.pid):  # poll() reaps the launcher first
+                return
+            time.sleep(0.2)
+
+
+def _group_empty(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _log_tail(log_file: Path) -> str:
+    return "\n".join(log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
 
 
 def run_job(job_file: str | Path) -> TrainResult:
