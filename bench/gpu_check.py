@@ -9,6 +9,8 @@
    last line (final vs base).
 3. With more than one GPU: the same round with SFT and DPO launched on two processes
    (`train.launch.processes: 2`), if this checkout has the launched trainers.
+4. With ray installed too: the same requests through `generation.ray` with a `vllm:` target (one actor,
+   one GPU, its own engine): its greedy answers against the in-process vLLM engine's.
 
     python bench/gpu_check.py --out gpu-check.json [--skip-run]
 
@@ -60,6 +62,8 @@ def backends_side_by_side(report: dict) -> None:
         del generator
         torch.cuda.empty_cache()
     same = sum(a.text == b.text for a, b in zip(answers["transformers"], answers["vllm"]))
+    if vllm_on_ray_available():
+        report["vllm_on_ray"] = vllm_on_ray(folder, requests, answers["vllm"])
     report["backends"] = {
         "gpu": torch.cuda.get_device_name(0), "prompts": len(prompts),
         "useful_tok_per_s": rates, "vllm_over_transformers": rates["vllm"] / rates["transformers"],
@@ -68,6 +72,32 @@ def backends_side_by_side(report: dict) -> None:
         "vllm_minus_transformers": paired_vs(accuracy["vllm"], accuracy["transformers"], "prompt_strict", 1000, 0),
     }
     print(json.dumps(report["backends"], indent=1), flush=True)
+
+
+def vllm_on_ray_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def vllm_on_ray(folder: str, requests: list, in_process: list) -> dict:
+    import ray
+
+    from offline_arena.config import RayGeneration
+    from offline_arena.models import load_generator
+
+    started = time.perf_counter()
+    pool = load_generator(f"vllm:{folder}", ray=RayGeneration(actors=1, gpus_per_actor=1))
+    loaded = time.perf_counter() - started
+    answers = pool.generate(requests)
+    same = sum(a.text == b.text for a, b in zip(answers, in_process))
+    result = {"placement": pool.placement, "load_seconds": loaded,
+              "generate_seconds": time.perf_counter() - started - loaded,
+              "identical_to_in_process_vllm": f"{same}/{len(requests)}"}
+    pool.close()
+    ray.shutdown()
+    print(json.dumps(result, indent=1), flush=True)
+    return result
 
 
 def quickstart_round(report: dict, key: str, recipe: str) -> None:

@@ -45,7 +45,8 @@ def stored_rows(path) -> list[tuple]:
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="the ray tests need the ray extra: pip install 'offline-arena[ray]'")
     started = time.perf_counter()
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    # Two logical GPUs (none is real): Ray hands them to actors that ask, as it would real ones.
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
     print(f"local Ray cluster up in {time.perf_counter() - started:.1f}s")
     yield ray
     ray.shutdown()
@@ -178,6 +179,20 @@ def test_the_next_checkpoint_replaces_the_pool(pool, pico_model_dir, smol_tokeni
     assert len(nxt.generate(requests_for_test()[:3])) == 3
 
 
+@pytest.mark.ray
+def test_actors_with_gpus_get_gpus_of_their_own(pool, pico_model_dir, in_process):
+    """One engine per tensor-parallel group: each actor is given `gpus_per_actor` GPUs that no other actor
+    holds (Ray's accounting, here of the fixture's two logical GPUs; the pico model still computes on the
+    CPU). The answers are those of the in-process path. (It ends the module's pool.)"""
+    from offline_arena.config import RayGeneration
+    from offline_arena.models import _ray_pool
+
+    answers, _, _ = in_process
+    on_gpus = _ray_pool(str(pico_model_dir), None, BATCH, 2 * BATCH, RayGeneration(actors=2, gpus_per_actor=1))
+    assert sorted(on_gpus.placement) == [["0"], ["1"]]
+    assert [a.text for a in on_gpus.generate(requests_for_test())] == [a.text for a in answers]
+
+
 def test_without_ray_the_error_says_what_to_install(monkeypatch):
     from offline_arena.config import Generation
     from offline_arena.models.ray_pool import import_ray
@@ -190,10 +205,10 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
         Generation(ray={"actors": 2})
 
 
-def test_a_vllm_target_on_ray_is_refused_not_run_elsewhere():
+def test_a_vllm_target_on_ray_needs_gpus_for_its_engines():
     from offline_arena.config import RayGeneration
 
-    with pytest.raises(NotImplementedError, match="not built"):
+    with pytest.raises(ValueError, match="gpus_per_actor >= 1"):
         load_generator("vllm:some/model", ray=RayGeneration())
 
 

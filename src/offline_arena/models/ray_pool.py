@@ -11,6 +11,12 @@ Actors only return completions; the driver alone writes the store. So the store 
 and resume are those of the in-process path, and so are the answers: each actor runs the same
 TransformersGenerator on the same chunk, hence the same batches and the same per-batch seeds.
 
+A `vllm:` target runs one vLLM engine per actor, each actor holding `gpus_per_actor` GPUs, its engine
+tensor-parallel over them (vLLM's own multiprocessing workers, inside the GPUs Ray gave the actor): one
+engine per tensor-parallel group, as vLLM's offline engine runs in-process, so its answers and store keys
+(`vllm:` fingerprints) are those of the in-process `vllm:` path too. Not run yet: no GPU was lent to this
+project (bench/gpu_check.py has the check to run on one).
+
 An actor that dies mid-chunk (killed, out of memory, its node lost) loses that chunk only: the chunk goes to
 another actor, up to `chunk_retries` times, then the run stops with an error naming the chunk. Ray restarts
 a dead actor (reloading its model) up to `max_restarts` times before it leaves the pool. Chunks committed
@@ -19,6 +25,7 @@ before are in the store, so a rerun never generates them again.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from typing import Iterator, Sequence
 
@@ -41,17 +48,35 @@ class RayGenerationError(RuntimeError):
     """A chunk failed on every actor it was tried on, or no actor is left alive."""
 
 
+BACKENDS = ("transformers", "vllm")
+
+
 class GenerationActor:
     """What runs inside one Ray actor: the in-process generator, loaded once, fed chunk after chunk."""
 
-    def __init__(self, model_path: str, fingerprint: str | None, batch_size: int | None):
-        from .hf import TransformersGenerator
+    def __init__(self, backend: str, model_path: str, fingerprint: str | None, batch_size: int | None,
+                 gpus: int = 0):
+        if backend == "vllm":
+            from .vllm_backend import VLLMGenerator
 
-        self.generator = TransformersGenerator(model_path, fingerprint=fingerprint, batch_size=batch_size,
-                                               progress=False)
+            # Ray set CUDA_VISIBLE_DEVICES to this actor's GPUs; "mp" keeps vLLM's tensor-parallel workers
+            # on them, instead of asking Ray (which it finds initialised here) for a placement of its own.
+            parallel = {"tensor_parallel_size": gpus, "distributed_executor_backend": "mp"} if gpus > 1 else {}
+            self.generator = VLLMGenerator(model_path, fingerprint=fingerprint, **parallel)
+        else:
+            from .hf import TransformersGenerator
+
+            self.generator = TransformersGenerator(model_path, fingerprint=fingerprint, batch_size=batch_size,
+                                                   progress=False)
 
     def fingerprint(self) -> str:
         return self.generator.fingerprint
+
+    def gpu_ids(self) -> list:
+        """The GPUs Ray assigned to this actor (none on CPU actors)."""
+        import ray
+
+        return [str(g) for g in ray.get_gpu_ids()]
 
     def generate(self, requests: list[GenerationRequest]) -> list[Completion]:
         return self.generator.generate(requests)
@@ -65,10 +90,13 @@ class RayGenerationPool:
 
     def __init__(self, model_path: str, fingerprint: str | None = None, batch_size: int | None = None,
                  actors: int = 2, address: str | None = None, cpus_per_actor: float = 1,
-                 max_restarts: int = 1, chunk_retries: int = 2, chunk_size: int | None = None):
+                 max_restarts: int = 1, chunk_retries: int = 2, chunk_size: int | None = None,
+                 gpus_per_actor: int = 0, backend: str = "transformers"):
         """`address`: a running cluster's (`ray://...`, `HOST:6379` or `auto`); None starts a local one on
-        this machine with `actors * cpus_per_actor` CPUs. Every node must see `model_path` (a shared folder or
-        a Hub id) and have offline-arena installed. A Ray already initialised in this process is used as is."""
+        this machine with `actors * cpus_per_actor` CPUs (and the GPUs Ray finds). Every node must see
+        `model_path` (a shared folder or a Hub id) and have offline-arena installed. A Ray already
+        initialised in this process is used as is. `backend` "vllm": one vLLM engine per actor, tensor-parallel
+        over its `gpus_per_actor` GPUs."""
         ray = import_ray()
         from transformers import AutoTokenizer
 
@@ -76,6 +104,11 @@ class RayGenerationPool:
 
         if actors < 1:
             raise ValueError(f"generation.ray.actors must be >= 1, got {actors}")
+        if backend not in BACKENDS:
+            raise ValueError(f"Ray actors run {' or '.join(BACKENDS)}, not {backend!r}")
+        if backend == "vllm" and gpus_per_actor < 1:
+            raise ValueError("a vllm: target on Ray needs generation.ray.gpus_per_actor >= 1 (the GPUs of each "
+                             "actor's engine, its tensor-parallel size)")
         if not ray.is_initialized():
             if address is None:
                 # (Ray 2.60 binds a local cluster to the machine's reachable IP even when asked for
@@ -91,16 +124,22 @@ class RayGenerationPool:
         # The cache keys hold the rendered prompt: rendered here, with the actors' own tokenizer files.
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         # max_task_retries=0: a failed chunk is retried by us, on another actor, not by Ray on the same one.
-        remote = ray.remote(GenerationActor).options(num_cpus=cpus_per_actor, max_restarts=max_restarts,
-                                                     max_task_retries=0)
-        self.actors = [remote.remote(self.model_path, fingerprint, batch_size) for _ in range(actors)]
+        remote = ray.remote(GenerationActor).options(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
+                                                     max_restarts=max_restarts, max_task_retries=0)
+        self.actors = [remote.remote(backend, self.model_path, fingerprint, batch_size, gpus_per_actor)
+                       for _ in range(actors)]
         try:
             fingerprints = set(ray.get([a.fingerprint.remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S))
+            # Each actor's GPUs: disjoint by Ray's accounting, listed so a run's log says where it ran.
+            self.placement = ray.get([a.gpu_ids.remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
             self.close()
             raise RayGenerationError(
-                f"{actors} Ray actors with {cpus_per_actor} CPUs each did not load {self.model_path} within "
-                f"{ACTOR_START_TIMEOUT_S}s: does the cluster have the CPUs free ({ray.available_resources()})?") from None
+                f"{actors} Ray actors with {cpus_per_actor} CPUs and {gpus_per_actor} GPUs each did not load "
+                f"{self.model_path} within {ACTOR_START_TIMEOUT_S}s: does the cluster have them free "
+                f"({ray.available_resources()})?") from None
+        if gpus_per_actor:
+            print(f"[ray] {actors} {backend} actors of {self.model_path} on GPUs {self.placement}", file=sys.stderr)
         if len(fingerprints) > 1:  # e.g. one node computes in bf16, another in float32: other answers
             raise RayGenerationError(f"the actors load {self.model_path} differently: {sorted(fingerprints)}")
         # What the in-process generator of this model would have (":bf16" included where the actors' CPUs
