@@ -59,6 +59,9 @@ def reward_input_ids(tokenizer, conversation, stopped: bool = True, end_at_end_o
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if stopped and end_at_end_of_turn:
         end = end_of_turn_token_id(tokenizer)
+        if end not in ids:
+            raise ValueError(f"the chat template closes no answer with the end-of-turn token "
+                             f"{tokenizer.convert_ids_to_tokens(end)!r}, where a reward model's score is read")
         ids = ids[: len(ids) - ids[::-1].index(end)]
     return ids
 
