@@ -316,20 +316,21 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
-def test_stopping_a_job_stops_its_whole_process_group(monkeypatch):
-    """What a timeout or Ctrl-C in the driver does to a launched job: the launcher and every process it
-    started go, even one that ignores SIGTERM (SIGKILL after the grace period)."""
+def test_stopping_a_job_stops_every_process_under_it(monkeypatch):
+    """What a timeout or Ctrl-C in the driver does to a launched job: the launcher and every process under
+    it go, also those in sessions of their own (torchrun starts each rank so) and one that ignores SIGTERM
+    (SIGKILL after the grace period)."""
     import subprocess
     import time
 
     monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 2)
     marker = str(900_000 + os.getpid() % 99_999)  # a sleep no other process here runs
-    process = subprocess.Popen(["bash", "-c", f"sleep {marker} & (trap '' TERM; sleep {marker}) & wait"],
-                               start_new_session=True)
+    job = f"setsid sleep {marker} & setsid bash -c 'trap \"\" TERM; sleep {marker}' & sleep {marker} & wait"
+    process = subprocess.Popen(["bash", "-c", job], start_new_session=True)
     deadline = time.monotonic() + 10
-    while len(processes_naming(marker)) < 3 and time.monotonic() < deadline:
+    while len(processes_naming(marker)) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(processes_naming(marker)) >= 3, "the stand-in job did not start its children"
+    assert len(processes_naming(marker)) >= 4, "the stand-in job did not start its children"
     started = time.monotonic()
     stop_process_group(process)
     assert process.poll() is not None and processes_naming(marker) == []

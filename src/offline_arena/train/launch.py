@@ -30,7 +30,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -51,7 +50,9 @@ LAUNCHABLE = {
 }
 
 LOG_TAIL_LINES = 40
-STOP_GRACE_SECONDS = 15  # SIGTERM to the job's process group, then SIGKILL: torchrun forwards SIGTERM to its ranks
+# After SIGTERM, how long the ranks get before SIGKILL: longer than torchrun's own 30 s shutdown (SIGTERM to the
+# ranks, SIGKILL after 30 s), so that it closes them in order when it can.
+STOP_GRACE_SECONDS = 35
 
 
 class LaunchError(RuntimeError):
@@ -110,8 +111,8 @@ def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_
     `out_dir/checkpoint` as in-process. The job's files and its log are in `out_dir/launch/`.
 
     `settings.batch_size` stays per device: the global batch is processes x batch_size x grad_accum.
-    The launcher runs in a process group of its own: past `timeout_s`, or when the driver is interrupted,
-    the whole group (launcher and every rank) is stopped, so no rank is left holding a GPU."""
+    Past `timeout_s`, or when the driver is interrupted, the launcher and every process under it are stopped
+    (`stop_process_group`), so no rank is left holding a GPU."""
     check_launchable(kind)
     out_dir = Path(out_dir).resolve()
     job_dir = out_dir / "launch"
@@ -147,26 +148,43 @@ def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the launcher's process group (torchrun passes it on to the ranks), then SIGKILL to whatever
-    is still there after `STOP_GRACE_SECONDS`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None and _group_empty(process.pid):  # poll() reaps the launcher first
-                return
-            time.sleep(0.2)
+    """Stop the launcher and every process under it. torchrun starts each rank in a session of its own
+    (torch 2.13, `SubprocessHandler`), out of reach of a signal to the launcher's group, so the whole tree is
+    listed first (psutil, which accelerate requires). SIGTERM to the launcher's group: torchrun passes it to
+    the ranks and gives them its own 30 s; after `STOP_GRACE_SECONDS` (or at a second Ctrl-C) SIGKILL to every
+    process of the tree still there: a rank that ignores SIGTERM, or hangs in a collective, too."""
+    import psutil
 
-
-def _group_empty(pgid: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        launcher = psutil.Process(process.pid)
+        tree = [launcher, *launcher.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_SECONDS)
+    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+        alive = tree
+    for leftover in alive:
+        try:
+            tree.extend(leftover.children(recursive=True))  # started while we waited
+        except psutil.NoSuchProcess:
+            pass
+    for leftover in tree:
+        try:
+            leftover.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _signal_group(process.pid, signal.SIGKILL)
+    psutil.wait_procs(tree, timeout=10)
+    process.wait(timeout=10)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
     except ProcessLookupError:
-        return True
-    return False
+        pass
 
 
 def _log_tail(log_file: Path) -> str:
