@@ -219,6 +219,34 @@ def test_our_reward_model_is_read_where_openrlhf_reads_it(trained_reward_dir):
     assert ours == pytest.approx(openrlhf, abs=1e-5) and judged == pytest.approx(openrlhf, abs=1e-5)
 
 
+def test_a_template_that_leaves_the_answer_open_has_no_reading_point(smol_tokenizer_dir):
+    """Cutting after the last end-of-turn token must never cut after the question instead: with a template
+    that closes user turns but not the assistant's, there is no token to read the answer's score at."""
+    from transformers import AutoTokenizer
+
+    from offline_arena.models.chat import reward_input_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smol_tokenizer_dir))
+    tokenizer.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                               "{% if m['role'] != 'assistant' %}<|im_end|>\n{% endif %}{% endfor %}"
+                               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    conversation = [*PROMPTS[0], {"role": "assistant", "content": "Blue."}]
+    assert tokenizer.decode(reward_input_ids(tokenizer, conversation)).endswith("Blue.")  # read as rendered
+    with pytest.raises(ValueError, match="closes no answer"):
+        reward_input_ids(tokenizer, conversation, end_at_end_of_turn=True)
+
+
+def test_reward_training_refuses_settings_that_would_retokenize(tmp_path, pico_model_dir):
+    from offline_arena.train.common import TrainSettings
+    from offline_arena.train.reward import train_reward
+
+    rows = [{"prompt": PROMPTS[0], "chosen": [{"role": "assistant", "content": "Blue."}],
+             "rejected": [{"role": "assistant", "content": "No."}]}]
+    with pytest.raises(ValueError, match=r"\['pad_token'\]"):
+        train_reward(pico_model_dir, rows, tmp_path, TrainSettings(extra={"pad_token": "<|im_end|>"}))
+    assert not (tmp_path / "checkpoint").exists()
+
+
 def test_a_reward_model_read_elsewhere_is_refused_before_launch(tmp_path, pico_model_dir, pico_reward_dir):
     with pytest.raises(OpenRLHFError, match="not trained at"):
         run_openrlhf(pico_model_dir, PROMPTS, tmp_path, ppo_settings(probe_prompts=0), pico_reward_dir, fake_engine())

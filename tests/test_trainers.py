@@ -236,7 +236,7 @@ def test_kto_refuses_batch_of_one(pico_model_dir, tmp_path):
 def test_reward_model_trains_and_checkpoint_scores(pico_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from offline_arena.models.chat import end_of_turn_token_id, scores_at_end_of_turn
+    from offline_arena.models.chat import end_of_turn_token_id, reward_input_ids, scores_at_end_of_turn
     from offline_arena.train.reward import train_reward
 
     result = train_reward(pico_model_dir, preference_rows(), tmp_path, settings(), PROBES)
@@ -246,10 +246,10 @@ def test_reward_model_trains_and_checkpoint_scores(pico_model_dir, tmp_path):
     assert model.config.num_labels == 1 and model.config.pad_token_id == tokenizer.pad_token_id
     # Read at the end-of-turn token (where OpenRLHF reads it too): pad is another token, and the config says so.
     assert scores_at_end_of_turn(model.config) and tokenizer.pad_token_id != end_of_turn_token_id(tokenizer)
-    texts = [tokenizer.apply_chat_template([*user(q), *assistant(a)], tokenize=False)
-             for q, a in [(QUESTIONS[0], GOOD[0]), (QUESTIONS[1], BAD[1])]]
+    ids = [reward_input_ids(tokenizer, [*user(q), *assistant(a)], end_at_end_of_turn=True)
+           for q, a in [(QUESTIONS[0], GOOD[0]), (QUESTIONS[1], BAD[1])]]
     with torch.no_grad():
-        scores = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits
+        scores = model(**tokenizer.pad({"input_ids": ids}, return_tensors="pt")).logits
     assert scores.shape == (2, 1) and torch.isfinite(scores).all()
     assert_ranks_good_first(model, tokenizer, pico_model_dir, sign=+1)
 

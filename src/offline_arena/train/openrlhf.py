@@ -134,7 +134,8 @@ def reward_pooling(path: str | Path) -> dict:
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     config = AutoConfig.from_pretrained(str(path))
-    pad = config.pad_token_id if config.pad_token_id is not None else tokenizer.pad_token_id
+    pad = getattr(config.get_text_config(), "pad_token_id", None)  # composite configs keep it in text_config
+    pad = pad if pad is not None else tokenizer.pad_token_id
     ids = reward_input_ids(tokenizer, [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}],
                            end_at_end_of_turn=scores_at_end_of_turn(config))
     trained = next(t for t in reversed(ids) if t != pad)

@@ -29,6 +29,11 @@ from .common import TrainResult, TrainSettings, chat_turns, lora_config, on_gpu,
 from .guard import first_batches
 
 
+# RewardConfig fields that would change the tokenizer after `reward_dataset` tokenized the rows: the data
+# would then not be what the checkpoint's tokenizer and config say its scorers should read.
+TOKENIZATION_FIXED_HERE = {"pad_token", "eos_token", "chat_template_path"}
+
+
 def load_reward_model(model_path: str | Path, lora: bool = False):
     """A one-label sequence classifier from a causal LM folder (or a reward checkpoint) and its tokenizer;
     float32 master weights unless LoRA trains adapters on a frozen base (as `common.load_policy`)."""
@@ -82,6 +87,10 @@ def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Pa
     from transformers import set_seed
     from trl import RewardConfig, RewardTrainer
 
+    fixed_here = sorted(set(settings.extra) & TOKENIZATION_FIXED_HERE)
+    if fixed_here:
+        raise ValueError(f"train.extra {fixed_here}: the reward model's tokens are fixed here (read at the answer's "
+                         "end-of-turn token, with a pad token apart from it); drop them")
     set_seed(settings.seed)  # TRL seeds only when it loads the model itself; the new score head needs it
     model, tokenizer = load_reward_model(model_path, lora=settings.lora)
     # RewardTrainer drops (does not truncate) pairs longer than max_length.
