@@ -212,6 +212,32 @@ def test_a_vllm_target_on_ray_needs_gpus_for_its_engines():
         load_generator("vllm:some/model", ray=RayGeneration())
 
 
+def test_a_vllm_actor_runs_one_engine_over_its_gpus(monkeypatch, tmp_path):
+    """What a `vllm:` actor asks of vLLM (a stand-in `vllm` module records it; vLLM itself needs a GPU):
+    one engine, tensor-parallel over the actor's GPUs with vLLM's own worker processes, keyed apart from a
+    one-GPU engine; one GPU, vLLM's defaults."""
+    import types
+
+    from offline_arena.models.ray_pool import GenerationActor
+
+    engines = []
+
+    class LLM:
+        def __init__(self, model, **kwargs):
+            engines.append((model, kwargs))
+
+        def get_tokenizer(self):
+            return None
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")  # what the fingerprint hashes
+    two, one = GenerationActor("vllm", str(tmp_path), None, None, gpus=2), GenerationActor("vllm", str(tmp_path), None, None, gpus=1)
+    assert engines == [(str(tmp_path), {"tensor_parallel_size": 2, "distributed_executor_backend": "mp"}),
+                       (str(tmp_path), {})]
+    assert one.fingerprint().startswith("vllm:") and two.fingerprint() == one.fingerprint() + ":tp2"
+
+
 def test_a_run_resumes_on_ray_after_beginning_in_process(tmp_path, monkeypatch):
     """generation.ray changes where answers are generated, not what they are: no recipe difference."""
     from offline_arena.config import Generation, Recipe

@@ -33,6 +33,7 @@ from .base import Completion, GenerationRequest
 
 # Actors Ray cannot place (the CPUs are taken) wait for them forever; loading a 7B model takes minutes.
 ACTOR_START_TIMEOUT_S = 900
+SHUTDOWN_TIMEOUT_S = 60
 INSTALL_HINT = "generation.ray needs the ray extra: pip install 'offline-arena[ray]'"
 
 
@@ -63,6 +64,8 @@ class GenerationActor:
             # on them, instead of asking Ray (which it finds initialised here) for a placement of its own.
             parallel = {"tensor_parallel_size": gpus, "distributed_executor_backend": "mp"} if gpus > 1 else {}
             self.generator = VLLMGenerator(model_path, fingerprint=fingerprint, **parallel)
+            if gpus > 1:  # a tensor-parallel engine rounds otherwise than one GPU: its answers are keyed apart
+                self.generator.fingerprint += f":tp{gpus}"
         else:
             from .hf import TransformersGenerator
 
@@ -71,6 +74,21 @@ class GenerationActor:
 
     def fingerprint(self) -> str:
         return self.generator.fingerprint
+
+    def shutdown(self) -> None:
+        """Let go of the model before the actor is killed: a vLLM engine's worker processes hold GPU memory
+        the next checkpoint's engine will ask for."""
+        import gc
+
+        del self.generator
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
 
     def gpu_ids(self) -> list:
         """The GPUs Ray assigned to this actor (none on CPU actors)."""
@@ -133,7 +151,7 @@ class RayGenerationPool:
             # Each actor's GPUs: disjoint by Ray's accounting, listed so a run's log says where it ran.
             self.placement = ray.get([a.gpu_ids.remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError:
-            self.close()
+            self.close(let_go_first=False)  # actors still waiting for their resources have nothing to let go
             raise RayGenerationError(
                 f"{actors} Ray actors with {cpus_per_actor} CPUs and {gpus_per_actor} GPUs each did not load "
                 f"{self.model_path} within {ACTOR_START_TIMEOUT_S}s: does the cluster have them free "
@@ -195,7 +213,13 @@ class RayGenerationPool:
             self.num_generated += len(completions)
             yield index, completions
 
-    def close(self) -> None:
+    def close(self, let_go_first: bool = True) -> None:
+        """End the actors, each first letting go of its model (a vLLM engine stops its workers)."""
+        if let_go_first:
+            try:
+                self.ray.get([actor.shutdown.remote() for actor in self.actors], timeout=SHUTDOWN_TIMEOUT_S)
+            except Exception:  # a dead or stuck actor: killing it is all that is left
+                pass
         for actor in self.actors:
             self.ray.kill(actor)
         self.actors = []
