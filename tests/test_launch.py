@@ -365,6 +365,40 @@ def test_a_job_past_its_timeout_is_stopped_every_rank(pico_model_dir, tmp_path):
     assert processes_naming(job_file) == []
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # 9 s: the one end-to-end check that a pre-empted driver leaves no rank
+def test_sigterm_to_the_driver_stops_its_launched_ranks(pico_model_dir, pico_reward_dir, tmp_path):
+    """A scheduler pre-empts `arena run` with SIGTERM while a launched SFT stage trains: the driver unwinds
+    (exit status 143, a line saying how to resume), and neither the launcher nor a rank outlives it."""
+    import signal
+    import subprocess
+    import time
+
+    import yaml
+
+    recipe = tmp_path / "launched.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "t", "target": str(pico_model_dir), "judge": f"rm:{pico_reward_dir}",
+        "opponents": [{"name": "o", "model": f"{pico_model_dir}@best-of-2"}],
+        "prompts": {"per_stage": 8, "heldout": 4}, "generation": {"max_new_tokens": 8, "batch_size": 8},
+        "evaluation": {"bootstrap_rounds": 10, "leaderboard": False},
+        "stages": [{"kind": "sft", "min_rows": 1, "data": {"require_stopped": False, "require_passing": False},
+                    "train": {"max_steps": 100_000, "batch_size": 1, "max_length": 128, "runaway_tolerance": 1.0,
+                              "launch": {"processes": 2}}}]}))
+    run_dir = tmp_path / "run"
+    job_file = str(run_dir / "round1" / "sft" / "launch" / "job.json")
+    driver = subprocess.Popen([sys.executable, "-m", "offline_arena.cli", "run", str(recipe), "--run-dir", str(run_dir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(processes_naming(job_file)) < 3 and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert len(processes_naming(job_file)) >= 3, "the launched job never had its launcher and two ranks up"
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and "stopped by SIGTERM" in stderr, stderr[-2000:]
+    assert processes_naming(job_file) == []
+
+
 def test_only_launchable_kinds_accept_train_launch():
     from pydantic import ValidationError
 

@@ -4,7 +4,10 @@ never pays for torch or transformers."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -131,12 +134,34 @@ def main(argv: list[str] | None = None) -> int:
     deid.set_defaults(handler=cmd_deidentify)
 
     args = parser.parse_args(argv)
+    with _sigterm_unwinds(args.command):
+        try:
+            return args.handler(args) or 0
+        except (ValueError, FileNotFoundError, RuntimeError) as error:
+            # Errors we raise say what is wrong and where; a traceback would bury that.
+            print(f"arena {args.command}: error: {error}", file=sys.stderr)
+            return 2
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds(command: str):
+    """SIGTERM (a scheduler pre-empting the job, `kill`) ends the command the way Ctrl-C does, by an
+    exception, instead of Python's default of dying on the spot: `finally` blocks run, so launched training
+    jobs are stopped with every rank (train/launch.py) and the store's open transaction ends. What was
+    committed stays; rerunning the command resumes. Exit status 143 (128 + SIGTERM), as a shell reports it."""
+    def stop(signum, frame):
+        print(f"\narena {command}: stopped by SIGTERM; what finished is kept, the same command resumes",
+              file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return args.handler(args) or 0
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        # Errors we raise say what is wrong and where; a traceback would bury that.
-        print(f"arena {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
