@@ -51,20 +51,24 @@ def reward_input_ids(tokenizer, conversation, stopped: bool = True, end_at_end_o
     closing end-of-turn token (ChatML's newline), so that a sequence classifier, which reads the last token,
     reads the stop token: where OpenRLHF reads the score of a rollout (prompt + generated ids, ending on the
     stop token), and where our reward models are trained (train/reward.py)."""
-    prompt = tokenizer.apply_chat_template(list(conversation[:-1]), tokenize=False, add_generation_prompt=True)
+    def tokens(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt() -> str:
+        return tokenizer.apply_chat_template(list(conversation[:-1]), tokenize=False, add_generation_prompt=True)
+
     if not stopped:
-        return tokenizer(prompt + conversation[-1]["content"], add_special_tokens=False)["input_ids"]
-    ids = tokenizer(tokenizer.apply_chat_template(list(conversation), tokenize=False),
-                    add_special_tokens=False)["input_ids"]
-    if end_at_end_of_turn:
-        end = end_of_turn_token_id(tokenizer)
-        cut = len(ids) - ids[::-1].index(end) if end in ids else 0
-        # The prompt's turns end on the same token: the last one must close the answer, not the question.
-        if cut <= len(tokenizer(prompt, add_special_tokens=False)["input_ids"]):
-            raise ValueError(f"the chat template closes no answer with the end-of-turn token "
-                             f"{tokenizer.convert_ids_to_tokens(end)!r}, where a reward model's score is read")
-        ids = ids[:cut]
-    return ids
+        return tokens(prompt() + conversation[-1]["content"])
+    ids = tokens(tokenizer.apply_chat_template(list(conversation), tokenize=False))
+    if not end_at_end_of_turn:
+        return ids
+    end = end_of_turn_token_id(tokenizer)
+    cut = len(ids) - ids[::-1].index(end) if end in ids else 0
+    # The prompt's turns end on the same token: the last one must close the answer, not the question.
+    if cut <= len(tokens(prompt())):
+        raise ValueError(f"the chat template closes no answer with the end-of-turn token "
+                         f"{tokenizer.convert_ids_to_tokens(end)!r}, where a reward model's score is read")
+    return ids[:cut]
 
 
 def pad_token_apart_from_end_of_turn(tokenizer) -> str:
