@@ -192,6 +192,29 @@ def test_compute_dtype_follows_what_the_cpu_measurably_does(monkeypatch):
         compute_dtype("cpu")
 
 
+def test_the_cpu_dtype_is_decided_once_per_machine(tmp_path):
+    """Every process of a run must compute alike: the first one measures and writes the answer down, the
+    next ones read it (here the written answer is flipped, and a new process follows it, not a measurement)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OFFLINE_ARENA_CACHE": str(tmp_path)}
+    env.pop("OFFLINE_ARENA_DTYPE", None)
+    code = "from offline_arena.models.dtype import compute_dtype; print(compute_dtype('cpu'))"
+
+    def dtype_in_a_new_process() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    first = dtype_in_a_new_process()
+    [(key, fast)] = json.loads((tmp_path / "cpu_bf16.json").read_text()).items()
+    assert first == ("bfloat16" if fast else "float32")
+    (tmp_path / "cpu_bf16.json").write_text(json.dumps({key: not fast}))
+    assert dtype_in_a_new_process() == ("float32" if fast else "bfloat16")
+
+
 def test_batches_are_sized_by_memory_and_length(pico_model_dir):
     """With no batch size set, rows are bounded by the KV cache's share of free memory and (on a CPU) the
     padding cap, not by a fixed 32: 80 short prompts go through in one batch."""
