@@ -180,6 +180,19 @@ def test_graded_verifier_orders_equal_counts_by_loose_passes_then_closeness_then
     assert closeness("ab, cd, ef", {"id": "punctuation:no_comma", "params": {}}) == pytest.approx(1 / 3)
 
 
+def test_graded_verifier_never_lets_an_empty_answer_beat_a_real_one():
+    """Review of issue 24: closeness scored forbidden words and no-comma 1.0 on empty text, so an empty
+    answer won every equal-count battle against a real answer that used a comma or a forbidden word."""
+    constraints = [{"id": "keywords:forbidden_words", "params": {"forbidden_words": ["pain"]}},
+                   {"id": "punctuation:no_comma", "params": {}}]
+    real = Completion("The pain eased, then returned, and rest helped.", True, 12)
+    msgs, context = ({"role": "user", "content": "q"},), {"constraints": constraints}
+    for empty in (Completion("", True, 1), Completion("  \n ", True, 2)):
+        assert all(closeness(empty.text, c) == 0.0 for c in constraints)
+        verdicts = VerifierJudge().judge([Matchup(msgs, context, empty, real), Matchup(msgs, context, real, empty)])
+        assert [v.winner for v in verdicts] == ["model_b", "model_a"]
+
+
 def test_judging_goes_through_the_store(tmp_path):
     from offline_arena.store import Store
 

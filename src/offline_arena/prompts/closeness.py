@@ -13,7 +13,10 @@ def _ratio(have: float, want: float) -> float:
 def closeness(response: str, constraint: dict) -> float:
     """How near a response comes to a constraint, in [0, 1] (1 when it passes): the share of the way to a
     count bound, of the keywords present, of letters in the right case. All-or-nothing constraints (an
-    end phrase, JSON, quotes) score 0 unless they pass."""
+    end phrase, JSON, quotes) score 0 unless they pass. An empty answer comes nowhere near anything: it
+    avoids every forbidden word and comma only by saying nothing, and IFEval fails it on every instruction."""
+    if not response.strip():
+        return 0.0
     if c.check_constraint(response, constraint):
         return 1.0
     cid, p = constraint["id"], constraint.get("params") or {}
