@@ -254,3 +254,15 @@ def test_sampling_draws_from_softmax_and_never_a_masked_token():
         assert (shares[expected == 0] == 0).all()
     tail_masked = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).repeat(1000, 1)
     assert set(_sample(tail_masked, generator).tolist()) == {0, 1}
+
+
+def test_top_p_keeps_the_smallest_set_that_reaches_p_at_the_exact_boundary():
+    """Review of issue 24: at a boundary hit exactly (two entries of probability 0.5, top_p 0.5) the first
+    entry alone reaches p, so only it may be drawn (transformers' TopPLogitsWarper keeps the same set);
+    `>` in the mask kept one entry too many."""
+    from offline_arena.models.decode import _pick
+
+    logits = torch.tensor([[0.0, 0.0, -30.0]]).repeat(2000, 1)  # softmax: exactly 0.5, 0.5 and ~1e-13
+    drawn = _pick(logits, 1.0, 0.5, 0, torch.Generator().manual_seed(0))
+    assert len(set(drawn.tolist())) == 1, torch.bincount(drawn)
+    assert set(_pick(logits, 1.0, 0.51, 0, torch.Generator().manual_seed(0)).tolist()) == {0, 1}

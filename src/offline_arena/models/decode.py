@@ -50,7 +50,9 @@ def _pick(logits, temperature: float, top_p: float, top_k: int, generator):
     if top_p < 1.0:
         ordered, index = torch.sort(logits, descending=True, dim=-1)
         cumulative = torch.softmax(ordered, dim=-1).cumsum(-1)
-        drop = cumulative - torch.softmax(ordered, dim=-1) > top_p  # keep the smallest set reaching top_p
+        # Keep the smallest set reaching top_p: an entry goes once the ones before it reach p (`>=`, as
+        # transformers' TopPLogitsWarper, so a boundary hit exactly keeps no extra entry).
+        drop = cumulative - torch.softmax(ordered, dim=-1) >= top_p
         logits = logits.scatter(-1, index, ordered.masked_fill(drop, float("-inf")))
     return _sample(torch.softmax(logits, dim=-1), generator)
 
