@@ -298,6 +298,29 @@ def test_reward_model_on_swapped_pairs_ranks_the_other_answer_first(pico_model_d
     assert_ranks_good_first(model, AutoTokenizer.from_pretrained(str(result.checkpoint)), pico_model_dir, sign=-1)
 
 
+def test_reward_model_trains_on_runaways_as_its_scorers_read_them(pico_model_dir, tmp_path):
+    """Review of issue 24: rejected runaways were trained closed with <|im_end|> but read open by PPO and the
+    rm: judge. Trained on pairs whose rejected answer is the same text cut off at the token limit, the model
+    must score a runaway below the finished answer, read the way its scorers read it."""
+    from offline_arena.judges import load_judge
+    from offline_arena.judges.base import Matchup
+    from offline_arena.models.base import Completion
+    from offline_arena.models.chat import reward_input_ids
+    from offline_arena.train.reward import load_reward_model, reward_dataset, train_reward
+
+    rows = [{**row, "rejected": row["chosen"], "chosen_stopped": True, "rejected_stopped": False}
+            for row in preference_rows()]
+    _, tokenizer = load_reward_model(pico_model_dir)
+    trained_on = reward_dataset(rows, tokenizer)[0]["rejected_ids"]
+    assert trained_on == reward_input_ids(tokenizer, [*user(QUESTIONS[0]), *assistant(GOOD[0])], stopped=False,
+                                          end_at_end_of_turn=True)
+    result = train_reward(pico_model_dir, rows, tmp_path, settings(max_steps=4), [])
+    judge = load_judge(f"rm:{result.checkpoint}")
+    verdicts = judge.judge([Matchup(tuple(user(q)), {}, Completion(g, True, 2), Completion(g, False, 2))
+                            for q, g in zip(QUESTIONS, GOOD)])
+    assert all(v.score_a > v.score_b for v in verdicts), [(v.score_a, v.score_b) for v in verdicts]
+
+
 # --- GRPO --------------------------------------------------------------------------------------------------
 
 def test_constraint_reward_is_share_of_constraints_met():

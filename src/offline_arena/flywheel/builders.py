@@ -108,9 +108,12 @@ def dpo_rows(battles: Sequence[JudgedBattle], filters: DataFilters = DataFilters
         if key in seen:
             continue
         seen.add(key)
+        # Whether each answer ended by itself travels with the pair: a reward model must see a runaway
+        # rejected answer as the open turn it is, as PPO and the rm: judge will read it (train/reward.py).
         rows.append({"prompt": list(battle.messages), "chosen": _assistant(chosen.text),
                      "rejected": _assistant(rejected.text), "prompt_id": battle.prompt_id,
-                     "chosen_model": winner, "rejected_model": loser})
+                     "chosen_model": winner, "rejected_model": loser,
+                     "chosen_stopped": chosen.stopped, "rejected_stopped": rejected.stopped})
     return rows
 
 

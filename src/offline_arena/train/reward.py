@@ -52,7 +52,10 @@ def load_reward_model(model_path: str | Path, lora: bool = False):
 
 def reward_dataset(rows: Sequence[dict], tokenizer):
     """Preference rows as RewardTrainer's tokenized columns (`chosen_ids`, `rejected_ids`; TRL 1.16 skips its
-    own tokenization when they are present): prompt + answer, cut after the answer's end-of-turn token."""
+    own tokenization when they are present): prompt + answer, cut after the answer's end-of-turn token. An
+    answer that never ended (`chosen_stopped` / `rejected_stopped` false, as `flywheel.dpo_rows` records
+    it) stays an open turn, exactly as PPO's scorer and the `rm:` judge read a runaway; rows without the
+    flags (user files) are finished answers."""
     from datasets import Dataset
 
     if not rows:
@@ -60,7 +63,8 @@ def reward_dataset(rows: Sequence[dict], tokenizer):
 
     def ids(row, side):
         conversation = chat_turns(row["prompt"]) + chat_turns(row[side])
-        return reward_input_ids(tokenizer, conversation, end_at_end_of_turn=True)
+        return reward_input_ids(tokenizer, conversation, stopped=bool(row.get(f"{side}_stopped", True)),
+                                end_at_end_of_turn=True)
 
     return Dataset.from_list([{"chosen_ids": ids(row, "chosen"), "rejected_ids": ids(row, "rejected")}
                               for row in rows])
