@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from offline_arena.evals.heldout import paired_bootstrap_diff, paired_vs, score_answers
+from offline_arena.evals.heldout import bootstrap_ratio_ci, paired_bootstrap_diff, paired_vs, score_answers
 from offline_arena.models.base import Completion
 from offline_arena.prompts.sources import Prompt
 
@@ -33,3 +33,20 @@ def test_paired_vs_matches_prompts_by_id():
                           bootstrap_rounds=50)
     result = paired_vs(tuned, base, "prompt_strict", rounds=100)
     assert result["n"] == 4 and result["diff"] == 0.5  # p3 and p2 now pass, in whichever order they were asked
+
+
+def test_instruction_level_accuracy_has_a_ci_resampled_by_prompt():
+    """Review of issue 24: the docstring and README promised a CI on all four numbers; instruction level had
+    none. By hand: prompts 2/2 and 0/1 resample to 4/4, 2/3, 2/3 or 0/2 (odds 1/4, 1/2, 1/4): CI [0, 1]."""
+    assert bootstrap_ratio_ci([2, 0], [2, 1], rounds=2000, seed=1) == (0.0, 1.0)
+    assert bootstrap_ratio_ci([1, 2, 3], [2, 4, 6], rounds=100) == (0.5, 0.5)  # every prompt at one half
+    with pytest.raises(ValueError, match="ratio CI"):
+        bootstrap_ratio_ci([1], [1, 2])
+    two = [{"id": "punctuation:no_comma", "params": {}}, {"id": "change_case:english_lowercase", "params": {}}]
+    one = two[:1]
+    prompts = [Prompt("a", ({"role": "user", "content": "q"},), {"constraints": two}),
+               Prompt("b", ({"role": "user", "content": "q"},), {"constraints": one})]
+    result = score_answers(prompts, [Completion("all fine here", True, 3), Completion("a, b", True, 2)],
+                           bootstrap_rounds=2000, seed=1)
+    assert result["instruction_strict"] == pytest.approx(2 / 3) and result["instruction_strict_ci"] == (0.0, 1.0)
+    assert result["instruction_loose"] == pytest.approx(2 / 3) and result["instruction_loose_ci"] == (0.0, 1.0)

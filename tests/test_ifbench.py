@@ -129,6 +129,8 @@ def test_accuracy_arithmetic():
     # strict: T, T, T, F are scored (3 of 4 passed), the two None are unavailable.
     assert strict["instruction_level"] == pytest.approx(3 / 4)
     assert (strict["instructions_scored"], strict["instructions_unavailable"]) == (4, 2)
+    low, high = strict["instruction_level_ci"]  # resampled by prompt, unavailable ones counted out
+    assert low < 3 / 4 < high and loose["instruction_level_ci"] == (1.0, 1.0)
     # Prompts 2 and 4 hold an unavailable instruction: left out; of prompts 1 and 3, one passed.
     assert strict["prompt_level"] == pytest.approx(1 / 2)
     assert (strict["prompts_scored"], strict["prompts_excluded"]) == (2, 2)

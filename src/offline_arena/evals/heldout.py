@@ -22,6 +22,25 @@ def bootstrap_mean_ci(values: Sequence[float], rounds: int = 1000, seed: int = 0
     return means[int(0.025 * (rounds - 1))], means[int(0.975 * (rounds - 1))]
 
 
+def bootstrap_ratio_ci(numerators: Sequence[float], denominators: Sequence[float], rounds: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95% CI of a ratio of sums, sum(numerators) / sum(denominators), resampling items (prompts) with
+    replacement: instruction-level accuracy is instructions followed over instructions given, and the
+    instructions of one prompt stand or fall together, so prompts are the unit to resample. E.g. prompts
+    2/2 and 0/1: the resamples (A, A), (A, B), (B, A), (B, B) give 4/4, 2/3, 2/3, 0/2, so the CI is [0, 1]."""
+    if not numerators or len(numerators) != len(denominators):
+        raise ValueError(f"ratio CI of {len(numerators)} numerators and {len(denominators)} denominators")
+    rng = random.Random(seed)
+    n = len(numerators)
+    ratios = []
+    for _ in range(rounds):
+        picks = [rng.randrange(n) for _ in range(n)]
+        given = sum(denominators[i] for i in picks)
+        ratios.append(sum(numerators[i] for i in picks) / given if given else 0.0)
+    ratios.sort()
+    return ratios[int(0.025 * (rounds - 1))], ratios[int(0.975 * (rounds - 1))]
+
+
 def paired_bootstrap_diff(values: Sequence[float], baseline: Sequence[float], rounds: int = 1000,
                           seed: int = 0) -> dict:
     """Mean of (value - baseline) over the same items, with a paired bootstrap 95% CI: resample items,
@@ -60,8 +79,11 @@ def score_answers(prompts: Sequence[Prompt], answers: Sequence, bootstrap_rounds
     }
     # Instruction-level accuracy is a ratio over instructions; resampling prompts keeps their grouping.
     instr = [(sum(s["strict"]), sum(s["loose"]), len(s["strict"])) for s in per_prompt]
-    result["instruction_strict"] = sum(i[0] for i in instr) / sum(i[2] for i in instr)
-    result["instruction_loose"] = sum(i[1] for i in instr) / sum(i[2] for i in instr)
+    given = [i[2] for i in instr]
+    for column, name in ((0, "instruction_strict"), (1, "instruction_loose")):
+        followed = [i[column] for i in instr]
+        result[name] = sum(followed) / sum(given)
+        result[f"{name}_ci"] = bootstrap_ratio_ci(followed, given, bootstrap_rounds, seed)
     for name, values in columns.items():
         result[name] = sum(values) / len(values)
         result[f"{name}_ci"] = bootstrap_mean_ci(values, bootstrap_rounds, seed)

@@ -36,7 +36,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from .heldout import bootstrap_mean_ci
+from .heldout import bootstrap_mean_ci, bootstrap_ratio_ci
 
 DEFAULT_MAX_NEW_TOKENS = 1024
 UNAVAILABLE = None  # a check result: True (followed), False (not followed), or None (could not be run)
@@ -181,6 +181,9 @@ def aggregate(scored_rows: Sequence[dict], bootstrap_rounds: int = 1000, seed: i
             "prompt_level": sum(prompt_values) / len(prompt_values) if prompt_values else None,
             "prompt_level_ci": bootstrap_mean_ci(prompt_values, bootstrap_rounds, seed) if prompt_values else None,
             "instruction_level": sum(scored) / len(scored) if scored else None,
+            "instruction_level_ci": bootstrap_ratio_ci(
+                [sum(o for o in row if o is not UNAVAILABLE) for row in outcomes],
+                [sum(o is not UNAVAILABLE for o in row) for row in outcomes], bootstrap_rounds, seed) if scored else None,
             "prompts_scored": len(complete),
             "prompts_excluded": len(outcomes) - len(complete),
             "instructions_scored": len(scored),

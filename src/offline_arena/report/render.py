@@ -121,12 +121,11 @@ def _stage_table(files: RunFiles) -> str:
                      if outcomes else "–",
                      _fmt(train.get("rows"), 0) if train else "–", loss,
                      _with_ci(h, "prompt_strict"), _vs_base(s), _with_ci(h, "prompt_loose"),
-                     _fmt(h.get("instruction_strict")),
-                     _fmt(h.get("instruction_loose")), _fmt(h.get("runaway_rate")),
+                     _with_ci(h, "instruction_strict"), _with_ci(h, "instruction_loose"), _fmt(h.get("runaway_rate")),
                      _fmt(s.get("seconds"), 0) if s else ("base" if c.round == 0 else "not done")])
     head = ["stage", "model", "battles", "A / B / tie / error", "data rows", "loss first → last",
-            "prompt strict [95% CI]", "vs base [paired 95% CI]", "prompt loose [95% CI]", "instr. strict",
-            "instr. loose", "runaway", "seconds"]
+            "prompt strict [95% CI]", "vs base [paired 95% CI]", "prompt loose [95% CI]", "instr. strict [95% CI]",
+            "instr. loose [95% CI]", "runaway", "seconds"]
     return f'<div class="scroll">{_table(head, rows, "stages")}</div>'
 
 
