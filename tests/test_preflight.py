@@ -78,6 +78,10 @@ def test_a_broken_prompt_file_lists_every_bad_line_before_anything_loads(tmp_pat
      {"judge": "rm:/nowhere", "evaluation": {"heldout": False},
       "stages": [{"kind": "rm_ppo", "ppo": {"reward": "verifier"}}]},
      r"prompts \(round1/rm_ppo\): 4 of 4 .*ppo.reward 'verifier'"),
+    (good_rows(8, constraints=False),  # review of issue 24: a @revise opponent failed only after loading
+     {"judge": "rm:/nowhere", "evaluation": {"heldout": False},
+      "opponents": [{"name": "fixer", "model": "builtin:smollm2-135m-instruct@revise"}]},
+     r"prompts \(round1/sft\): 4 of 4 .*opponent 'fixer' \(@revise repairs answers against them\)"),
 ])
 def test_bad_inputs_fail_before_anything_loads(tmp_path, lines, changes, message):
     source = prompt_file(tmp_path, lines)

@@ -66,8 +66,10 @@ def _needs_constraints(recipe: Recipe, split: str, purpose: str) -> list[str]:
     if battles and recipe.judge.startswith("verifier"):
         reasons.append(f"the judge {recipe.judge!r}")
     if battles:
-        reasons += [f"opponent {o.name!r}'s best-of-n scorer {o.scorer!r}" for o in recipe.opponents
-                    if parse_model_spec(o.model).best_of and o.scorer.startswith("verifier")]
+        specs = [(o, parse_model_spec(o.model)) for o in recipe.opponents]
+        reasons += [f"opponent {o.name!r}'s best-of-n scorer {o.scorer!r}" for o, spec in specs
+                    if spec.best_of and o.scorer.startswith("verifier")]
+        reasons += [f"opponent {o.name!r} (@revise repairs answers against them)" for o, spec in specs if spec.revise]
     if split == "heldout" and recipe.evaluation.heldout:
         reasons.append("evaluation.heldout (held-out accuracy is the share of constraints met; set it to false)")
     if stage is not None and stage.kind == "rm_ppo" and "verifier" in stage.ppo.reward:
