@@ -337,6 +337,45 @@ def test_stopping_a_job_stops_every_process_under_it(monkeypatch):
     assert time.monotonic() - started >= 2  # the child that ignores SIGTERM needed the SIGKILL
 
 
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGINT"])
+def test_a_second_signal_in_the_grace_period_still_kills_every_process(second, monkeypatch):
+    """A second SIGTERM (which `arena` turns into SystemExit, cli.py) or Ctrl-C while the ranks get their grace
+    period: no more waiting, but every process of the tree still gets its SIGKILL, and the signal's exception
+    goes on up once they are gone."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 60)
+    marker = str(800_000 + os.getpid() % 99_999)
+    job = f"setsid sleep {marker} & setsid bash -c 'trap \"\" TERM; sleep {marker}' & sleep {marker} & wait"
+    process = subprocess.Popen(["bash", "-c", job], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(processes_naming(marker)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(processes_naming(marker)) >= 4, "the stand-in job did not start its children"
+
+    def as_the_cli_does(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, as_the_cli_does)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), getattr(signal, second)))  # well inside the 60 s grace
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(SystemExit if second == "SIGTERM" else KeyboardInterrupt):
+            stop_process_group(process)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        left = processes_naming(marker)
+        for pid in left:  # so that a failure here leaves nothing running
+            os.kill(pid, signal.SIGKILL)
+    assert left == [] and process.poll() is not None
+    assert time.monotonic() - started < 30  # the second signal ended the wait, not the grace period
+
+
 @pytest.mark.slow
 def test_a_job_past_its_timeout_is_stopped_every_rank(pico_model_dir, tmp_path):
     """A launched SFT job that would train for hours, given 20 s: the driver raises, and neither the launcher

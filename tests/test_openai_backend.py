@@ -319,6 +319,16 @@ def test_a_malformed_body_then_a_good_one_gives_the_good_answer():
     assert answer.text == "recovered" and len(server.arrivals) == 2
 
 
+@pytest.mark.parametrize("status", [500, 501, 502, 503, 504, 507, 520, 521, 522, 523, 524, 529, 599])
+def test_every_5xx_is_retried(status):
+    # Standard ones (501 Not Implemented, 507 Insufficient Storage) and those of gateways and hosted APIs
+    # (Cloudflare's 520-524, 529 overloaded): the server's fault, so the stage goes on when it passes.
+    with ScriptedServer(replies(Reply(status, b'{"error": "server side"}'), chat_reply("recovered"))) as server:
+        generator = fast_generator(server.url)
+        [answer] = generator.generate(chat_requests(1))
+    assert answer.text == "recovered" and len(server.arrivals) == 2 and generator.num_retries == 1
+
+
 def test_no_text_at_the_token_limit_is_a_runaway_not_a_fault():
     body = b'{"choices": [{"message": {"role": "assistant", "content": null}, "finish_reason": "length"}]}'
     with ScriptedServer(replies(Reply(body=body))) as server:

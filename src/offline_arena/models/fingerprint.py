@@ -1,5 +1,6 @@
 """Fingerprints of local model folders: cheap enough to compute on every load of a 70B checkpoint,
-and different whenever the weights, config, tokenizer or chat template differ."""
+and different whenever the weights, config, tokenizer or chat template differ; and the dtype a model
+computes in, which is part of what its answers are keyed by."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def folder_fingerprint(folder: str | Path) -> str:
                 f.seek(size - _EDGE)
                 digest.update(f.read(_EDGE))
     return digest.hexdigest()[:16]
+
+
+def keyed_by_dtype(fingerprint: str, dtype: str) -> str:
+    """The fingerprint a model's answers are keyed by when it computes in `dtype`: other numbers, other
+    answers, so no dtype reads another's from the store, whatever the device (a float32 override on a GPU
+    must not read its bf16 answers). float32 keeps the plain fingerprint and bf16 adds ":bf16", the keys
+    CPU runs have always had."""
+    if dtype == "float32":
+        return fingerprint
+    return f"{fingerprint}:bf16" if dtype == "bfloat16" else f"{fingerprint}:{dtype}"

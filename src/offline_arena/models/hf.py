@@ -99,9 +99,9 @@ class TransformersGenerator:
         self.batch_size = batch_size or MAX_ROWS
         self.max_batch_tokens = batch_token_budget(self.model, self.device)
         self.progress = progress
-        self.fingerprint = fingerprint or local_fingerprint(self.model_path)
-        if self.device == "cpu" and dtype == "bfloat16":  # other numbers, other answers: cached apart
-            self.fingerprint += ":bf16"
+        from .fingerprint import keyed_by_dtype
+
+        self.fingerprint = keyed_by_dtype(fingerprint or local_fingerprint(self.model_path), dtype)
         self.autocast = None  # loaded in the dtype it computes in
         self.num_generated = 0  # completions produced by this instance (cache hits never reach here)
         self.rows_decoded = 0  # decode steps summed over rows: the work generation actually did

@@ -66,9 +66,18 @@ from .spec import split_base_urls
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# The 4xx answers that pass (timeout, conflict, too early, rate limit); any other 4xx is the request's fault.
+RETRYABLE_4XX = {408, 409, 425, 429}
 ALLOW_INSECURE_HTTP_ENV = "OFFLINE_ARENA_ALLOW_INSECURE_HTTP"
 REDACTED = "[redacted]"
+
+
+def retryable_status(status: int) -> bool:
+    """Every 5xx is retried, as the openai client does (>= 500): gateways and hosted APIs answer transient
+    failures with codes outside the standard four (507, Cloudflare's 520-524, 529 overloaded), and even a
+    501 may come from one replica of several that runs another server version, or from a proxy in between.
+    A 5xx that is in fact permanent costs `max_retries` bounded retries before the same clear error."""
+    return status in RETRYABLE_4XX or 500 <= status <= 599
 
 
 class HTTPGenerationError(RuntimeError):
@@ -376,7 +385,7 @@ class OpenAIChatGenerator:
             except MalformedAnswer as error:
                 return _Failed(f"HTTP 200 with an unexpected body: {error}", retry_after)
         return _Failed(f"HTTP {response.status_code}: {response.text[:500]}", retry_after,
-                       retryable=response.status_code in RETRYABLE_STATUS)
+                       retryable=retryable_status(response.status_code))
 
     def _gave_up(self, last_problems: dict[str, str]) -> str:
         attempts = self.max_retries + 1

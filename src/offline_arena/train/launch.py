@@ -23,6 +23,7 @@ checks FSDP2 on two CPU processes by setting the distributed type accelerate wou
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -30,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -151,8 +153,9 @@ def stop_process_group(process: subprocess.Popen) -> None:
     """Stop the launcher and every process under it. torchrun starts each rank in a session of its own
     (torch 2.13, `SubprocessHandler`), out of reach of a signal to the launcher's group, so the whole tree is
     listed first (psutil, which accelerate requires). SIGTERM to the launcher's group: torchrun passes it to
-    the ranks and gives them its own 30 s; after `STOP_GRACE_SECONDS` (or at a second Ctrl-C) SIGKILL to every
-    process of the tree still there: a rank that ignores SIGTERM, or hangs in a collective, too."""
+    the ranks and gives them its own 30 s; after `STOP_GRACE_SECONDS` (or at a second Ctrl-C or SIGTERM)
+    SIGKILL to every process of the tree still there: a rank that ignores SIGTERM, or hangs in a collective,
+    too. A second signal ends the wait, never the sweep: its exception is raised once the tree is gone."""
     import psutil
 
     try:
@@ -161,23 +164,41 @@ def stop_process_group(process: subprocess.Popen) -> None:
     except psutil.NoSuchProcess:
         tree = []
     _signal_group(process.pid, signal.SIGTERM)
+    interrupted = None
     try:
         _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_SECONDS)
-    except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
-        alive = tree
-    for leftover in alive:
-        try:
-            tree.extend(leftover.children(recursive=True))  # started while we waited
-        except psutil.NoSuchProcess:
-            pass
-    for leftover in tree:
-        try:
-            leftover.kill()
-        except psutil.NoSuchProcess:
-            pass
-    _signal_group(process.pid, signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=10)
-    process.wait(timeout=10)
+    except BaseException as error:  # Ctrl-C, or SIGTERM as `arena` raises it (SystemExit): no more waiting
+        interrupted, alive = error, tree
+    with _signals_held():  # a further signal waits until the sweep is done, rather than cutting it short
+        for leftover in alive:
+            try:
+                tree.extend(leftover.children(recursive=True))  # started while we waited
+            except psutil.NoSuchProcess:
+                pass
+        for leftover in tree:
+            try:
+                leftover.kill()
+            except psutil.NoSuchProcess:
+                pass
+        _signal_group(process.pid, signal.SIGKILL)
+        psutil.wait_procs(tree, timeout=10)
+        process.wait(timeout=10)
+    if interrupted is not None:
+        raise interrupted
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM held back (delivered when this ends) in the main thread, where Python runs signal
+    handlers; elsewhere they never interrupt this thread anyway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
