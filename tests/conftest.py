@@ -74,6 +74,23 @@ def pico_model_dir(smol_tokenizer_dir, tmp_path_factory) -> Path:
     return build_pico_model(smol_tokenizer_dir, tmp_path_factory.mktemp("pico"))
 
 
+@pytest.fixture(scope="module")
+def lively_generator(smol_tokenizer_dir):
+    """A pico Llama with a wide initialisation: unlike the default pico (which repeats one token whatever
+    the prompt), each row says something different, so rows can stop at different steps."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from offline_arena.models.hf import TransformersGenerator
+
+    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=1.0,
+                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id)
+    return TransformersGenerator.from_model(LlamaForCausalLM(config).eval(), tokenizer, fingerprint="lively")
+
+
 @pytest.fixture(scope="session")
 def pico_generator(pico_model_dir):
     from offline_arena.models.hf import TransformersGenerator

@@ -43,6 +43,9 @@ def test_response_mask_keeps_the_stop_token_even_when_pad_is_the_stop_token():
     assert mask.tolist() == [[T, T, T, F, F], [T, T, T, T, T], [T, F, F, F, F]]
     assert stopped.tolist() == [T, F, T]
     assert pm.last_valid_index(mask).tolist() == [2, 4, 0]
+    # A row cut at a budget of its own (2 tokens) is padded like a finished one: its pad is no stop.
+    mask, stopped = pm.response_mask(responses[:1].clone().index_fill_(1, torch.tensor([2]), pad), [eot], lengths=[2])
+    assert mask.tolist() == [[T, T, F, F, F]] and stopped.tolist() == [F]
 
 
 def test_kl_penalised_rewards_by_hand():

@@ -99,20 +99,6 @@ def test_one_long_prompt_does_not_pad_a_whole_batch():
     assert length_capped_batches([0, 1], [20000, 20000], 8, 32, 16384) == [[0], [1]]  # too long alone: still run
 
 
-@pytest.fixture(scope="module")
-def lively_generator(smol_tokenizer_dir):
-    """A pico Llama with a wide initialisation: unlike the default pico (which repeats one token whatever
-    the prompt), each row says something different, so rows can stop at different steps."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(smol_tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=1.0,
-                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id)
-    return TransformersGenerator.from_model(LlamaForCausalLM(config).eval(), tokenizer, fingerprint="lively")
-
-
 def _batch(generator, questions=QUESTIONS):
     texts = [generator.render([{"role": "user", "content": q}]) for q in questions]
     return generator.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

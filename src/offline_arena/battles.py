@@ -26,6 +26,7 @@ from typing import Sequence
 
 from .models.base import Completion, GenerationRequest, SamplingParams, canonical_json, is_remote
 from .overlap import as_done
+from .prompts.budget import with_budget
 from .prompts.sources import Prompt
 from .records import Battle, JudgedBattle
 
@@ -136,8 +137,8 @@ def _answering_calls(needed: dict[str, dict[str, Prompt]], contestants: dict, pa
         answered = {}
         for name in names:
             generator, prompts = contestants[name], needed[name]
-            requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta))
-                        for p in prompts.values()]
+            requests = [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), seed=seed,
+                                             context=dict(p.meta)) for p in prompts.values()]
             completions = generator.generate(requests)
             for prompt, key, completion in zip(prompts.values(), generator.keys(requests), completions):
                 answered[(name, prompt.id)] = (key, completion)

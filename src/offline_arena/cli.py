@@ -103,14 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--seed", type=int, default=0, help="DARE's random drops (default: %(default)s)")
     merge.set_defaults(handler=cmd_merge)
 
-    evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifbench, verifiable, mtbench, arena")
+    evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifeval, ifbench, verifiable, mtbench, arena")
     evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL[,URL...]#NAME")
-    evaluate.add_argument("--suite", required=True, choices=["ifbench", "verifiable", "mtbench", "arena"])
+    evaluate.add_argument("--suite", required=True, choices=["ifeval", "ifbench", "verifiable", "mtbench", "arena"])
     evaluate.add_argument("--judge", help="mtbench: the judge model spec (openai:URL#NAME, a folder, ...); "
                                           "arena: a judge spec (default verifier)")
     evaluate.add_argument("--opponents", nargs="+", metavar="[NAME=]SPEC", help="arena: the fixed panel of opponents")
     evaluate.add_argument("--prompts", help="arena: prompt source (default: the verifiable held-out split)")
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions (ifeval: of a fixed order "
+                                                       "stratified by instruction type; default all 541)")
     evaluate.add_argument("--max-new-tokens", type=int, help="answer length limit (default: the suite's)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="(default: %(default)s)")
     evaluate.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
@@ -177,11 +178,13 @@ def cmd_generate(args) -> int:
 
     from .models import GenerationRequest, SamplingParams, load_generator
     from .prompts import load_prompts
+    from .prompts.budget import with_budget
     from .store import Store
 
     prompts = load_prompts(args.prompts)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p)
-    requests = [GenerationRequest.of(p.messages, params=params, seed=args.seed, sample_index=s)
+    # A row's own max_new_tokens (its length budget) wins over --max-new-tokens.
+    requests = [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), seed=args.seed, sample_index=s)
                 for p in prompts for s in range(args.samples)]
     with Store(RunFolder(args.run_dir).store) as store:
         generator = load_generator(args.model, store=store, batch_size=args.batch_size)

@@ -71,7 +71,10 @@ class RayGeneration(Strict):
 
 
 class Generation(Strict):
-    max_new_tokens: int = Field(96, ge=1, description="token limit of a battle answer")
+    max_new_tokens: int = Field(96, ge=1, description="token limit of a battle answer (the floor of every prompt's length budget)")
+    max_budget: int | None = Field(None, ge=1, description=(
+        "length budgets: a prompt whose instructions need more (300 words, 4 paragraphs; or a file row's "
+        "max_new_tokens) gets up to this many new tokens in every decode; null: every answer gets max_new_tokens"))
     temperature: float = Field(0.7, ge=0, description="sampling temperature of battle answers")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
     batch_size: int | None = Field(None, ge=1, description="most prompts per generation batch (transformers backend; "
@@ -259,6 +262,11 @@ class Evaluation(Strict):
     bootstrap_rounds: int = Field(1000, ge=10, description="bootstrap rounds for CIs")
     max_new_tokens: int | None = Field(None, ge=1, description="token limit of held-out answers (null: generation.max_new_tokens)")
     temperature: float = Field(0.0, ge=0, description="held-out sampling temperature; 0 = greedy, so the same model gives the same answers")
+    family_guard: Literal["fail", "warn", "off"] = Field("fail", description=(
+        "a stage whose model follows an instruction family (constraint id) significantly worse on the held-out "
+        "split than the model it started from: fail the stage, warn (log it, record it in the summary), or off"))
+    family_guard_alpha: float = Field(0.05, gt=0, le=0.5, description=(
+        "family guard: chance of a false alarm per stage (exact McNemar per family, Holm across families)"))
     suites: dict[str, dict] = Field(default_factory=dict, description=(
         "evaluation suites run on every checkpoint (base and each stage's model), by name -> options, e.g. "
         "{ifbench: {limit: 100, max_new_tokens: 256}}; names: verifiable, ifbench, mtbench, arena"))

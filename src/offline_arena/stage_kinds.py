@@ -187,8 +187,11 @@ def _train_rm_ppo(job: TrainJob) -> tuple:
         result = run_openrlhf(job.model_path, prompts, job.folder.ppo, settings, rm.checkpoint,
                               job.stage.ppo.openrlhf, probe_messages=job.probe)
     else:
+        # Rollouts honour each prompt's length budget, never below the recipe's rollout limit.
+        budgets = [max(settings.max_new_tokens, p.meta.get("max_new_tokens", 0)) for p in job.prompts]
         result = train_ppo(job.model_path, prompts, job.folder.ppo, settings, reward_fn=reward_fn,
-                           reward_model_path=str(rm.checkpoint) if rm else None, probe_messages=job.probe)
+                           reward_model_path=str(rm.checkpoint) if rm else None, probe_messages=job.probe,
+                           budgets=budgets if set(budgets) - {settings.max_new_tokens} else None)
     return result.checkpoint, {**({"reward_model": _metrics_of(rm)} if rm else {}), **_metrics_of(result)}
 
 

@@ -1,6 +1,7 @@
 """Held-out evaluation on the verifiable pack: IFEval's prompt- and instruction-level accuracy, strict and
-loose (Zhou et al. 2023, arXiv 2311.07911, sec. 3), each with a bootstrap 95% CI over prompts, and the
-runaway rate (answers that hit the token limit)."""
+loose (Zhou et al. 2023, arXiv 2311.07911, sec. 3), each with a bootstrap 95% CI over prompts, the
+runaway rate (answers that hit the token limit), accuracy per instruction type, and each prompt's
+per-instruction outcomes (for paired comparisons: `paired_vs`, evals/family_guard.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 from typing import Sequence
 
 from ..models.base import GenerationRequest, SamplingParams
+from ..prompts.budget import with_budget
 from ..prompts.sources import Prompt
 from ..prompts.verifiable import score_response
 
@@ -87,16 +89,39 @@ def score_answers(prompts: Sequence[Prompt], answers: Sequence, bootstrap_rounds
     for name, values in columns.items():
         result[name] = sum(values) / len(values)
         result[f"{name}_ci"] = bootstrap_mean_ci(values, bootstrap_rounds, seed)
-    # Per prompt, so a checkpoint can be compared with the base on the same prompts (`paired_vs`).
+    # Per prompt, so a checkpoint can be compared with the base on the same prompts (`paired_vs`), and each
+    # instruction's own outcome with it, so the same instruction can be paired between two checkpoints
+    # (evals/family_guard.py) and accuracy counted per instruction type.
     result["per_prompt"] = [{"id": p.id, "prompt_strict": float(s["prompt_strict"]),
-                             "prompt_loose": float(s["prompt_loose"]), "stopped": a.stopped}
+                             "prompt_loose": float(s["prompt_loose"]), "stopped": a.stopped,
+                             "instruction_ids": list(s["instruction_ids"]), "strict": [bool(v) for v in s["strict"]],
+                             "loose": [bool(v) for v in s["loose"]]}
                             for (p, a), s in zip(scored, per_prompt)]
+    result["instruction_types"] = instruction_type_accuracy(result["per_prompt"])
     return result
+
+
+def instruction_type_accuracy(per_prompt: Sequence[dict]) -> list[dict]:
+    """Accuracy per instruction type (constraint id), as IFEval reports it: for each id, the share of its
+    instances followed, strict and loose, sorted by id. A list of rows rather than a dict keyed by id: the
+    ids hold colons, which MLflow refuses in metric names (the tracker flattens the held-out numbers).
+    E.g. prompts with ids [a, b] passing [True, False] and [a] passing [False]: a 1/2, b 0/1."""
+    counts: dict[str, list[int]] = {}
+    for prompt in per_prompt:
+        for family, strict, loose in zip(prompt.get("instruction_ids", ()), prompt.get("strict", ()),
+                                         prompt.get("loose", ())):
+            row = counts.setdefault(family, [0, 0, 0])
+            row[0] += 1
+            row[1] += bool(strict)
+            row[2] += bool(loose)
+    return [{"id": family, "n": n, "strict": strict / n, "loose": loose / n}
+            for family, (n, strict, loose) in sorted(counts.items())]
 
 
 def evaluate_generator(generator, prompts: Sequence[Prompt], params: SamplingParams, seed: int = 0,
                        bootstrap_rounds: int = 1000) -> tuple[dict, list]:
-    requests = [GenerationRequest.of(p.messages, params=params, seed=seed, context=dict(p.meta)) for p in prompts]
+    requests = [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), seed=seed, context=dict(p.meta))
+                for p in prompts]
     answers = generator.generate(requests)
     return score_answers(prompts, answers, bootstrap_rounds, seed), answers
 

@@ -181,23 +181,30 @@ def _prefill(model, input_ids, mask, positions, capacity: int, prefill_tokens: i
     return logits, cache
 
 
-def decode(model, input_ids, attention_mask, max_new_tokens: int, stop_ids: Sequence[int], temperature: float = 0.0,
-           top_p: float = 1.0, top_k: int = 0, seed: int = 0, prune_fraction: float = 0.125,
+def decode(model, input_ids, attention_mask, max_new_tokens: int | Sequence[int], stop_ids: Sequence[int],
+           temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, prune_fraction: float = 0.125,
            prefill_tokens: int | None | str = "auto"):
     """New tokens for each row of a left-padded batch, each list ending at (and including) its first stop
-    token or at `max_new_tokens`. Also returns the number of rows computed at each step (what the batch
-    cost). Finished rows leave the batch once they are at least `prune_fraction` of it (0: at once).
-    `prefill_tokens`: the prompt tokens of one prefill chunk ("auto": CPU_PREFILL_TOKENS on a CPU, one
-    chunk on a GPU; None: one chunk)."""
+    token or at its token limit: `max_new_tokens`, one for all rows or one per row (each prompt's length
+    budget: a row that reaches its own limit leaves the batch like a finished one). Also returns the number
+    of rows computed at each step (what the batch cost). Finished rows leave the batch once they are at
+    least `prune_fraction` of it (0: at once). `prefill_tokens`: the prompt tokens of one prefill chunk
+    ("auto": CPU_PREFILL_TOKENS on a CPU, one chunk on a GPU; None: one chunk)."""
     import torch
 
     if prefill_tokens == "auto":
         prefill_tokens = CPU_PREFILL_TOKENS if input_ids.device.type == "cpu" else None
+    batch = input_ids.shape[0]
+    limits = [int(max_new_tokens)] * batch if isinstance(max_new_tokens, int) else [int(n) for n in max_new_tokens]
+    if len(limits) != batch or min(limits) < 1:
+        raise ValueError(f"decode: token limits {limits} for a batch of {batch} rows (each must be >= 1)")
+    max_new_tokens = max(limits)
+    limits = torch.tensor(limits, device=input_ids.device)
     generator = torch.Generator(device=input_ids.device).manual_seed(seed)
     stops = torch.tensor(sorted(set(int(i) for i in stop_ids)), device=input_ids.device)
-    rows = torch.arange(input_ids.shape[0], device=input_ids.device)  # original index of each live row
-    tokens: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
-    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+    rows = torch.arange(batch, device=input_ids.device)  # original index of each live row
+    tokens: list[list[int]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     mask = attention_mask.long()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as generate() numbers left-padded prompts
     computed: list[int] = []
@@ -210,13 +217,13 @@ def decode(model, input_ids, attention_mask, max_new_tokens: int, stop_ids: Sequ
             for row, token, done in zip(rows.tolist(), picked.tolist(), finished.tolist()):
                 if not done:
                     tokens[row].append(token)
-            finished |= torch.isin(picked, stops)
+            finished |= torch.isin(picked, stops) | (limits <= step + 1)
             if bool(finished.all()) or step == max_new_tokens - 1:
                 break
             if finished.sum() >= max(1, prune_fraction * len(rows)):
                 keep = (~finished).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
-                rows, picked, mask, finished = rows[keep], picked[keep], mask[keep], finished[keep]
+                rows, picked, mask, finished, limits = rows[keep], picked[keep], mask[keep], finished[keep], limits[keep]
             mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=-1)
             positions = mask.sum(-1, keepdim=True) - 1
             logits = model(input_ids=picked.unsqueeze(-1), attention_mask=mask, position_ids=positions,

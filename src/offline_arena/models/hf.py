@@ -59,15 +59,17 @@ def batch_token_budget(model, device: str) -> int:
     return by_memory if device.startswith("cuda") else min(by_memory, MAX_BATCH_TOKENS)
 
 
-def length_capped_batches(indices: list[int], lengths: Sequence[int], max_new_tokens: int, batch_size: int,
-                          max_batch_tokens: int = MAX_BATCH_TOKENS) -> list[list[int]]:
+def length_capped_batches(indices: list[int], lengths: Sequence[int], max_new_tokens: int | Sequence[int],
+                          batch_size: int, max_batch_tokens: int = MAX_BATCH_TOKENS) -> list[list[int]]:
     """Consecutive batches of `indices` (sorted by prompt length): at most `batch_size` rows, and at most
-    `max_batch_tokens` padded tokens unless a single row exceeds that alone."""
+    `max_batch_tokens` padded tokens unless a single row exceeds that alone. `max_new_tokens`: one limit,
+    or each index's own (a batch is as wide as its longest prompt plus its largest limit)."""
+    budget = (lambda i: max_new_tokens) if isinstance(max_new_tokens, int) else (lambda i: max_new_tokens[i])
     batches: list[list[int]] = []
     for i in indices:
         if batches:
             batch = batches[-1]
-            longest = max(lengths[j] for j in batch + [i]) + max_new_tokens
+            longest = max(lengths[j] for j in batch + [i]) + max(budget(j) for j in batch + [i])
             if len(batch) < batch_size and (len(batch) + 1) * longest <= max_batch_tokens:
                 batch.append(i)
                 continue
@@ -136,14 +138,16 @@ class TransformersGenerator:
 
         rendered = [self.render(r.messages) for r in requests]
         lengths = [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
-        # Requests with equal sampling params can share a batch; within them, similar lengths do.
-        order = sorted(range(len(requests)), key=lambda i: (canonical_json(requests[i].params.to_dict()), lengths[i]))
+        # Requests that sample alike can share a batch, whatever their token limits (each row stops at its
+        # own: prompts have length budgets); within them, similar lengths do.
+        sampling = [canonical_json({**requests[i].params.to_dict(), "max_new_tokens": None}) for i in range(len(requests))]
+        order = sorted(range(len(requests)), key=lambda i: (sampling[i], lengths[i]))
+        limits = [r.params.max_new_tokens for r in requests]
         results: list[Completion | None] = [None] * len(requests)
         bar = tqdm(total=len(requests), desc="generate", unit="answer", disable=not self.progress or None,
                    leave=False)
-        for params, group in groupby(order, key=lambda i: requests[i].params):
-            for batch in length_capped_batches(list(group), lengths, params.max_new_tokens, self.batch_size,
-                                               self.max_batch_tokens):
+        for _, group in groupby(order, key=lambda i: sampling[i]):
+            for batch in length_capped_batches(list(group), lengths, limits, self.batch_size, self.max_batch_tokens):
                 outputs = self._generate_batch([rendered[i] for i in batch], [requests[i] for i in batch])
                 for i, completion in zip(batch, outputs):
                     results[i] = completion
@@ -160,7 +164,8 @@ class TransformersGenerator:
         # One seed per batch, derived from what the batch contains: the same requests give the same text.
         with self._compute_context():
             new_tokens, computed = decode(self.model, inputs["input_ids"], inputs["attention_mask"],
-                                          params.max_new_tokens, self.stop_ids, params.temperature, params.top_p,
+                                          [r.params.max_new_tokens for r in requests], self.stop_ids,
+                                          params.temperature, params.top_p,
                                           params.top_k, seed=_batch_seed(prompts, requests))
         self.rows_decoded += sum(computed)  # what the batches cost, in row-steps (finished rows are dropped)
         self.batches_run += 1

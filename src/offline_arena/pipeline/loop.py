@@ -105,8 +105,9 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
 
 # Recipe fields that say where or how long the work runs, not what it computes: the same answers under the
 # same store keys either way, so a run may resume with them changed (begun in this process, finished on Ray;
-# a launched stage given more time). The second tuple matches a field under any stage.
-WHERE_IT_RUNS = ("generation.ray",)
+# a launched stage given more time), and what the family guard does about a regression it found (a user
+# accepts one by resuming with `family_guard: warn`). The second tuple matches a field under any stage.
+WHERE_IT_RUNS = ("generation.ray", "evaluation.family_guard", "evaluation.family_guard_alpha")
 WHERE_IT_RUNS_IN_ANY_STAGE = ("train.launch.timeout_s",)
 
 

@@ -14,11 +14,15 @@ HELDOUT = "heldout"
 
 
 def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
-    """The fresh shard of one stage (disjoint from every other stage's and from held-out)."""
+    """The fresh shard of one stage (disjoint from every other stage's and from held-out), each prompt with
+    its length budget (`prompts/budget.py`) over the recipe's battle token limit."""
+    from ..prompts.budget import apply_budgets
+
     slot = stage_kind(kind).prompt_slot
     if slot is None:
         raise ValueError(f"a {kind} stage takes no prompts")
-    return _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind))
+    prompts = _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind))
+    return apply_budgets(prompts, recipe.generation.max_new_tokens, recipe.generation.max_budget)
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,7 +44,11 @@ def _version(source: str) -> tuple:
 
 
 def heldout_prompts(recipe: Recipe) -> list:
-    return _split(recipe, HELDOUT, recipe.prompts.heldout)
+    """The held-out split, each prompt with its length budget over the evaluation's token limit."""
+    from ..prompts.budget import apply_budgets
+
+    floor = recipe.evaluation.max_new_tokens or recipe.generation.max_new_tokens
+    return apply_budgets(_split(recipe, HELDOUT, recipe.prompts.heldout), floor, recipe.generation.max_budget)
 
 
 def _split(recipe: Recipe, split: str, n: int) -> list:

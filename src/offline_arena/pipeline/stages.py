@@ -68,8 +68,11 @@ def train_job(ctx, stage, current_model: str, rows: list, prompts: list, folder:
     from ..models import parse_model_spec, resolve_local_path
     from ..train.common import TrainSettings
 
+    # The guard probes each prompt at its length budget: a long answer it asked for is no runaway.
+    floor = ctx.recipe.generation.max_new_tokens
+    limits = [p.meta.get("max_new_tokens", floor) for p in prompts]
     settings = TrainSettings.from_recipe(stage.train, seed=ctx.recipe.seed,
-                                         probe_max_new_tokens=ctx.recipe.generation.max_new_tokens)
+                                         probe_max_new_tokens=limits if set(limits) - {floor} else floor)
     return TrainJob(stage, str(resolve_local_path(parse_model_spec(current_model))), rows, prompts,
                     [list(p.messages) for p in prompts], folder, settings, ctx.recipe.seed)
 
@@ -137,9 +140,45 @@ def finish_stage(ctx, folder: StageFolder, summary: dict, started: float, log) -
     difference = vs_base(ctx, summary.get("heldout"))
     if difference:
         summary["vs_base"] = difference
+    # Before done.json: a stage that fails the family guard is not marked done (it raises, like the stop-token guard).
+    summary.update(family_guard_vs_start(ctx, folder, summary, log))
     summary["seconds"] = time.perf_counter() - started
     if ctx.tracker:
         ctx.tracker(summary)
     write_json(folder.done, summary)  # last act: the stage is done
     log(summary_table([summary]))
     return summary
+
+
+def started_from(ctx, folder: StageFolder) -> tuple[str, StageFolder]:
+    """The name and folder of the model the stage in `folder` started from: the last stage before it (in
+    round and recipe order) whose done.json says its model was promoted, else the base. Read from the run
+    folder, so a resumed run finds it as the first run did."""
+    from .loop import BASE_NAME
+
+    order = [(r, s.kind) for r in range(1, ctx.recipe.rounds + 1) for s in ctx.recipe.stages]
+    for round_index, kind in reversed(order[:order.index((folder.round, folder.kind))]):
+        prior = ctx.folder.stage(round_index, kind)
+        done = read_json(prior.done)
+        if done is not None and done.get("promoted", True):
+            return done["model_name"], prior
+    return BASE_NAME, ctx.folder.base
+
+
+def family_guard_vs_start(ctx, folder: StageFolder, summary: dict, log) -> dict:
+    """The per-family regression guard (evals/family_guard.py): the stage's held-out results against those
+    of the model it started from, instruction by instruction. Returns {"family_guard": record} for the
+    summary ({} when off or there is nothing to compare); raises FamilyGuardError in "fail" mode."""
+    from ..evals.family_guard import enforce, family_guard
+
+    ev = ctx.recipe.evaluation
+    heldout = summary.get("heldout")
+    if ev.family_guard == "off" or not heldout:
+        return {}
+    name, start = started_from(ctx, folder)
+    before = (read_json(start.eval) or {}).get("heldout") or {}
+    # A merge that is not promoted hands nothing on to later stages: its regression is recorded, not fatal.
+    mode = "warn" if ev.family_guard == "fail" and not summary.get("promoted", True) else ev.family_guard
+    report = family_guard(heldout, before, ev.family_guard_alpha)
+    where = f"[round {folder.round} {folder.kind}]"
+    return {"family_guard": enforce(report, mode, where, name, log)}

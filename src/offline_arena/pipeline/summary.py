@@ -21,7 +21,16 @@ def summary_table(stages: list[dict]) -> str:
         lines.append(f"{s['model_name']:<12} {train.get('rows', '-')!s:>5} {loss:>17} "
                      f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} {vs:>25} "
                      f"{h.get('instruction_loose', float('nan')):>11.3f} {rating:>7}")
-    return "\n".join(lines)
+    return "\n".join(lines + family_lines(stages))
+
+
+def family_lines(stages: list[dict]) -> list[str]:
+    """Under the table, one line per family the family guard found worse (a stage in "warn" mode carries on
+    with it): short, and only when there is something to say."""
+    from ..evals.family_guard import describe
+
+    return [f"{s['model_name']}: family worse than {s['family_guard']['against']}: {describe(r)}"
+            for s in stages for r in s.get("family_guard", {}).get("regressed", [])]
 
 
 def final_vs_base_line(vs_base: dict) -> str:

@@ -28,6 +28,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from .budget import needed_tokens
 from .constraints import CONSTRAINTS, check_all, compatible, conflicts, instruction_text, short_answer_ids
 from .sources import Prompt
 
@@ -111,7 +112,8 @@ def make_prompt(task: dict, constraints: list[dict]) -> Prompt:
     """The task, a blank line, then one sentence per constraint (IFEval appends them the same way)."""
     instructions = " ".join(instruction_text(c) for c in constraints)
     prompt_id = f"{task['id']}.{_digest(task['id'] + _signature(constraints))[:8]}"
-    meta = {"constraints": constraints, "base_task": task["id"], "category": task["category"]}
+    meta = {"constraints": constraints, "base_task": task["id"], "category": task["category"],
+            "needs_tokens": needed_tokens(constraints)}
     return Prompt(prompt_id, ({"role": "user", "content": f"{task['text']}\n\n{instructions}"},), meta)
 
 

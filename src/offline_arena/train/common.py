@@ -45,7 +45,7 @@ class TrainSettings:
     logging_steps: int = 1             # log the loss every N steps
     gradient_checkpointing: bool = train_default("gradient_checkpointing")  # trade compute for memory
     probe_prompts: int = train_default("probe_prompts")        # runaway-rate probe size (0: no after-check)
-    probe_max_new_tokens: int = 64     # token limit of a probe generation
+    probe_max_new_tokens: int | list[int] = 64  # token limit of a probe generation (or each probe's own)
     runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
     extra: dict = field(default_factory=dict)  # passed through to the TRL config (e.g. beta for DPO)
 
@@ -55,6 +55,13 @@ class TrainSettings:
         the recipe sets elsewhere (the seed, the probes' token limit)."""
         shared = {f.name for f in fields(cls)} & set(type(train).model_fields)
         return cls(**{name: getattr(train, name) for name in shared}, **fixed)
+
+
+def longest_budget(settings) -> int:
+    """The largest token limit of a stage's prompts (`probe_max_new_tokens`, one or one per prompt): the one
+    completion length TRL's on-policy trainers (GRPO, distillation) take for all of their prompts."""
+    limit = settings.probe_max_new_tokens
+    return limit if isinstance(limit, int) else max(limit)
 
 
 @dataclass

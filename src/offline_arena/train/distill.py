@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .common import (TrainResult, TrainSettings, chat_turns, load_policy, longest_budget, lora_config, run_guarded,
+                     trl_args)
 from .guard import on_policy_guard_example
 
 
@@ -68,7 +69,7 @@ def train_distill(model_path: str | Path, teacher_path: str | Path, rows: Sequen
                   settings: TrainSettings, probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
     """Distil `teacher_path` into `model_path` on the prompts in `rows`; the checkpoint (LoRA merged) lands
     in `out_dir/checkpoint`. `settings.extra` may set `beta`, `temperature`, `max_completion_length`
-    (default `settings.probe_max_new_tokens`), ..."""
+    (default the longest of `settings.probe_max_new_tokens`), ..."""
     from transformers import set_seed
     from trl import DistillationConfig, DistillationTrainer
 
@@ -78,7 +79,7 @@ def train_distill(model_path: str | Path, teacher_path: str | Path, rows: Sequen
     check_same_vocabulary(tokenizer, teacher_tokenizer, model, teacher, teacher_path)
     teacher.eval()
     config = DistillationConfig(**{
-        "max_completion_length": settings.probe_max_new_tokens,
+        "max_completion_length": longest_budget(settings),
         **trl_args(settings, out_dir),
     })
     trainer = DistillationTrainer(model=model, teacher_model=teacher, args=config,

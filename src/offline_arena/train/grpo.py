@@ -22,7 +22,8 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .common import (TrainResult, TrainSettings, chat_turns, load_policy, longest_budget, lora_config, run_guarded,
+                     trl_args)
 from .guard import on_policy_guard_example
 
 NUM_GENERATIONS = 4  # answers sampled per prompt (one GRPO group); `settings.extra` may set another
@@ -88,7 +89,7 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
                reward_funcs: Sequence[Callable] | None = None, missing_eos_penalty: float | None = 1.0) -> TrainResult:
     """GRPO from `model_path` on prompt `rows`, rewarded by `reward_funcs` (default: `constraint_reward`).
     `settings.extra` may set `num_generations` (default 4), `max_completion_length` (default
-    `settings.probe_max_new_tokens`), `beta`, `temperature`, ... `batch_size * grad_accum` must be a
+    the longest of `settings.probe_max_new_tokens`), `beta`, `temperature`, ... `batch_size * grad_accum` must be a
     multiple of `num_generations`: each step's batch holds whole groups. `missing_eos_penalty` adds
     `stop_penalty` to the reward functions (None: off)."""
     from transformers import set_seed
@@ -98,7 +99,7 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
     model, tokenizer = load_policy(model_path, lora=settings.lora)
     config = GRPOConfig(**{
         "num_generations": NUM_GENERATIONS,
-        "max_completion_length": settings.probe_max_new_tokens,
+        "max_completion_length": longest_budget(settings),
         **trl_args(settings, out_dir),
     })
     funcs = list(reward_funcs or [constraint_reward])

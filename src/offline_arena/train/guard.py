@@ -82,9 +82,11 @@ def first_batches(trainer, count: int = 2):
     return batches
 
 
-def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max_new_tokens: int = 64,
+def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max_new_tokens: int | Sequence[int] = 64,
                  batch_size: int = 16) -> float:
-    """Share of greedy probe generations that hit `max_new_tokens` without emitting a stop token."""
+    """Share of greedy probe generations that hit their token limit without emitting a stop token. The limit
+    is one for all probes, or each probe's own (its prompt's length budget, `prompts/budget.py`: a probe
+    that asks for 300 words is no runaway at 64 tokens); a longer list than the probes is cut to them."""
     from ..models.base import GenerationRequest, SamplingParams
     from ..models.hf import TransformersGenerator
 
@@ -92,8 +94,12 @@ def runaway_rate(model, tokenizer, probe_messages: Sequence[Sequence[dict]], max
     model.eval()
     generator = TransformersGenerator.from_model(model, tokenizer, fingerprint="guard-probe", batch_size=batch_size)
     generator.progress = False
-    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
-    completions = generator.generate([GenerationRequest.of(m, params=params) for m in probe_messages])
+    limits = ([max_new_tokens] * len(probe_messages) if isinstance(max_new_tokens, int)
+              else list(max_new_tokens)[:len(probe_messages)])
+    if len(limits) != len(probe_messages):
+        raise ValueError(f"{len(limits)} probe token limits for {len(probe_messages)} probes")
+    completions = generator.generate([GenerationRequest.of(m, params=SamplingParams(max_new_tokens=n, temperature=0.0))
+                                      for m, n in zip(probe_messages, limits)])
     # The generator pads on the left; the trainer shares this tokenizer and saves it with the checkpoint.
     tokenizer.padding_side = padding_side
     if was_training:

@@ -93,7 +93,7 @@ class PPOSettings:
     lora_alpha: int = 32               # LoRA scaling
     seed: int = 0                      # prompt order, sampling and minibatch order
     probe_prompts: int = train_default("probe_prompts")   # runaway-rate probe size (0: no after-training check)
-    probe_max_new_tokens: int = 64     # token limit of a probe generation
+    probe_max_new_tokens: int | list[int] = 64  # token limit of a probe generation (or each probe's own)
     runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
 
     @classmethod
@@ -140,12 +140,13 @@ def assert_end_of_turn_in_stop_ids(stop_ids: Sequence[int], tokenizer, where: st
 def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str | Path,
               settings: PPOSettings | None = None, reward_fn: RewardFn | None = None,
               reward_model_path: str | Path | None = None,
-              probe_messages: Sequence[Messages] = ()) -> TrainResult:
+              probe_messages: Sequence[Messages] = (), budgets: Sequence[int] | None = None) -> TrainResult:
     """Train the causal LM at `model_path` with PPO on `prompts` (each a list of chat messages ending with
     a user turn) against `reward_fn(prompt_messages, completion_text) -> float` or the reward model at
     `reward_model_path` (AutoModelForSequenceClassification with num_labels=1). Writes
     `out_dir/metrics.json` (per-step curve) and `out_dir/checkpoint` (the policy without its value head,
-    loadable with AutoModelForCausalLM), with the stop-token guard around training."""
+    loadable with AutoModelForCausalLM), with the stop-token guard around training. `budgets`: each
+    prompt's rollout token limit (its length budget; None: `settings.max_new_tokens` for all)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -153,6 +154,8 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
 
     settings = settings or PPOSettings()
     _validate(settings, prompts, reward_fn, reward_model_path)
+    if budgets is not None and len(budgets) != len(prompts):
+        raise ValueError(f"train_ppo: {len(budgets)} token budgets for {len(prompts)} prompts")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
@@ -203,16 +206,18 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     bar = tqdm(range(settings.steps), desc="ppo", unit="step")
     for step in bar:
         step_started = time.perf_counter()
-        batch_prompts = []
+        batch_prompts, batch_budgets = [], []
         for _ in range(settings.rollouts_per_step // settings.samples_per_prompt):
             if not queue:  # walk the prompt set in a fresh shuffled order, epoch after epoch
                 queue = list(range(len(prompts)))
                 rng.shuffle(queue)
-            batch_prompts.extend([list(prompts[queue.pop()])] * settings.samples_per_prompt)
+            index = queue.pop()
+            batch_prompts.extend([list(prompts[index])] * settings.samples_per_prompt)
+            batch_budgets.extend([budgets[index] if budgets else settings.max_new_tokens] * settings.samples_per_prompt)
 
         with compute_autocast(device):
             rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device,
-                                       seed=settings.seed * 1_000_003 + step)
+                                       seed=settings.seed * 1_000_003 + step, budgets=batch_budgets)
         mask = rollout.mask
         with torch.no_grad(), compute_autocast(device):
             old_logprobs, old_values, entropy = _batched_forward(model, value_head, rollout, settings, entropy=True)
@@ -338,7 +343,7 @@ class _Rollouts:
 
 
 def _sample_rollouts(model, tokenizer, prompts: list[list[dict]], stop_ids: list[int], settings: PPOSettings,
-                     device, seed: int) -> _Rollouts:
+                     device, seed: int, budgets: Sequence[int] | None = None) -> _Rollouts:
     """Sampled responses through the pipeline's decoder (models/decode.py: chunked prefill, finished rows
     dropped), at the caller's compute dtype. Pure sampling: no top-k / top-p / repetition penalty from the
     model's defaults, so the tokens come from softmax(logits / temperature), the distribution whose
@@ -355,13 +360,14 @@ def _sample_rollouts(model, tokenizer, prompts: list[list[dict]], stop_ids: list
     for start in range(0, len(query_ids), settings.forward_batch_size):
         chunk = query_ids[start:start + settings.forward_batch_size]
         queries, query_mask = _left_pad(chunk, pad_id, device)
-        tokens, _ = decode(model, queries, query_mask.long(), settings.max_new_tokens, stop_ids,
+        limits = settings.max_new_tokens if budgets is None else list(budgets[start:start + settings.forward_batch_size])
+        tokens, _ = decode(model, queries, query_mask.long(), limits, stop_ids,
                            temperature=settings.temperature, seed=seed + start)
         responses.extend(tokens)  # each ends at (and includes) its first stop token
     queries, query_mask = _left_pad(query_ids, pad_id, device)
     width = max(len(r) for r in responses)
     padded = torch.tensor([r + [pad_id] * (width - len(r)) for r in responses], dtype=torch.long, device=device)
-    mask, stopped = response_mask(padded, stop_ids)
+    mask, stopped = response_mask(padded, stop_ids, [len(r) for r in responses])
     texts = [tokenizer.decode([t for t in r if t not in stop_ids], skip_special_tokens=True).strip()
              for r in responses]
     return _Rollouts(queries, query_mask, padded, mask, stopped, texts)

@@ -59,20 +59,30 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
     return whitened.masked_fill(~mask, 0.0)
 
 
-def response_mask(responses: torch.Tensor, stop_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def response_mask(responses: torch.Tensor, stop_ids: Sequence[int],
+                  lengths: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask, stopped) for right-padded generated tokens: mask is True up to and including the first stop
     token, `stopped` says whether a row contains one. Built from the stop ids, never from the pad id:
     with pad == eos (SmolLM2) a mask built by `token != pad` would drop the end-of-turn token from the
     policy loss, and the model would never be rewarded for stopping (the stop-token lesson, docs/architecture.md).
+    `lengths`: how many tokens each row generated, for rows cut at limits of their own (length budgets):
+    a row cut short is padded like a finished one, and its first pad (== EOT) must not read as its stop.
 
-    responses [[5, 7, EOT, PAD], [5, 7, 8, 9]] -> mask [[T, T, T, F], [T, T, T, T]], stopped [T, F]"""
+    responses [[5, 7, EOT, PAD], [5, 7, 8, 9]] -> mask [[T, T, T, F], [T, T, T, T]], stopped [T, F];
+    responses [[5, 7, PAD, PAD]] with lengths [2] -> mask [[T, T, F, F]], stopped [F]"""
     is_stop = torch.zeros_like(responses, dtype=torch.bool)
     for stop in stop_ids:
         is_stop |= responses == stop
+    inside = None
+    if lengths is not None:
+        limit = torch.as_tensor(list(lengths), device=responses.device).unsqueeze(-1)
+        inside = torch.arange(responses.shape[1], device=responses.device).unsqueeze(0) < limit
+        is_stop &= inside
     stopped = is_stop.any(dim=1)
     # Number of stop tokens strictly before each position: 0 means "still inside the answer".
     stops_before = torch.cumsum(is_stop.long(), dim=1) - is_stop.long()
-    return stops_before == 0, stopped
+    mask = stops_before == 0
+    return (mask if inside is None else mask & inside), stopped
 
 
 def last_valid_index(mask: torch.Tensor) -> torch.Tensor:
