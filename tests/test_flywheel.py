@@ -90,3 +90,23 @@ def test_data_rules_on_checkable_prompts():
     assert sorted(r["messages"][-1]["content"] for r in both if r["prompt_id"] == "tie-passing") == ["also fine", "fine too"]
     pairs = {r["prompt_id"]: (r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in dpo_rows(battles)}
     assert pairs["both-fail"] == ("Upper no comma", "Upper, comma") and "tie-passing" not in pairs
+
+
+def test_rehearsal_mixes_in_the_targets_own_passing_answers():
+    """SFT rehearsal (issue 21): besides the lost battles' winning answers, up to `rehearsal` x as many of
+    the target's own answers that already pass — battles it won or tied, answers that ended — so that SFT on
+    its failures does not overwrite what it did right."""
+    no_comma = {"constraints": [{"id": "punctuation:no_comma", "params": {}}]}
+    battles = [battle(f"lost{i}", "t", "o", "bad, answer", "good answer", "model_b", context=no_comma) for i in range(4)]
+    battles += [battle("won", "t", "o", "my good answer", "their, answer", "model_a", context=no_comma),
+                battle("tied", "t", "o", "fine answer", "other answer", "tie", context=no_comma),
+                battle("failing", "t", "o", "mine, failing", "theirs, failing", "tie", context=no_comma),
+                battle("runaway", "t", "o", "never ends", "x, y", "model_a", context=no_comma, stopped=(False, True))]
+    plain = sft_rows(battles, target="t")
+    assert [r["prompt_id"] for r in plain] == ["lost0", "lost1", "lost2", "lost3"]
+    mixed = sft_rows(battles, target="t", filters=DataFilters(rehearsal=0.5))
+    assert mixed[:4] == plain and len(mixed) == 6  # round(0.5 * 4) = 2 rows, and only 2 qualify
+    rehearsed = {r["prompt_id"]: r["messages"][-1]["content"] for r in mixed[4:]}
+    assert rehearsed == {"won": "my good answer", "tied": "fine answer"}
+    assert all(r["rehearsal"] and r["source_model"] == "t" for r in mixed[4:])
+    assert len(sft_rows(battles, target="t", filters=DataFilters(rehearsal=0.25))) == 5

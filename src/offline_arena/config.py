@@ -196,6 +196,9 @@ class Data(Strict):
     require_passing: bool = Field(True, description="sft: a target answer must satisfy every checkable constraint of its prompt")
     sft_from_ties: bool = Field(False, description="sft: also train on passing answers of tied battles (rejection sampling)")
     sft_per_prompt: int = Field(1, ge=1, description="sft: up to this many distinct answers a prompt")
+    rehearsal: float = Field(0.0, ge=0, description=(
+        "sft: rehearsal rows per lost-battle row: the target's own passing answers from battles it won or tied, "
+        "mixed in so that what it already did right is not forgotten (0: off)"))
 
 
 class Merge(Strict):

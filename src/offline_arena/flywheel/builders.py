@@ -28,6 +28,9 @@ class DataFilters:
     sft_from_ties: bool = False     # SFT also on answers of tied battles that satisfy every constraint
                                     # (rejection sampling); off: only the target's lost battles (Arena Learning)
     sft_per_prompt: int = 1         # up to this many distinct answers a prompt (from several battles or sides)
+    rehearsal: float = 0.0          # SFT rehearsal rows per lost-battle row: the target's own passing answers
+                                    # (battles it won or tied), so fine-tuning on what it got wrong does not
+                                    # overwrite what it got right (experience replay against forgetting)
 
     def keeps(self, completion, as_target: bool = True) -> bool:
         text = completion.text
@@ -90,8 +93,30 @@ def sft_rows(battles: Sequence[JudgedBattle], target: str, filters: DataFilters 
             rows.append((score if score is not None else 0.0, -len(rows), {
                 "messages": [*battle.messages, *_assistant(completion.text)],
                 "prompt_id": battle.prompt_id, "source_model": name}))
-    return [row for rows in found.values()
+    rows = [row for rows in found.values()
             for _, _, row in sorted(rows, key=lambda r: r[:2], reverse=True)[:filters.sft_per_prompt]]
+    return rows + rehearsal_rows(battles, target, filters, exclude=set(found), count=round(filters.rehearsal * len(rows)))
+
+
+def rehearsal_rows(battles: Sequence[JudgedBattle], target: str, filters: DataFilters, exclude: set[str],
+                   count: int) -> list[dict]:
+    """Up to `count` SFT rows of the target's own answers that already pass: from battles it won or tied,
+    on prompts that gave no lost-battle row (`exclude`), one a prompt, taken in a fixed order of prompt ids
+    (a hash, not the shard's order), marked `rehearsal: true`. Answers must end by themselves and satisfy
+    every constraint, as any SFT target."""
+    if count <= 0:
+        return []
+    candidates: dict[str, dict] = {}
+    for battle in battles:
+        if target not in (battle.model_a, battle.model_b) or battle.prompt_id in exclude or battle.winner == "error":
+            continue
+        own = battle.completion_a if battle.model_a == target else battle.completion_b
+        won = battle.winner == "tie" or battle.side(battle.winner)[0] == target
+        if won and filters.keeps(own) and filters.passes(own, battle) and battle.prompt_id not in candidates:
+            candidates[battle.prompt_id] = {"messages": [*battle.messages, *_assistant(own.text)],
+                                            "prompt_id": battle.prompt_id, "source_model": target, "rehearsal": True}
+    order = sorted(candidates, key=lambda prompt_id: _digest(["rehearsal", prompt_id]))
+    return [candidates[prompt_id] for prompt_id in order[:count]]
 
 
 def dpo_rows(battles: Sequence[JudgedBattle], filters: DataFilters = DataFilters()) -> list[dict]:
