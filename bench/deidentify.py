@@ -14,9 +14,21 @@ removes from ordinary prompts.
 2. False removals. The built-in verifiable pack's held-out prompts (`load_verifiable("heldout", 200, 0)`)
    hold no identifiers, so everything removed from them is a false removal: the share of prompts changed
    and the most common removed words are printed.
+3. Lowercase. 1 and 2 again on the same texts written all in lowercase (a lowercase constraint, an
+   opponent that lowercases its answers): what the cues still find without their capitals.
+4. Names in running text with no cue, and name lists. `make_sentences(n, seed)` writes one-sentence
+   texts with a full name, a given name or a surname and nothing else to give it away ("I had lunch with
+   Kofi Abernathy yesterday."), from name lists written for this bench (not drawn from the census lists
+   under test; the share the census has is printed), and `NO_NAME` sentences whose capitalised words are
+   given names or surnames used as ordinary words ("Will the results...", "Brown rice...", "Parkinson
+   disease..."). Recall per form and the share of no-name sentences and pack prompts changed, side by
+   side, for: the census given names only (the two recognizers that use the surname list removed),
+   this module (plus census surnames), any census given name alone, and — when the `names-dataset` package is installed or its
+   data folder is given with --names-dataset — its lists (a measurement only: not a dependency).
 
-Run:  PYTHONPATH=src .venv/bin/python bench/deidentify.py [--notes 200] [--seed 0] [--show-misses 3]
-(needs the [privacy] extra; well under a minute on 2 cores).
+Run:  PYTHONPATH=src .venv/bin/python bench/deidentify.py [--notes 200] [--sentences 300] [--seed 0]
+      [--show-misses 3] [--only notes|names] [--names-dataset DIR]
+(needs the [privacy] extra; about two minutes on 2 cores, plus about 30 s to load names-dataset).
 """
 
 from __future__ import annotations
@@ -289,11 +301,210 @@ def false_removals(texts, spans_of) -> tuple[float, Counter]:
     return changed / len(texts), words
 
 
+# Section 4: names in running text. Written for this bench: given names and surnames of many origins,
+# about half of them in the census lists, the other half not.
+RUNNING_GIVEN = """Aiyana Akosua Alejandro Amelia Anders Anouk Aoife Ayesha Bao Beatriz Bilal Bronwyn Carmen Cheng
+Chiamaka Ciaran Dariusz Deepika Diego Dominika Eamon Efua Elif Emeka Esperanza Farhan Folasade Gareth Giulia Gustavo
+Hamid Hana Ines Ishaan Jana Javier Jelena Joaquin Kalani Katarzyna Keanu Kemal Kofi Lakshmi Leilani Lorenzo Lucia
+Malik Mateo Mehmet Mirela Nadia Nikhil Nkechi Oksana Pablo Paulina Rafael Ravi Rosalind Sanjay Seo-yeon Soren Tariq
+Tomasz Valentina Vikram Xiomara Yaw Yusuf Zainab Zofia Barbara Charles Dorothy Edward Frances George Helen Kenneth
+Margaret Patricia Richard Steven Timothy Virginia Walter""".split()
+RUNNING_FAMILY = """Abernathy Achebe Agarwal Alvarez Andersen Asante Bakshi Baptiste Bergstrom Bianchi Castellanos
+Chowdhury Ciobanu Dimitrov Dlamini Esposito Ferreira Fontaine Gallagher Gutierrez Hakimi Halvorsen Herrera Horvath
+Ibrahim Iwu Jablonski Jovanovic Kamau Kaur Kowalczyk Kuznetsov Lindgren Lozano Mahlangu Mazur Moreau Mukherjee Murphy
+Nakashima Nwosu O'Sullivan Ogunleye Oyelaran Pereira Petrovic Quispe Raghunathan Reyes Sato Sandoval Sokolov Suzuki
+Tanaka Takahashi Teixeira Toure Uchenna Valdez Varga Vasquez Wojcik Xu Yilmaz Zhou Zielinski Anderson Baker Campbell
+Clark Evans Harris Jackson Lewis Mitchell Morgan Parker Phillips Robinson Turner Walsh Wright""".split()
+TEMPLATES = {
+    "full name": ["{F} {L} called about the results this morning.", "I had lunch with {F} {L} yesterday.",
+                  "Please forward the report to {F} {L} before the weekend.", "According to {F} {L}, the scan was normal.",
+                  "We spoke with {F} {L} and her brother.", "The referral came from {F} {L} at the other practice.",
+                  "Send a copy to {F} {L}, who manages the rota.", "{F} {L} will bring the forms tomorrow.",
+                  "Yesterday {F} {L} asked for a repeat prescription.", "Thanks to {F} {L} for covering the shift."],
+    "given name": ["{F} said the new dose helps.", "Ask {F} whether the dressing was changed.",
+                   "The nurse told {F} to rest.", "After lunch, {F} felt dizzy again.", "Remind {F} about the blood test."],
+    "surname": ["The letter from {L} arrived late.", "Ring {L} about the appointment.", "{L} has agreed to the plan."],
+}
+# Capitalised words that are given names or surnames, used as ordinary words; eponyms; places and brands
+# named after people. No person is identified in any of them.
+NO_NAME = """Will the results be ready by Monday?|May I ask a question about the dose?|Grace periods apply to late payments.
+Bill the insurance company directly.|Mark the box if the patient consents.|Rose hip tea is popular in winter.
+Frank discussion helps patients decide.|Hope is not a plan.|Young children need smaller doses.
+Brown rice has more fibre than white rice.|Green tea contains caffeine.|Summer camps open in June.
+Ruby on Rails is a web framework.|Amber lights mean caution.|Sterling silver tarnishes quickly.
+Penny stocks are risky investments.|Chase the dog out of the kitchen.|Drew a diagram of the heart for the class.
+Guy ropes keep the tent upright.|Sandy soil drains fast.|Jack up the car before changing the tyre.
+Dawn breaks early in June.|Faith and reason are old themes.|Joy and grief can coexist.|Wade through the paperwork first.
+Gene therapy is still expensive.|Don the gown before entering the room.|Lane closures are expected on the motorway.
+Max dose is four grams a day.|Pat the skin dry after washing.|Sue the company if they refuse.
+Rich foods can trigger reflux.|Price increases hit pensioners hardest.|Carol singers visited the ward.
+Cliff edges are dangerous in fog.|Crystal clear instructions help adherence.|Violet light is used to sterilise surfaces.
+Olive oil is a healthy fat.|Heather grows on the moors.|Rusty nails can cause tetanus.|Chance of rain is high tomorrow.
+Major surgery needs careful consent.|Ray diagrams explain how lenses work.|Earl Grey tea has bergamot in it.
+Austin is the capital of Texas.|Florence has many museums.|Georgia peaches are sweet.|Jordan borders Israel and Syria.
+Chelsea won the match on Saturday.|Sydney has a famous opera house.|Paris is the capital of France.
+Victoria sponge needs jam and cream.|Madison Avenue is known for advertising.|Lincoln Memorial is in Washington.
+Harley Davidson makes motorcycles.|Ford Motor Company builds trucks.|Dell laptops are common in offices.
+Mercedes Benz sells luxury cars.|Tiffany lamps are collectible.|Cooper Union is a college in New York.
+Marshall Plan rebuilt Europe after the war.|Kelly Blue Book values used cars.|Taylor series approximate functions.
+Fisher Scientific sells lab supplies.|Hunter wellies keep feet dry.|Baker Street is in London.
+Parker pens were once popular.|Mason jars are good for pickles.|Sherman tanks were used in the war.
+Walker frames help with balance.|Miller Lite is a beer.|Johnson & Johnson makes baby shampoo.|Gram stain shows the bacteria.
+Hodgkin lymphoma is treatable.|Parkinson disease causes tremor.|Crohn disease affects the gut.
+Addison disease needs steroid replacement.|Cushing syndrome raises cortisol.|Alzheimer disease affects memory.
+Down syndrome is caused by an extra chromosome.|Bell palsy usually recovers.|Graves disease causes hyperthyroidism.
+Apgar score is checked at birth.|Glasgow Coma Scale measures consciousness.|Write a haiku about Autumn Leaves.
+Explain Newton's laws to a child.|Compare Python and Java for beginners.|Summarise the Treaty of Versailles.
+Describe the Golden Gate Bridge.|Tell me about Mount Everest.|Write a limerick about a cat named Whiskers.
+Describe a day at Grand Central Station.|Plan a trip to Lake Como.|Review the Samsung Galaxy phone.
+List three facts about Saturn.|Translate Good Morning into Spanish.|Explain how Google Maps estimates traffic.
+Write a short story titled Silent Night.|Discuss the Industrial Revolution in Britain.|In Python, lists are mutable.
+""".replace("\n", "|").strip("|").split("|")
+
+
+@dataclass
+class Sentence:
+    text: str
+    form: str  # "full name", "given name", "surname"
+    spans: list  # (start, end) of each name part
+
+
+def make_sentences(n: int, seed: int = 0) -> list[Sentence]:
+    """n one-sentence texts, about 6 in 10 with a full name, 3 with a given name, 1 with a surname."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        form = rng.choices(list(TEMPLATES), [6, 3, 1])[0]
+        values = {"{F}": rng.choice(RUNNING_GIVEN), "{L}": rng.choice(RUNNING_FAMILY)}
+        text, spans = "", []
+        for piece in re.split(r"(\{F\}|\{L\})", rng.choice(TEMPLATES[form])):
+            if piece in values:
+                spans.append((len(text), len(text) + len(values[piece])))
+                piece = values[piece]
+            text += piece
+        out.append(Sentence(text, form, spans))
+    return out
+
+
+def name_recall(sentences, spans_of) -> dict[str, float]:
+    """Per form (and "all"): the share of sentences whose every name letter was removed."""
+    caught, total = Counter(), Counter()
+    for s in sentences:
+        mask = covered_mask(len(s.text), spans_of(s.text))
+        total[s.form] += 1
+        caught[s.form] += all(mask[i] for start, end in s.spans for i in range(start, end) if s.text[i].isalnum())
+    out = {form: caught[form] / total[form] for form in TEMPLATES if total[form]}
+    out["all"] = sum(caught.values()) / sum(total.values())
+    return out
+
+
+def names_dataset_lists(folder: str | None):
+    """(first names, last names) of the `names-dataset` package with their best rank in any country, or
+    None when neither the package nor `folder` (its v3/ data folder) is there. Its README asks for 3.2 GB
+    of memory for the whole set."""
+    import gzip
+    import pickle
+    from pathlib import Path
+
+    if folder is None:
+        try:
+            import names_dataset
+        except ImportError:
+            return None
+        folder = str(Path(names_dataset.__file__).parent / "v3")
+    lists = []
+    for file in ("first_names.pkl.gz", "last_names.pkl.gz"):
+        with gzip.open(Path(folder) / file) as f:
+            data = pickle.load(f)
+        lists.append({name: min(info["rank"].values()) for name, info in data.items() if info.get("rank")})
+        del data
+    return tuple(lists)
+
+
+def name_list_section(args, prompts) -> None:
+    """Section 4: see the module's docstring."""
+    from offline_arena.privacy import deidentify
+    from offline_arena.privacy.deidentify import _analyzer
+    from offline_arena.privacy.recognizers import given_names, surname_ranks
+
+    sentences = make_sentences(args.sentences, args.seed)
+    census_given = {n.lower() for n in given_names()}
+    in_census = (sum(g.lower() in census_given for g in RUNNING_GIVEN) / len(RUNNING_GIVEN),
+                 sum(surname_ranks().get(f.lower().replace("'", ""), 10**6) <= 30000 for f in RUNNING_FAMILY) / len(RUNNING_FAMILY))
+    print(f"\nnames in running text, no cue: {len(sentences)} sentences ({Counter(s.form for s in sentences)}), "
+          f"{len(NO_NAME)} sentences without a name, {len(prompts)} pack prompts; of the bench's names the census "
+          f"lists {in_census[0]:.0%} of the given names and {in_census[1]:.0%} of the surnames (top 30,000)")
+
+    # Capitalised words in text as written, lowercase words in lowercase text; looked up capitalised.
+    token = {False: r"(?:[A-Z]['’])?[A-Z][a-z]+(?:-[A-Z][a-z]+)?", True: r"[a-z]+(?:['’-][a-z]+)?"}
+    pair = {lower: re.compile(rf"(?=\b({t})[ ]({t})\b)") for lower, t in token.items()}
+    single = {lower: re.compile(rf"\b{t}\b") for lower, t in token.items()}
+
+    def name_case(word):
+        return "-".join(p[:1].upper() + p[1:] for p in word.split("-"))
+
+    def pairs(text, accept):
+        return [(m.start(1), m.end(2)) for m in pair[text.islower()].finditer(text)
+                if accept(name_case(m.group(1)), name_case(m.group(2)))]
+
+    def singles(text, accept):
+        return [(m.start(), m.end()) for m in single[text.islower()].finditer(text) if accept(name_case(m.group()))]
+
+    def module_spans(text):
+        return [(f.start, f.end) for f in deidentify(text).findings]
+
+    # (label, spans_of, set-up): each configuration's spans; set-up runs before it is measured.
+    def remove_surname_pairs():
+        for name in ("SurnamePairRecognizer", "LowercaseNamePairRecognizer"):  # the two uncued uses of the list
+            _analyzer().registry.remove_recognizer(name)
+
+    configurations = [
+        ("census given names only (before)", module_spans, remove_surname_pairs),
+        ("+ census surnames (this module)", module_spans, _analyzer.cache_clear),
+        ("+ any census given name alone", lambda t: module_spans(t) + singles(t, lambda w: w in given_names()), None),
+    ]
+    started = time.perf_counter()
+    nd = names_dataset_lists(args.names_dataset)
+    if nd:
+        first, last = nd
+        print(f"names-dataset: {len(first):,} first and {len(last):,} last names with a rank, loaded in "
+              f"{time.perf_counter() - started:.0f}s")
+        for rank in (1000, 5000):
+            configurations += [
+                (f"+ names-dataset pair (rank <= {rank})",
+                 (lambda r: lambda t: module_spans(t) + pairs(t, lambda a, b: first.get(a, 10**9) <= r and last.get(b, 10**9) <= r))(rank), None),
+                (f"+ names-dataset first name alone (rank <= {rank})",
+                 (lambda r: lambda t: module_spans(t) + singles(t, lambda w: first.get(w, 10**9) <= r))(rank), None)]
+    else:
+        print("names-dataset: not installed (pip install names-dataset, or --names-dataset DIR) - left out")
+
+    forms = list(TEMPLATES) + ["all"]
+    header = f"{'':<44} " + " ".join(f"{f:>10}" for f in forms) + f" {'no-name':>8} {'pack':>6}"
+    for case, lower in (("as written", False), ("all lowercase", True)):
+        print(f"\n{case}: recall (every letter of the name removed) | share changed of no-name sentences, pack prompts")
+        print(header)
+        for label, spans_of, set_up in configurations:
+            if set_up:
+                set_up()
+            texts = (lambda t: t.lower()) if lower else (lambda t: t)
+            recall = name_recall([Sentence(texts(s.text), s.form, s.spans) for s in sentences], spans_of)
+            no_name = [t for t in map(texts, NO_NAME) if spans_of(t)]
+            pack, _ = false_removals([texts(t) for t in prompts], spans_of)
+            print(f"{label:<44} " + " ".join(f"{recall[f]:>10.1%}" for f in forms)
+                  + f" {len(no_name) / len(NO_NAME):>8.1%} {pack:>6.1%}")
+            if args.show_misses and not lower and no_name:
+                print(f"{'':<6}no-name changed: " + "; ".join(no_name[:args.show_misses]))
+    _analyzer.cache_clear()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--notes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show-misses", type=int, default=3, help="missed values shown per kind")
+    parser.add_argument("--sentences", type=int, default=300, help="running-text sentences with a name (section 4)")
+    parser.add_argument("--only", choices=["notes", "names"], help="run sections 1-3 (notes) or 4 (names) only")
+    parser.add_argument("--names-dataset", help="the v3/ folder of names-dataset's data, when it is not installed")
     args = parser.parse_args(argv)
 
     from offline_arena.privacy import deidentify
@@ -304,35 +515,37 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     deidentify("warm-up: load the analyzer once")
-    load_s = time.perf_counter() - started
-
-    notes = make_notes(args.notes, args.seed)
-    started = time.perf_counter()
-    counts, uncued, misses = recall_table(notes, spans_of)
-    notes_s = time.perf_counter() - started
-    chars = sum(len(n.text) for n in notes)
-    print(f"recall on {len(notes)} synthetic notes (seed {args.seed}, {chars / len(notes):.0f} characters each); "
-          f"caught = every letter and digit of the identifier redacted")
-    print(format_recall(counts))
-    print("of which with no label, title or earlier mention (a name or city in running text):")
-    print("  " + ", ".join(f"{kind} {c['caught']}/{sum(c.values())} = {c['caught'] / sum(c.values()):.1%}"
-                           for kind, c in sorted(uncued.items())))
-    for kind in sorted(misses):
-        if args.show_misses:
-            print(f"  missed {kind}: " + "; ".join(misses[kind][:args.show_misses]))
-
+    print(f"analyzer load {time.perf_counter() - started:.1f}s")
     prompts = load_verifiable("heldout", 200, 0)
     texts = [m["content"] for p in prompts for m in p.messages]
-    started = time.perf_counter()
-    share, words = false_removals(texts, spans_of)
-    prompts_s = time.perf_counter() - started
-    print(f"\nfalse removals on {len(texts)} ordinary prompts (verifiable pack, held-out split, 200, seed 0): "
-          f"{share:.1%} changed, {sum(words.values())} words removed")
-    print("  most common: " + (", ".join(f"{w!r} x{c}" for w, c in words.most_common(15)) or "none"))
-    print(f"\ntime: analyzer load {load_s:.1f}s, notes {notes_s:.1f}s ({notes_s / len(notes) * 1000:.1f} ms/note), "
-          f"prompts {prompts_s:.1f}s")
-    return 0
+    if args.only != "names":
+        notes = make_notes(args.notes, args.seed)
+        for case, lower in (("as written", False), ("all lowercase", True)):
+            case_notes = [Note(n.text.lower(), n.planted) for n in notes] if lower else notes
+            started = time.perf_counter()
+            counts, uncued, misses = recall_table(case_notes, spans_of)
+            notes_s = time.perf_counter() - started
+            chars = sum(len(n.text) for n in notes)
+            print(f"\n{case}: recall on {len(notes)} synthetic notes (seed {args.seed}, {chars / len(notes):.0f} "
+                  f"characters each, {notes_s / len(notes) * 1000:.1f} ms/note); caught = every letter and digit of "
+                  f"the identifier redacted")
+            print(format_recall(counts))
+            print("of which with no label, title or earlier mention (a name or city in running text):")
+            print("  " + ", ".join(f"{kind} {c['caught']}/{sum(c.values())} = {c['caught'] / sum(c.values()):.1%}"
+                                   for kind, c in sorted(uncued.items())))
+            for kind in sorted(misses):
+                if args.show_misses:
+                    print(f"  missed {kind}: " + "; ".join(misses[kind][:args.show_misses]))
 
+            started = time.perf_counter()
+            share, words = false_removals([t.lower() for t in texts] if lower else texts, spans_of)
+            print(f"{case}: false removals on {len(texts)} ordinary prompts (verifiable pack, held-out split, 200, "
+                  f"seed 0): {share:.1%} changed, {sum(words.values())} words removed "
+                  f"({time.perf_counter() - started:.1f}s)")
+            print("  most common: " + (", ".join(f"{w!r} x{c}" for w, c in words.most_common(15)) or "none"))
+    if args.only != "notes":
+        name_list_section(args, texts)
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

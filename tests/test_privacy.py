@@ -16,7 +16,7 @@ from offline_arena.judges.single_score import SingleScoreJudge
 from offline_arena.models.base import Completion, GenerationRequest, SamplingParams
 from offline_arena.models.openai_http import OpenAIChatGenerator
 from offline_arena.privacy import (DeidentifyingGenerator, DeidentifyingJudge, deidentify, deidentify_messages,
-                                   default_output_path)
+                                   deidentify_together, default_output_path)
 from offline_arena.privacy.deidentify import _analyzer
 
 # (text, identifiers that must be gone, placeholder that must appear). Written apart from the bench's
@@ -27,6 +27,8 @@ PLANTED = {
     "surname after Mr.": ("Mr. Fenwick tolerated the procedure well.", ["Fenwick"], "[NAME]"),
     "name before a credential": ("Dictated by Paul Okonkwo, MD.", ["Paul", "Okonkwo"], "[NAME]"),
     "given name + surname": ("Yesterday Margaret Lindqvist called about her results.", ["Margaret", "Lindqvist"], "[NAME]"),
+    "census surname after a given name the census lacks": ("Spoke to Oluwadamilare Fitzgerald about the refill.",
+                                                           ["Oluwadamilare", "Fitzgerald"], "[NAME]"),
     "repeated first name": ("Patient: Tamsin Achterberg. Tamsin reports less pain.", ["Tamsin", "Achterberg"], "[NAME]"),
     "numeric date": ("DOB: 7/4/1948, admitted 2023-11-05.", ["7/4/1948", "2023-11-05"], "[DATE]"),
     "written date": ("Discharged Nov 9, 2023; review on 3rd March.", ["Nov 9, 2023", "3rd March"], "[DATE]"),
@@ -70,6 +72,8 @@ ORDINARY = [
     "Grant Park and Lake Shore Drive are in the city. Call 911 in an emergency.",
     "Your response must have exactly 3 sections. Mark each with SECTION X, such as SECTION 1.",
     "Is it safe to put a metal fork in a microwave oven? Answer in one word.",
+    "In Python, lists are mutable. Explain Newton's laws and Parkinson disease in two lines.",
+    "Write a poem about a windy day, Brown rice and Green tea.",
 ]
 
 
@@ -202,6 +206,82 @@ def test_judge_wrapper_sends_no_identifier(server, make_judge):
     received = server.received()
     assert server.bodies and "[NAME]" in received
     assert [s for s in SECRETS if s in received] == []
+
+
+def test_judge_wrapper_sends_no_identifier_from_a_lowercased_answer(server):
+    """An answer written in lowercase (a lowercase constraint, the @revise opponent) names the patient the
+    prompt named: the name found in the prompt is removed from the answer in any case."""
+    judge = DeidentifyingJudge(PairwiseJudge(OpenAIChatGenerator(server.url, "judge", progress=False, max_retries=0)))
+    matchup = Matchup(messages=({"role": "user", "content": NOTE},), context={"constraints": []},
+                      answer_a=Completion("dear siobhan okafor, your asthma plan from the duluth clinic is fine.", True, 9),
+                      answer_b=Completion("SIOBHAN: use the inhaler. okafor family history noted.", True, 9))
+    judge.judge([matchup])
+    received = server.received().lower()
+    assert server.bodies and "[name]" in received
+    assert [s for s in ("siobhan", "okafor", "duluth") if s in received] == []
+
+
+def test_a_found_name_is_removed_in_any_case():
+    """A name or place found once through its cue is removed wherever it recurs, whatever its case: in
+    the same text and in the texts redacted with it."""
+    text = ("Patient: Siobhan Okafor, from Albany, NY. Plan reviewed with siobhan; the okafor family and "
+            "SIOBHAN's sister agree. Follow-up at the albany clinic.")
+    redacted = deidentify(text).text
+    assert [w for w in ("siobhan", "okafor", "albany") if w in redacted.lower()] == [], redacted
+    assert "Plan reviewed with [NAME]; the [NAME] family" in redacted
+    prompt, answer = deidentify_together(["Patient: Siobhan Okafor, Albany, NY. Write her a short letter.",
+                                          "dear siobhan okafor, your results from the albany clinic are normal."])
+    assert [w for w in ("siobhan", "okafor", "albany") if w in answer.text] == [], answer.text
+    assert answer.text.endswith(", your results from the [LOCATION] clinic are normal."), answer.text
+
+
+def test_a_found_name_that_is_an_ordinary_word_is_removed_only_as_a_name():
+    """Names that are also everyday words ("Grace", "Will", "Lee") are removed lowercase only next to
+    another word of the found name; on their own only capitalised, so "grace" and "will" in a sentence stay."""
+    prompt, answer = deidentify_together(["Patient: Grace Lee, Salt Lake City, UT. Write to her.",
+                                          "dear grace lee, we will see you in salt lake city with grace and "
+                                          "patience. Grace, the lake is near the city."])
+    assert [w for w in ("grace lee", "salt", "Grace,") if w in answer.text] == [], answer.text
+    for kept in ("we will see you in", "with grace and patience", "the lake is near the city"):
+        assert kept in answer.text, answer.text
+
+
+# --- text written all in lowercase: the cues without their capitals ------------------------------------
+# Still missed lowercase (see deidentify.py): a name with no cue whose given name or surname the census
+# lacks ("dear tamsin achterberg," is caught by its salutation, "tamsin achterberg called" is not), a name
+# after a label other than "name:" whose words the census lacks ("patient: tamsin achterberg"), and a
+# place with no state and ZIP ("the albany clinic").
+
+LOWERCASE = {
+    "salutation": ("dear siobhan okafor,\nyour results are normal.", ["siobhan", "okafor"]),
+    "label": ("patient name: tamsin achterberg, here for review.", ["tamsin", "achterberg"]),
+    "label, census given name": ("patient: mary achterberg, here for review.", ["mary", "achterberg"]),
+    "title": ("seen today by dr. marguerite osei-bonsu; mrs. fenwick came too.", ["marguerite", "osei-bonsu", "fenwick"]),
+    "credential": ("dictated by paul okonkwo, md.", ["paul", "okonkwo"]),
+    "relation": ("her daughter hollis brandvold can be reached at 555-0176.", ["hollis", "brandvold"]),
+    "relation, a verb after": ("her son james works nearby.", ["james"]),
+    "header": ("patient: lars r. novak   dob: 4/17/1950", ["lars", "novak"]),
+    "address": ("lives at 2207 chestnut avenue, apt 4c, duluth, mn 55802.", ["2207", "chestnut", "4c", "duluth", "55802"]),
+    "written date": ("discharged november 9, 2023.", ["november 9, 2023"]),
+    "no cue, census given name and surname": ("the refill was collected by susan nakamura today.", ["susan", "nakamura"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOWERCASE))
+def test_an_all_lowercase_text_keeps_its_cues(case):
+    text, identifiers = LOWERCASE[case]
+    redacted = deidentify(text).text
+    assert [i for i in identifiers if i in redacted] == [], redacted
+
+
+@pytest.mark.parametrize("text", [t.lower() for t in ORDINARY] + [
+    "dear all,\nplease review the attached plan.", "dear colleague, thank you for seeing her.",
+    "oh dear, the patient says it hurts.", "patient: reports less pain since monday.",
+    "the dr. will see you now.", "her daughter lives nearby.", "take 2 tablets twice daily by mouth, then rest.",
+    "it is a 3 hour drive, then 2 blocks down the road; may 5 we march on."])
+def test_ordinary_lowercase_text_is_left_unchanged(text):
+    redacted = deidentify(text)
+    assert redacted.text == text
 
 
 # --- arena deidentify ------------------------------------------------------------------------------
