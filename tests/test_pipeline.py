@@ -59,7 +59,7 @@ def write_recipe(path: Path, **changes) -> Path:
     ({"opponents": [{"name": "o", "model": "s3:bucket"}]}, r"opponents.0.model: .*unknown scheme"),
     ({"target": "openai:http://x/v1#m"}, r"target: the target must be a trainable model"),
     ({"rounds": 0}, r"rounds: Input should be greater than or equal to 1"),
-    ({"evaluation": {"suites": {"ifeval": {}}}}, r"evaluation.suites: .*unknown evaluation suite\(s\) \['ifeval'\]"),
+    ({"evaluation": {"suites": {"hellaswag": {}}}}, r"evaluation.suites: .*unknown evaluation suite\(s\) \['hellaswag'\]"),
 ])
 def test_broken_recipes_name_the_file_and_field(tmp_path, changes, message):
     path = write_recipe(tmp_path / "r.yaml", **changes)
@@ -192,3 +192,31 @@ def test_mlflow_tracking_logs_every_stage(tmp_path, pico_model_dir, pico_reward_
     stage = summary["stages"][1]
     assert logged.data.metrics["train.rows"] == stage["train"]["rows"]
     assert logged.data.metrics["heldout.prompt_strict"] == pytest.approx(stage["heldout"]["prompt_strict"])
+
+
+def test_an_opponent_that_follows_the_target_repairs_the_current_model(tmp_path, pico_model_dir, pico_opponent_dir):
+    """Issue 21: `target@revise` is the model a stage starts from, repaired (round 3 learns from repairs of
+    round 2's model, not the base's); the evaluation keeps the base's version as its fixed anchor, and other
+    opponents are the run's own."""
+    from types import SimpleNamespace
+
+    from offline_arena.config import Recipe
+    from offline_arena.pipeline.loop import load_opponent, opponent_model
+    from offline_arena.pipeline.stages import stage_opponents
+    from offline_arena.store import Store
+
+    assert opponent_model("target@revise", "runs/q/round1/sft/checkpoint") == "runs/q/round1/sft/checkpoint@revise"
+    assert opponent_model("target", "x") == "x" and opponent_model("targets/m@revise", "x") == "targets/m@revise"
+    recipe = Recipe.model_validate({"name": "t", "target": str(pico_model_dir), "stages": [{"kind": "sft"}],
+                                    "opponents": [{"name": "fixer", "model": "target@revise"},
+                                                  {"name": "other", "model": str(pico_opponent_dir)}]})
+    with Store(tmp_path / "s.sqlite") as store:
+        run_opponents = {o.name: load_opponent(o, recipe.target, store, recipe) for o in recipe.opponents}
+        ctx = SimpleNamespace(recipe=recipe, store=store, opponents=run_opponents)
+        assert stage_opponents(ctx, recipe.target) == run_opponents  # round 1: the target is the base
+        later = stage_opponents(ctx, str(pico_opponent_dir))
+        assert later["other"] is run_opponents["other"]
+        assert later["fixer"].fingerprint != run_opponents["fixer"].fingerprint
+        assert later["fixer"].fingerprint == load_opponent(recipe.opponents[0], str(pico_opponent_dir), store,
+                                                           recipe).fingerprint
+        assert "@revise" in later["fixer"].fingerprint

@@ -17,7 +17,8 @@ class Strict(BaseModel):
 
 class Opponent(Strict):
     name: str = Field(description="display name in battles and leaderboards")
-    model: str = Field(description="model spec: builtin:NAME, folder, Hub id, vllm:..., openai:URL#NAME, ...@best-of-N")
+    model: str = Field(description="model spec: builtin:NAME, folder, Hub id, vllm:..., openai:URL#NAME, ...@best-of-N, "
+                                   "...@revise; `target` (e.g. target@revise) is the model each stage starts from")
     scorer: str = Field("verifier", description="best-of-n scorer, when the spec ends in @best-of-N")
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the endpoint's API key (empty: it needs none)")
     price_per_1k_tokens: float = Field(0.0, description="generation price, for --dry-run cost estimates")

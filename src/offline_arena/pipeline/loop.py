@@ -67,10 +67,9 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     eval_params = SamplingParams(max_new_tokens=ev.max_new_tokens or g.max_new_tokens, temperature=ev.temperature,
                                  top_p=g.top_p if ev.temperature > 0 else 1.0)
     with Store(folder.store) as store:
-        opponents = {o.name: load_generator(o.model, store=store, batch_size=g.batch_size, api_key_env=o.api_key_env,
-                                            scorer=load_scorer(o.scorer) if "@best-of-" in o.model else None,
-                                            scorer_name=o.scorer, deidentify=mode)
-                     for o in recipe.opponents}
+        # An opponent that follows the target (`target@revise`) is the base here: the evaluation's fixed
+        # anchor; each stage's battles meet the current target's version of it (stages.stage_opponents).
+        opponents = {o.name: load_opponent(o, recipe.target, store, recipe) for o in recipe.opponents}
         judge = load_judge(recipe.judge, store=store, api_key_env=recipe.judge_api_key_env)
         if judge_model(recipe.judge) and redacts_endpoint(mode, judge_model(recipe.judge)):
             from ..privacy.wrappers import DeidentifyingJudge
@@ -101,6 +100,31 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
 
         write_report_quietly(folder.root, log)
         return final
+
+
+def load_opponent(opponent, current_model: str, store, recipe: Recipe):
+    """The generator of one recipe opponent, with `target` in its spec standing for `current_model`."""
+    from ..judges import load_scorer
+    from ..models import load_generator
+
+    model = opponent_model(opponent.model, current_model)
+    return load_generator(model, store=store, batch_size=recipe.generation.batch_size, api_key_env=opponent.api_key_env,
+                          scorer=load_scorer(opponent.scorer) if "@best-of-" in model else None,
+                          scorer_name=opponent.scorer, deidentify=recipe.privacy.deidentify)
+
+
+def opponent_model(spec: str, current_model: str) -> str:
+    """An opponent's model spec, with the word `target` (the whole spec, or before its @wrappers) standing for
+    the model being trained now: `target@revise` in round 2's DPO stage is that stage's starting checkpoint
+    with its answers repaired, so later stages and rounds learn from repairs of the current model's own
+    answers, not the base's. E.g. opponent_model("target@revise", "runs/q/round1/sft/checkpoint") ->
+    "runs/q/round1/sft/checkpoint@revise"; other specs are returned as they are."""
+    if spec == FOLLOWS_TARGET or spec.startswith(FOLLOWS_TARGET + "@"):
+        return current_model + spec[len(FOLLOWS_TARGET):]
+    return spec
+
+
+FOLLOWS_TARGET = "target"
 
 
 # Recipe fields that say where or how long the work runs, not what it computes: the same answers under the

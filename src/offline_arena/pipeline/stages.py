@@ -59,9 +59,22 @@ def play_stage(ctx, round_index: int, kind: str, prompts: list, current_name: st
     log(f"[round {round_index} {kind}] battles: {current_name} vs {list(ctx.opponents)}")
     target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size,
                             ray=ctx.recipe.generation.ray)
-    return play(target_vs_opponents(current_name, list(ctx.opponents), prompts),
-                {current_name: target, **ctx.opponents}, ctx.judge, ctx.store, ctx.params, ctx.recipe.seed,
+    opponents = stage_opponents(ctx, current_model)
+    return play(target_vs_opponents(current_name, list(opponents), prompts),
+                {current_name: target, **opponents}, ctx.judge, ctx.store, ctx.params, ctx.recipe.seed,
                 f"round{round_index}/{kind}")
+
+
+def stage_opponents(ctx, current_model: str) -> dict:
+    """The opponents a stage's battles meet: the run's, with those that follow the target (`target@revise`,
+    `loop.opponent_model`) built on the model the stage starts from."""
+    from .loop import load_opponent, opponent_model
+
+    opponents = dict(ctx.opponents)
+    for o in ctx.recipe.opponents:
+        if opponent_model(o.model, current_model) != opponent_model(o.model, ctx.recipe.target):
+            opponents[o.name] = load_opponent(o, current_model, ctx.store, ctx.recipe)
+    return opponents
 
 
 def train_job(ctx, stage, current_model: str, rows: list, prompts: list, folder: StageFolder) -> TrainJob:
