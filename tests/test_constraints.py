@@ -8,6 +8,7 @@ import pytest
 from offline_arena.prompts.constraints import (
     CONFLICTS,
     CONSTRAINTS,
+    LANGUAGES,
     check_all,
     check_constraint,
     compatible,
@@ -88,6 +89,16 @@ CASES = [
      "write a  haiku\nabout rain.\nSoft rain.", "Write a poem about rain."),
     ("combination:two_responses", {}, "Answer one.\n******\nAnswer two.", "Answer one.\n******\nAnswer one."),
     ("combination:two_responses", {}, "******\nAnswer one.\n******\nAnswer two.", "A\n******\n******\nB"),
+    # IFEval's rules: paragraphs split at "\n\n" only, the first word read up to . , ? ! ' " and lowercased.
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "next"},
+     "Drink water.\n\nNext, sleep early.\n\nWalk daily.", "Drink water.\n\nThen, next sleep.\n\nWalk daily."),
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "first"},
+     '"FIRST" drink water.\n\nThen sleep.', "First drink water.\n***\nThen sleep."),  # *** is no separator here
+    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "finally"},
+     "Drink water.\n\nFinally! Sleep.", "Drink water.\n\n**Finally** sleep."),  # markdown is not stripped
+    ("language:response_language", {"language": "es"},
+     "Bebe agua todos los días y duerme bien por la noche.", "Drink water every day and sleep well at night."),
+    ("language:response_language", {"language": "hi"}, "हर दिन पानी पिएं और रात को अच्छी नींद लें।", "12345 !!!"),
 ]
 
 # (constraint id, params, answer) where strict fails but loose passes: intros, outros and markdown.
@@ -158,6 +169,8 @@ def _param_values(params):
     for name, value in params.items():
         if name == "prompt_to_repeat":  # the request itself sits above the instruction
             continue
+        if name == "language":  # an ISO code, named in words: "Swahili", not "sw"
+            value = LANGUAGES[value]
         yield from (value if isinstance(value, list) else [value])
 
 
@@ -221,7 +234,9 @@ def test_short_answer_ids_leave_out_the_long_constraints():
     short = set(short_answer_ids())
     assert "punctuation:no_comma" in short
     for long_one in ("combination:two_responses", "combination:repeat_prompt",
-                     "length_constraints:number_paragraphs", "detectable_format:multiple_sections"):
+                     "length_constraints:number_paragraphs", "detectable_format:multiple_sections",
+                     "length_constraints:nth_paragraph_first_word",
+                     "language:response_language"):  # a few sentences of Thai or Tamil run past 64 tokens
         assert long_one not in short
 
 
@@ -247,3 +262,98 @@ def test_split_sentences(text, count):
 ])
 def test_split_paragraphs(text, count):
     assert len(split_paragraphs(text)) == count
+
+
+IFEVAL_IDS = {  # the 25 instruction types of IFEval (arXiv 2311.07911, Table 1)
+    "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
+    "language:response_language", "length_constraints:number_sentences", "length_constraints:number_paragraphs",
+    "length_constraints:number_words", "length_constraints:nth_paragraph_first_word",
+    "detectable_content:number_placeholders", "detectable_content:postscript",
+    "detectable_format:number_bullet_lists", "detectable_format:constrained_response",
+    "detectable_format:number_highlighted_sections", "detectable_format:multiple_sections",
+    "detectable_format:json_format", "detectable_format:title", "combination:two_responses",
+    "combination:repeat_prompt", "startend:end_checker", "change_case:capital_word_frequency",
+    "change_case:english_capital", "change_case:english_lowercase", "punctuation:no_comma", "startend:quotation",
+}
+
+
+def test_the_pack_covers_every_ifeval_instruction_type():
+    assert IFEVAL_IDS <= set(CONSTRAINTS)
+    assert set(CONSTRAINTS) - IFEVAL_IDS == {"startend:first_word"}
+
+
+def _ifeval_instructions():
+    """IFEval's own checker module, from whichever installed package ships it (llm-eval-framework or
+    if-verifiable: both vendor google-research's instructions.py); the test skips without one."""
+    for module in ("eval_framework.tasks.ifeval.instructions", "if_verifiable.ifeval.instructions"):
+        try:
+            return __import__(module, fromlist=["ParagraphFirstWordCheck"])
+        except ImportError:
+            continue
+    pytest.skip("no package with IFEval's instructions.py is installed (llm-eval-framework, if-verifiable)")
+
+
+NTH_PARAGRAPH_TEXTS = [
+    "Next, a.\n\nb.", "a.\n\nNext b.\n\nc.", "a.\n\n\n\nnext b.\n\nc.", "a.\n\n\nNext b.\n\nc.",
+    "\n\na.\n\nnext b.\n\nc.", "a.\n\nnext'b c.\n\nc.", "a.\n\n'Next' b.\n\nc.", "a.\n\nNEXT: b.\n\nc.",
+    "a.\n\n  next  b.\n\nc.\n\n", "a.\n\nnextb.\n\nc.", "a.\n\n**next** b.\n\nc.", "a.\n\n(next) b.\n\nc.",
+    "a.\n***\nnext b.\n***\nc.", "a.\n\nnext!b.\n\nc.", "a.\n\n\"next,\" b.\n\nc.", "a.\nnext b.\n\nc.\n\nd.",
+]
+
+
+@pytest.mark.parametrize("num,nth", [(3, 2), (2, 1), (3, 3), (4, 2)])
+def test_nth_paragraph_first_word_agrees_with_ifevals_checker(num, nth):
+    instructions = _ifeval_instructions()
+    theirs = instructions.ParagraphFirstWordCheck("nth")
+    theirs.build_description(num_paragraphs=num, nth_paragraph=nth, first_word="next")
+    ours = {"id": "length_constraints:nth_paragraph_first_word",
+            "params": {"num_paragraphs": num, "nth_paragraph": nth, "first_word": "next"}}
+    for text in NTH_PARAGRAPH_TEXTS:
+        assert CONSTRAINTS[ours["id"]].check(text, ours["params"]) == theirs.check_following(text), (num, nth, text)
+
+
+def test_response_language_agrees_with_ifevals_checker_and_is_reproducible(monkeypatch):
+    import langdetect
+
+    instructions = _ifeval_instructions()
+    # Google's checker calls langdetect unseeded (a random verdict on a borderline text); evals/ifeval.py
+    # seeds it with 0, and so do we: compared seeded, the verdicts must be the same.
+    monkeypatch.setattr(langdetect.DetectorFactory, "seed", 0)
+    texts = {"es": "Bebe agua todos los días y duerme bien por la noche.",
+             "fr": "Buvez de l'eau chaque jour et dormez bien la nuit.",
+             "ko": "매일 물을 마시고 밤에 푹 주무세요.", "ru": "Пейте воду каждый день и хорошо спите ночью.",
+             "en": "Drink water every day and sleep well at night."}
+    for language in ("es", "fr", "ko", "ru"):
+        theirs = instructions.ResponseLanguageChecker(language)
+        theirs.build_description(language=language)
+        ours = {"id": "language:response_language", "params": {"language": language}}
+        for text in texts.values():
+            verdicts = {check_constraint(text, ours) for _ in range(5)}  # seeded: one verdict per text
+            assert verdicts == {theirs.check_following(text)}, (language, text)
+    # The one deviation: no letters to detect is not an answer in Spanish (IFEval counts it as one).
+    assert not check_constraint("2 + 2 = 4", {"id": "language:response_language", "params": {"language": "es"}})
+
+
+def test_new_ids_clash_where_their_parameters_do():
+    nth_first = {"id": "length_constraints:nth_paragraph_first_word",
+                 "params": {"num_paragraphs": 2, "nth_paragraph": 1, "first_word": "today"}}
+    nth_second = {**nth_first, "params": {**nth_first["params"], "nth_paragraph": 2, "first_word": "next"}}
+    start = {"id": "startend:first_word", "params": {"first_word": "Here"}}
+    assert not compatible([nth_first, start])  # paragraph 1 cannot start with two words
+    assert compatible([nth_first, {"id": "startend:first_word", "params": {"first_word": "Today"}}])
+    assert compatible([nth_second, start])
+    assert not compatible([nth_second, {"id": "keywords:forbidden_words", "params": {"forbidden_words": ["next"]}}])
+    words = {"id": "length_constraints:number_words", "params": {"relation": "at least", "num_words": 20}}
+    assert not compatible([{"id": "language:response_language", "params": {"language": "ja"}}, words])
+    assert compatible([{"id": "language:response_language", "params": {"language": "de"}}, words])
+    for english_bound in ("change_case:english_lowercase", "keywords:existence", "startend:end_checker",
+                          "combination:repeat_prompt", "length_constraints:nth_paragraph_first_word"):
+        assert conflicts("language:response_language", english_bound)
+
+
+def test_nth_paragraph_parameters_stay_in_range():
+    for seed in range(200):
+        params = CONSTRAINTS["length_constraints:nth_paragraph_first_word"].sample_params(random.Random(seed))
+        assert 2 <= params["num_paragraphs"] <= 4 and 1 <= params["nth_paragraph"] <= params["num_paragraphs"]
+        assert params["first_word"] == params["first_word"].lower()  # IFEval's form
+        assert "en" != CONSTRAINTS["language:response_language"].sample_params(random.Random(seed))["language"]

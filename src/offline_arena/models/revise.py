@@ -19,8 +19,9 @@ from .base import Completion, GenerationRequest, independent_request
 
 
 class Revise:
-    # Bump when the repairs change: revised answers are cached under the fingerprint.
-    VERSION = 2
+    # Bump when the repairs change: revised answers are cached under the fingerprint. v3: repairs for the
+    # n-th paragraph's first word and two responses; repairs that compose under word and sentence caps.
+    VERSION = 3
 
     def __init__(self, inner):
         self.inner = inner

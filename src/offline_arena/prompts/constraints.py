@@ -11,15 +11,21 @@ mergekit's merge-method registry). A class knows three things:
 - `check(response, params)`: the strict verdict.
 
 The ids and most checks follow IFEval's `instructions.py` so that numbers are comparable; where we deviate,
-a comment says why. Everything is pure Python (`re`, `json`): no NLTK, spaCy or language detection, so
-checks run offline and in microseconds. `check_constraint(..., loose=True)` is IFEval's loose mode.
+a comment says why. The pack covers IFEval's 25 instruction types (plus our `startend:first_word`).
+Everything is pure Python (`re`, `json`), no NLTK or spaCy, so checks run offline and in microseconds; the
+one exception is `language:response_language`, which needs language identification and uses `langdetect`,
+as IFEval does (its profiles ship inside the package: nothing is downloaded; the first check loads them,
+about a second). `check_constraint(..., loose=True)` is IFEval's loose mode.
 
 `CONFLICTS` lists pairs that a single prompt must never combine (lowercase + uppercase, JSON + title, ...);
 `compatible()` also rejects parameter clashes such as forbidding a word that another constraint requires.
+A constraint added later conflicts only through a row of its own, so a pack restricted to the earlier ids
+(`constraint_ids`) deals what it dealt before.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -104,6 +110,14 @@ def strip_json_fence(text: str) -> str:
     return text.removesuffix("```").strip()
 
 
+def paragraph_first_word(paragraph: str) -> str:
+    """A paragraph's first word as IFEval's nth_paragraph_first_word check reads it: the first whitespace
+    token, leading quotes stripped, cut at the first . , ? ! ' or ", lowercased ("**Next**" stays as it is)."""
+    words = paragraph.split()
+    word = words[0].lstrip("'").lstrip('"') if words else ""
+    return re.split(r"[.,?!'\"]", word)[0].lower()
+
+
 def _word_pattern(word: str) -> re.Pattern:
     return re.compile(r"\b" + re.escape(word) + r"\b", re.IGNORECASE)
 
@@ -142,6 +156,21 @@ END_PHRASES = ("Any other questions?", "Is there anything else I can help with?"
                "Let me know if you have additional questions.", "I hope this helps.")
 START_WORDS = ("Certainly", "Here", "First", "Today", "Overall", "Remember", "Well", "Yes")
 CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
+# First words for length_constraints:nth_paragraph_first_word, by where the paragraph stands: words that
+# naturally open a first, a middle or a last paragraph, none of them a FORBIDDEN_CANDIDATES word.
+PARAGRAPH_OPENERS = {"first": ("first", "today", "imagine", "here", "overall"),
+                     "middle": ("next", "then", "however", "meanwhile", "besides", "moreover", "instead"),
+                     "last": ("finally", "lastly", "ultimately", "together", "overall")}
+# IFEval's languages (instructions_util.LANGUAGE_CODES: ISO 639-1 code -> name, the codes langdetect
+# returns), English left out: every base task is written in English and the case instructions already say
+# "in English", so "answer in English" would be a constraint every answer meets without trying.
+LANGUAGES = {"es": "Spanish", "pt": "Portuguese", "ar": "Arabic", "hi": "Hindi", "fr": "French", "ru": "Russian",
+             "de": "German", "ja": "Japanese", "it": "Italian", "bn": "Bengali", "uk": "Ukrainian", "th": "Thai",
+             "ur": "Urdu", "ta": "Tamil", "te": "Telugu", "bg": "Bulgarian", "ko": "Korean", "pl": "Polish",
+             "he": "Hebrew", "fa": "Persian", "vi": "Vietnamese", "ne": "Nepali", "sw": "Swahili", "kn": "Kannada",
+             "mr": "Marathi", "gu": "Gujarati", "pa": "Punjabi", "ml": "Malayalam", "fi": "Finnish"}
+# Languages written without spaces between words: IFEval's word count (\w+ runs) sees a sentence as one word.
+UNSPACED_LANGUAGES = frozenset({"ja", "th"})
 # Letters a short English answer easily uses many times / can easily avoid.
 COMMON_LETTERS = "etaoinsrl"
 RARE_LETTERS = "kvjxqz"
@@ -361,6 +390,45 @@ class NumberParagraphs(Constraint):
     @staticmethod
     def check(response, params):
         return len(split_paragraphs(response)) == params["num_paragraphs"]
+
+
+@register
+class NthParagraphFirstWord(Constraint):
+    id = "length_constraints:nth_paragraph_first_word"
+    fits_short_answer = False  # two to four paragraphs do not fit in ~64 tokens
+
+    @staticmethod
+    def sample_params(rng, task=None):
+        # IFEval: the first word is lowercased and compared with the paragraph's lowercased first word.
+        num_paragraphs = rng.randint(2, 4)
+        nth = rng.randint(1, num_paragraphs)
+        place = "first" if nth == 1 else "last" if nth == num_paragraphs else "middle"
+        return {"num_paragraphs": num_paragraphs, "nth_paragraph": nth,
+                "first_word": rng.choice(PARAGRAPH_OPENERS[place])}
+
+    @staticmethod
+    def instruction(params):
+        return (f"There should be exactly {params['num_paragraphs']} paragraphs, separated from each other by one "
+                f'blank line and by nothing else. Paragraph {params["nth_paragraph"]} must start with the word '
+                f'"{params["first_word"]}".')
+
+    @staticmethod
+    def check(response, params):
+        # IFEval's ParagraphFirstWordCheck (arXiv 2311.07911), rule for rule: paragraphs are the pieces
+        # between "\n\n" (not ***, unlike number_paragraphs), empty pieces do not count but the n-th is
+        # still taken from the raw split, and the first word is the paragraph's first whitespace token,
+        # stripped of leading quotes and cut at the first . , ? ! ' or ".
+        paragraphs = re.split(r"\n\n", response)
+        count = sum(1 for p in paragraphs if p.strip())
+        nth = params["nth_paragraph"]
+        if nth > count or not paragraphs[nth - 1].strip():
+            return False
+        first_word = paragraph_first_word(paragraphs[nth - 1])
+        return count == params["num_paragraphs"] and first_word == params["first_word"].lower()
+
+    @staticmethod
+    def required_words(params):
+        return {params["first_word"].lower()}
 
 
 # --- detectable_format ----------------------------------------------------------------------------------
@@ -657,6 +725,61 @@ class TwoResponses(Constraint):
         return len(answers) == 2 and answers[0] != answers[1]
 
 
+# --- language -------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _language_factory():
+    try:
+        from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+    except ImportError as error:  # a core dependency; only a hand-made environment lacks it
+        raise ImportError("language:response_language is checked with langdetect, as IFEval does: "
+                          "pip install langdetect") from error
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    # langdetect samples character n-grams at random, and IFEval leaves it unseeded, so the same text can
+    # get two verdicts. Verdicts are cached by content (store.py): ours must be a function of the text.
+    factory.set_seed(0)
+    return factory
+
+
+def detect_language(text: str) -> str | None:
+    """The ISO 639-1 code langdetect gives the text (seeded: the same text, the same answer), or None when
+    the text has no letters it can use."""
+    from langdetect.lang_detect_exception import LangDetectException
+
+    detector = _language_factory().create()
+    detector.append(text)
+    try:
+        return detector.detect()
+    except LangDetectException:
+        return None
+
+
+@register
+class ResponseLanguage(Constraint):
+    id = "language:response_language"
+    # Not for ~64-token answers: SmolLM2's English byte-level BPE spends 11 tokens on "Drink water every day
+    # and sleep well at night.", 18-21 on it in German or Spanish, 35-46 in Russian, Korean or Hindi and
+    # 83-87 in Thai or Tamil, and 20 of IFEval's 29 other languages are written in such scripts.
+    fits_short_answer = False
+
+    @staticmethod
+    def sample_params(rng, task=None):
+        return {"language": rng.choice(sorted(LANGUAGES))}
+
+    @staticmethod
+    def instruction(params):
+        return (f"Your whole response must be written in {LANGUAGES[params['language']]}; "
+                "no other language is allowed.")
+
+    @staticmethod
+    def check(response, params):
+        # IFEval's ResponseLanguageChecker: langdetect's verdict for the whole response. Unlike IFEval we
+        # fail a text in which langdetect finds nothing to go on (digits, symbols): IFEval counts it as
+        # followed, which a policy trained on the verdict could learn to exploit.
+        return detect_language(response) == params["language"]
+
+
 # --- which constraints may share a prompt ---------------------------------------------------------------
 
 def _ids(*names: str) -> tuple[str, ...]:
@@ -710,6 +833,22 @@ _CONFLICT_ROWS = {
         "change_case:capital_word_frequency"),      # every "SECTION" marker is a capital word
     "detectable_format:title": _ids("startend:first_word"),
     "startend:end_checker": _ids("detectable_content:postscript"),  # both claim the last line
+    # Paragraphs split at blank lines only; a title line, bullets, section markers or a second response
+    # would each move the paragraph count or the paragraph's start. (A P.S. and an end phrase can sit in
+    # the last paragraph: IFEval combines them, and so may we.)
+    "length_constraints:nth_paragraph_first_word": _ids(
+        "length_constraints:number_paragraphs", "length_constraints:number_sentences",
+        "detectable_format:multiple_sections", "detectable_format:number_bullet_lists", "detectable_format:title",
+        "detectable_format:json_format", "detectable_format:constrained_response",
+        "combination:two_responses", "combination:repeat_prompt"),
+    # Instructions whose check reads English text: English case, English words or letters, an English first
+    # word or end phrase, "My answer is ...", the English request repeated, and sentences split at . ! ?
+    # (Hindi ends them with a danda, Japanese with 。).
+    "language:response_language": _ids(
+        "change_case:english_lowercase", "change_case:english_capital", "change_case:capital_word_frequency",
+        "keywords:existence", "keywords:frequency", "keywords:letter_frequency", "startend:first_word",
+        "startend:end_checker", "detectable_format:constrained_response", "combination:repeat_prompt",
+        "length_constraints:nth_paragraph_first_word", "length_constraints:number_sentences"),
 }
 
 
@@ -754,6 +893,14 @@ def compatible(constraints: list[dict]) -> bool:
         if c["id"] == "keywords:letter_frequency" and params["relation"] == "less than":
             if sum(w.count(params["letter"]) for w in required) >= params["frequency"]:
                 return False
+    by_id = {c["id"]: c["params"] for c in constraints}
+    nth = by_id.get("length_constraints:nth_paragraph_first_word")
+    first = by_id.get("startend:first_word")
+    if nth and first and nth["nth_paragraph"] == 1 and nth["first_word"].lower() != first["first_word"].lower():
+        return False  # two different first words for the same paragraph
+    language = by_id.get("language:response_language")
+    if language and language["language"] in UNSPACED_LANGUAGES and "length_constraints:number_words" in by_id:
+        return False  # a Japanese or Thai sentence is one IFEval "word"
     return True
 
 

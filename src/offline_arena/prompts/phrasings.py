@@ -11,6 +11,8 @@ outside it (README, "What `make run` does").
 
 from __future__ import annotations
 
+from .constraints import LANGUAGES
+
 
 def _q(words) -> str:
     return ", ".join(f'"{w}"' for w in words)
@@ -60,6 +62,13 @@ PHRASINGS = {
     "length_constraints:number_paragraphs": (
         lambda p: f"Write exactly {p['num_paragraphs']} paragraphs, separated from each other by a blank line.",
     ),
+    "length_constraints:nth_paragraph_first_word": (
+        lambda p: (f"Your answer needs {p['num_paragraphs']} paragraphs with a single blank line between "
+                   f'neighbouring ones, and paragraph {p["nth_paragraph"]} has to open with the word '
+                   f'"{p["first_word"]}".'),
+        lambda p: (f"Split your reply into exactly {p['num_paragraphs']} paragraphs separated by blank lines; the "
+                   f'first word of paragraph number {p["nth_paragraph"]} must be "{p["first_word"]}".'),
+    ),
     "detectable_format:number_bullet_lists": (
         lambda p: f"Format your answer as a markdown list of exactly {p['num_bullets']} bullet points, each starting with \"* \".",
         lambda p: f"Give exactly {p['num_bullets']} points, each on its own line beginning with \"- \".",
@@ -105,6 +114,10 @@ PHRASINGS = {
     "detectable_content:number_placeholders": (
         lambda p: f"Include at least {p['num_placeholders']} placeholder{'s' if p['num_placeholders'] > 1 else ''} in square brackets, like [name].",
         lambda p: f"Leave at least {p['num_placeholders']} blank{'s' if p['num_placeholders'] > 1 else ''} to fill in, written in square brackets such as [date].",
+    ),
+    "language:response_language": (
+        lambda p: f"Reply only in {LANGUAGES[p['language']]}, without a word of any other language.",
+        lambda p: f"The entire answer has to be in the {LANGUAGES[p['language']]} language.",
     ),
 }
 

@@ -11,11 +11,13 @@ opponent (`<model>@revise`): an answer that keeps the model's content and follow
 the kind of answer a stronger model would give. It stands in for the 70B opponents of the paper in the CPU
 quickstart; real opponents (endpoints, local checkpoints) remain the main path.
 
-Repairs run in a fixed order — content (keywords, lengths), structure (bullets, highlights, title,
-placeholders, sections), start and end, case, punctuation, and the wrappers (quotes, JSON) last — because a
-later repair must not undo an earlier one: casing after the end phrase keeps "P.S." checkable, the quotes go
-around everything. The result is re-checked by the verifier like any other answer; nothing here decides who
-wins. A constraint without a repair (two responses) is left as it was and the answer fails it honestly.
+Repairs run in a fixed order — content (keywords, lengths), structure (bullets, paragraphs, sections, two
+responses, highlights, placeholders, title), start and end, case, punctuation, and the wrappers (quotes,
+JSON) last — because a later repair must not undo an earlier one: casing after the end phrase keeps "P.S."
+checkable, the quotes go around everything, and a P.S. or an end phrase joins the last paragraph when the
+prompt counts paragraphs. A second pass repairs whatever a later repair still broke. The result is
+re-checked by the verifier like any other answer; nothing here decides who wins. The response language has
+no mechanical repair (translation is not mechanical): the answer is left as it was and fails it honestly.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 import json
 import re
 
-from .constraints import CONSTRAINTS, _word_pattern, check_constraint, count_words, split_sentences
+from .constraints import (CONSTRAINTS, _word_pattern, check_constraint, count_words, paragraph_first_word,
+                          split_sentences)
 
 # A generic sentence per purpose, used when a repair must add words: plain, true of any answer, and free of
 # the filler words the forbidden-words constraint picks from.
@@ -31,6 +34,7 @@ _FILLER = ("This point matters for the whole answer.", "Each part of this advice
            "Keep these ideas in mind when you apply them.", "Small steps like these add up over time.",
            "It helps to come back to this when needed.", "These details make the answer easier to use.")
 _PLACEHOLDERS = ("[name]", "[date]", "[address]", "[phone number]", "[location]")
+_SECTION_LINE = re.compile(r"^[ \t#*]*SECTION[ \t]*\d", re.MULTILINE)  # a line that opens a section
 
 
 def trim_to_sentence(text: str) -> str:
@@ -48,12 +52,101 @@ def trim_to_sentence(text: str) -> str:
 def _sentences(text: str) -> list[str]:
     """Sentences, with list markers dropped and each line ending as a sentence ("1. Eat well" -> "Eat well.")."""
     lines = [re.sub(r"^[ \t]*(?:[*-]|\d+[.)])[ \t]+", "", line).strip() for line in text.splitlines()]
-    lines = [line if re.search(r"[.!?][\"')\]]*$", line) else line + "." for line in lines if line]
+    lines = [line if re.search(r"[.!?][\"')\]]*$", line) else line.rstrip(":;,") + "." for line in lines if line]
     return [s.strip() for line in lines for s in split_sentences(line)]
 
 
 def _append(text: str, sentence: str) -> str:
-    return f"{text.rstrip()} {sentence}".strip()
+    text = text.rstrip()
+    if re.search(r"\w$", text):  # "... drink water" + "Fill in ..." would run two sentences together
+        text += "."
+    return f"{text} {sentence}".strip()
+
+
+def _split_longest(sentences: list[str]) -> bool:
+    """Split the longest sentence in two, at the clause boundary nearest its middle (a comma, "and", "but")
+    or else at its middle word; False when no sentence has words enough."""
+    longest = max(range(len(sentences)), key=lambda i: len(sentences[i].split()), default=None)
+    words = sentences[longest].split() if longest is not None else []
+    if len(words) < 4:
+        return False
+    cuts = [i for i in range(1, len(words)) if words[i - 1].endswith((",", ";")) or words[i] in ("and", "but")]
+    cut = min(cuts or [len(words) // 2], key=lambda i: abs(i - len(words) / 2))
+    sentences[longest:longest + 1] = [" ".join(words[:cut]).rstrip(",;"), " ".join(words[cut:])]
+    return True
+
+
+def _capped(ctx, constraint_id: str) -> bool:
+    """Whether the prompt caps a count ("less than N ...") with this constraint."""
+    return any(c["id"] == constraint_id and (c.get("params") or {}).get("relation") == "less than"
+               for c in ctx.get("constraints", ()))
+
+
+def _sentence_capped(ctx) -> bool:
+    return _capped(ctx, "length_constraints:number_sentences")
+
+
+def _word_capped(ctx) -> bool:
+    return _capped(ctx, "length_constraints:number_words")
+
+
+def _add_sentence(text: str, sentence: str, ctx) -> str:
+    """A sentence appended; under a sentence cap ("less than N sentences") it joins the last sentence as a
+    clause ("...clear; fill in [name] ..."), so what later repairs add never breaks the cap."""
+    if _sentence_capped(ctx) and text.rstrip().endswith("."):
+        return f"{text.rstrip()[:-1]}; {sentence[:1].lower()}{sentence[1:]}"
+    return _append(text, sentence)
+
+
+def _add_fillers(text: str, fillers, enough, ctx) -> str:
+    """Filler sentences appended until `enough(text)` (each through `_add_sentence`)."""
+    chosen: list[str] = []
+
+    def joined() -> str:
+        result = text
+        for filler in chosen:
+            result = _add_sentence(result, filler, ctx)
+        return result
+
+    for filler in fillers:
+        if enough(joined()):
+            break
+        chosen.append(filler)
+    return joined()
+
+
+def _spread(sentences: list[str], n: int, ctx=None) -> list[str]:
+    """The sentences in order over n non-empty groups (sizes differ by at most one), filler sentences added
+    when there are fewer than n: a paragraph, section or response must never come out empty. Under a word
+    or sentence cap ("less than N words") sentences are split first, since every filler costs words and a
+    sentence, and a piece of a sentence is neither."""
+    sentences = list(sentences)
+    if ctx is not None and (_word_capped(ctx) or _sentence_capped(ctx)):
+        while len(sentences) < n and _split_longest(sentences):
+            pass
+    sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
+    size, extra = divmod(len(sentences), n)
+    groups, start = [], 0
+    for i in range(n):
+        end = start + size + (i < extra)
+        groups.append(" ".join(sentences[start:end]))
+        start = end
+    return groups
+
+
+def _with_first_word(word: str, body: str) -> str:
+    """"Word, body": the body's first letter lowered only where it starts an ordinary capitalised word
+    ("Drink" -> "drink"; "I", "DNA" and an all-caps answer stay as they are)."""
+    if re.match(r"[A-Z][a-z]", body):
+        body = body[:1].lower() + body[1:]
+    return f"{word}, {body}" if body else word
+
+
+def _counts_paragraphs(ctx) -> bool:
+    """Whether the prompt counts paragraphs: then a P.S. or an end phrase must join the last paragraph
+    rather than open one of its own."""
+    return any(c["id"] in ("length_constraints:number_paragraphs", "length_constraints:nth_paragraph_first_word")
+               for c in ctx.get("constraints", ()))
 
 
 # --- one repair per constraint id: (text, params, ctx) -> text; ctx has the task text and all constraints
@@ -71,7 +164,15 @@ def _capital_words(text, params, ctx):
     capital = [m for m in words if m.group(0).isupper()]
     if params["relation"] == "at least":
         need = params["frequency"] - len(capital)
-        picks = [m for m in words if not m.group(0).isupper() and len(m.group(0)) > 3][:max(need, 0)]
+        if need <= 0:
+            return text
+
+        def others(t):
+            return [m for m in re.finditer(r"\b[A-Za-z]{2,}\b", t) if not m.group(0).isupper()]
+
+        # Words of four letters or more first; a short answer ("Yes.") gets filler words to raise.
+        text = _add_fillers(text, _FILLER, lambda t: len(others(t)) >= need, ctx)
+        picks = sorted(others(text), key=lambda m: (len(m.group(0)) <= 3, m.start()))[:need]
         for m in sorted(picks, key=lambda m: -m.start()):
             text = text[:m.start()] + m.group(0).upper() + text[m.end():]
         return text
@@ -81,8 +182,9 @@ def _capital_words(text, params, ctx):
 
 
 def _include_keywords(text, params, ctx):
+    # No FORBIDDEN_CANDIDATES word ("also") in what a repair adds: forbidden words are removed first.
     missing = [k for k in params["keywords"] if not _word_pattern(k).search(text)]
-    return _append(text, f"This also touches on {' and '.join(missing)}.") if missing else text
+    return _add_sentence(text, f"This touches on {' and '.join(missing)} too.", ctx) if missing else text
 
 
 def _remove_words(text: str, words) -> str:
@@ -99,9 +201,10 @@ def _forbidden_words(text, params, ctx):
 def _keyword_frequency(text, params, ctx):
     word, count = params["keyword"], len(_word_pattern(params["keyword"]).findall(text))
     if params["relation"] == "at least":
-        for _ in range(params["frequency"] - count):
-            text = _append(text, f"Think about the {word} again.")
-        return text
+        # One sentence however many are missing: a sentence cap elsewhere in the prompt reserved one.
+        missing = params["frequency"] - count
+        sentence = f"Think about the {' and the '.join([word] * missing)} again."
+        return _add_sentence(text, sentence, ctx) if missing > 0 else text
     matches = list(_word_pattern(word).finditer(text))
     for m in reversed(matches[params["frequency"] - 1:]):
         text = text[:m.start()] + "it" + text[m.end():]
@@ -111,11 +214,9 @@ def _keyword_frequency(text, params, ctx):
 def _letter_frequency(text, params, ctx):
     letter = params["letter"].lower()
     if params["relation"] == "at least":
-        for filler in sorted(_FILLER, key=lambda f: -f.lower().count(letter)):
-            if text.lower().count(letter) >= params["frequency"]:
-                break
-            text = _append(text, filler)
-        return text
+        # Densest fillers first: the fewest added words for the letters, should a word cap apply too.
+        fillers = sorted(_FILLER, key=lambda f: -f.lower().count(letter) / len(f.split()))
+        return _add_fillers(text, fillers, lambda t: t.lower().count(letter) >= params["frequency"], ctx)
     # Drop the words that use the rare letter, beyond the allowed count.
     allowed = params["frequency"] - 1
     for m in reversed(list(re.finditer(rf"\b\w*{re.escape(letter)}\w*\b", text, re.IGNORECASE))):
@@ -125,27 +226,34 @@ def _letter_frequency(text, params, ctx):
     return re.sub(r"[ \t]{2,}", " ", text)
 
 
-# Words and sentences that repairs later in the order add (an end phrase, a P.S., a keyword sentence): an
-# answer cut to a length limit leaves room for them.
-_ADDS_SENTENCE = {"startend:end_checker": 8, "detectable_content:postscript": 8, "keywords:existence": 6,
-                  "keywords:letter_frequency": 9,
-                  "detectable_content:number_placeholders": 9, "keywords:frequency": 5, "detectable_format:title": 5,
-                  "startend:first_word": 1}
+# (words, sentences) that repairs later in the order add (an end phrase, a P.S., a keyword sentence): an
+# answer cut to a length limit leaves room for them. Under a sentence cap the keyword, letter and
+# placeholder sentences join the last sentence as clauses (`_add_sentence`), so only the end phrase and the
+# P.S. need a sentence each; a title line has no period.
+_ADDS = {"startend:end_checker": (8, 1), "detectable_content:postscript": (8, 1), "keywords:existence": (6, 0),
+         "keywords:letter_frequency": (9, 0), "detectable_format:title": (5, 0), "startend:first_word": (1, 0),
+         "length_constraints:nth_paragraph_first_word": (1, 0)}
+
+
+def _adds(constraint: dict) -> tuple[int, int]:
+    cid, params = constraint["id"], constraint.get("params") or {}
+    if cid == "keywords:frequency":  # "Think about the x and the x ... again.", only to reach "at least"
+        return (3 + 3 * params["frequency"], 0) if params.get("relation") == "at least" else (0, 0)
+    if cid == "detectable_content:number_placeholders":  # "Fill in [name] and [date] ... before you use it."
+        return 6 + 2 * params["num_placeholders"], 0
+    return _ADDS.get(cid, (0, 0))
 
 
 def _reserved(ctx, unit: str) -> int:
-    others = [c["id"] for c in ctx.get("constraints", ()) if c["id"] in _ADDS_SENTENCE]
-    return sum(_ADDS_SENTENCE[i] for i in others) if unit == "words" else sum(i != "startend:first_word" for i in others)
+    adds = [_adds(c) for c in ctx.get("constraints", ())]
+    return sum(words if unit == "words" else sentences for words, sentences in adds)
+
 
 
 def _number_words(text, params, ctx):
     limit = params["num_words"]
     if params["relation"] == "at least":
-        for filler in _FILLER * 4:
-            if count_words(text) >= limit:
-                break
-            text = _append(text, filler)
-        return text
+        return _add_fillers(text, _FILLER * 4, lambda t: count_words(t) >= limit, ctx)
     limit = max(limit - _reserved(ctx, "words"), 4)
     kept: list[str] = []
     for sentence in _sentences(text):
@@ -158,6 +266,14 @@ def _number_words(text, params, ctx):
         while count_words(kept[0]) >= limit and len(words) > 1:
             words = words[:-1]
             kept = [" ".join(words).rstrip(",;:") + "."]
+    # "At least N sentences" too (its fillers came first): the kept words cut into N short sentences.
+    wanted = max([c["params"]["num_sentences"] for c in ctx.get("constraints", ())
+                  if c["id"] == "length_constraints:number_sentences" and c["params"]["relation"] == "at least"],
+                 default=0)
+    if len(kept) < wanted:
+        while len(kept) < wanted and _split_longest(kept):
+            pass
+        kept = [k if re.search(r"[.!?][\"')\]]*$", k) else k + "." for k in kept]
     return " ".join(kept)
 
 
@@ -176,6 +292,9 @@ def _number_sentences(text, params, ctx):
 def _bullets(text, params, ctx):
     n = params["num_bullets"]
     sentences = _sentences(text) or [text.strip()]
+    if _word_capped(ctx) or _sentence_capped(ctx):
+        while len(sentences) < n and _split_longest(sentences):
+            pass
     sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
     groups = [sentences[i::n] for i in range(n)]  # every sentence kept, spread over n points
     ordered = [" ".join(sentences[j] for j in range(len(sentences)) if j % n == i) for i in range(n)]
@@ -190,17 +309,23 @@ def _highlights(text, params, ctx):
         if need <= 0:
             break
         # The sentence's last words: at a line's start "* *phrase*" would read as a bullet, not a highlight.
+        # Nor at a line's start at all: a paragraph's first word must stay a plain word (nth_paragraph_first_word).
         words = sentence.split()
-        phrase = " ".join(words[-min(3, len(words)):]).strip(".,!?;:\"'")
-        at = text.find(phrase) if phrase and "*" not in phrase else -1
-        if at < 0 or re.fullmatch(r"[ \t]*[*-][ \t]*", text[text.rfind("\n", 0, at) + 1:at]):
+        if len(words) < 2:
+            continue
+        phrase = " ".join(words[-min(3, len(words) - 1):]).strip(".,!?;:\"'")
+        # The first occurrence that is not highlighted already (a repeated sentence repeats its phrase).
+        spots = [m.start() for m in re.finditer(re.escape(phrase), text) if phrase and "*" not in phrase
+                 and text[m.start() - 1:m.start()] != "*" and text[m.end():m.end() + 1] != "*"]
+        at = spots[0] if spots else -1
+        if at < 0 or re.fullmatch(r"[ \t]*(?:[*-][ \t]*)?", text[text.rfind("\n", 0, at) + 1:at]):
             continue
         text = f"{text[:at]}*{phrase}*{text[at + len(phrase):]}"
         need -= 1
     for filler in _FILLER:
         if need <= 0:
             break
-        text = _append(text, f"*{filler.rstrip('.')}*.")
+        text = _add_sentence(text, f"*{filler.rstrip('.')}*.", ctx)
         need -= 1
     return text
 
@@ -215,7 +340,7 @@ def _placeholders(text, params, ctx):
     have = len(re.findall(r"\[[^\[\]\n]*\w[^\[\]\n]*\]", text))
     missing = [p for p in _PLACEHOLDERS if p not in text][: max(0, params["num_placeholders"] - have)]
     if missing:
-        text = _append(text, f"Fill in {' and '.join(missing)} before you use it.")
+        text = _add_sentence(text, f"Fill in {' and '.join(missing)} before you use it.", ctx)
     return text
 
 
@@ -227,7 +352,9 @@ def _constrained(text, params, ctx):
 
 
 def _end_phrase(text, params, ctx):
-    return f"{text.rstrip()}\n\n{params['end_phrase']}"
+    # IFEval's end_checker wants the response to end with the phrase; on a line of its own it reads as a
+    # sign-off, but where paragraphs are counted it joins the last one.
+    return f"{text.rstrip()}{' ' if _counts_paragraphs(ctx) else chr(10) * 2}{params['end_phrase']}"
 
 
 def _quotation(text, params, ctx):
@@ -235,10 +362,11 @@ def _quotation(text, params, ctx):
 
 
 def _first_word(text, params, ctx):
+    if _SECTION_LINE.match(text):  # "Word, SECTION 1" would break the marker: a line of its own first
+        return f"{params['first_word']}, here is my answer.\n\n{text.lstrip()}"
     # After any leading markup ("* ", "# ", a quote): a bullet list stays a bullet list.
     lead = re.match(r"[\s\"'*#>_-]*", text).group(0)
-    body = text[len(lead):]
-    return f"{lead}{params['first_word']}, {body[:1].lower()}{body[1:]}" if body else params["first_word"]
+    return lead + _with_first_word(params["first_word"], text[len(lead):])
 
 
 def _no_comma(text, params, ctx):
@@ -246,7 +374,11 @@ def _no_comma(text, params, ctx):
 
 
 def _postscript(text, params, ctx):
-    return f"{text.rstrip()}\n\nP.S. I hope this is useful to you."
+    # A P.S. starts a line (our check; IFEval's finds "p.s." anywhere); where paragraphs are counted it is
+    # a new line of the last paragraph, not a paragraph of its own. Our sentence splitter ends a sentence at
+    # "P.S. ", so under a sentence cap the marker takes a colon: one sentence, not two.
+    marker = "P.S.:" if _sentence_capped(ctx) else "P.S."
+    return f"{text.rstrip()}{chr(10) if _counts_paragraphs(ctx) else chr(10) * 2}{marker} I hope this is useful to you."
 
 
 def _json(text, params, ctx):
@@ -254,24 +386,45 @@ def _json(text, params, ctx):
 
 
 def _paragraphs(text, params, ctx):
-    sentences, n = _sentences(text), params["num_paragraphs"]
-    sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
-    size = -(-len(sentences) // n)
-    return "\n\n".join(" ".join(sentences[i * size:(i + 1) * size]) for i in range(n))
+    return "\n\n".join(_spread(_sentences(text), params["num_paragraphs"], ctx))
+
 
 
 def _sections(text, params, ctx):
-    sentences, n = _sentences(text), params["num_sections"]
-    sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
-    size = -(-len(sentences) // n)
-    return "\n\n".join(f"SECTION {i + 1}\n" + " ".join(sentences[i * size:(i + 1) * size]) for i in range(n))
+    # A second pass rebuilds the sections of text that has some already: what stands before the first
+    # marker (the first word's intro line) stays there, and the old markers are dropped.
+    marker = _SECTION_LINE.search(text)
+    preamble, body = (text[:marker.start()].strip(), text[marker.start():]) if marker else ("", text)
+    sentences = [s for s in _sentences(body) if not re.fullmatch(r"[ \t#*]*SECTION[ \t]*\d+\W*", s)]
+    groups = _spread(sentences, params["num_sections"], ctx)
+    sections = "\n\n".join(f"SECTION {i + 1}\n{group}" for i, group in enumerate(groups))
+    return f"{preamble}\n\n{sections}" if preamble else sections
+
+
+def _nth_paragraph(text, params, ctx):
+    # The sentences spread over the paragraphs, separated by blank lines only; the n-th one opens with the
+    # word ("Next, drink ..."), unless it already does.
+    paragraphs = _spread(_sentences(text), params["num_paragraphs"], ctx)
+    k, word = params["nth_paragraph"] - 1, params["first_word"]
+    if paragraph_first_word(paragraphs[k]) != word.lower():
+        paragraphs[k] = _with_first_word(word.capitalize(), paragraphs[k])
+    return "\n\n".join(paragraphs)
+
+
+def _two_responses(text, params, ctx):
+    # The draft's sentences split into two halves, each a response of its own: the check wants two distinct
+    # non-empty pieces around "******", and keeping the same words keeps word and letter counts as they were.
+    first, second = _spread(_sentences(text), 2, ctx)
+    if first == second:
+        second = next(f for f in _FILLER if f != first)
+    return f"{first}\n******\n{second}"
 
 
 def _repeat_prompt(text, params, ctx):
     return f"{params['prompt_to_repeat']}\n\n{text}"
 
 
-# In application order (see the module docstring). two_responses has no mechanical repair.
+# In application order (see the module docstring). language:response_language has no mechanical repair.
 REPAIRS = {
     "keywords:forbidden_words": _forbidden_words,
     "length_constraints:number_sentences": _number_sentences,
@@ -283,6 +436,8 @@ REPAIRS = {
     "detectable_format:number_bullet_lists": _bullets,
     "length_constraints:number_paragraphs": _paragraphs,
     "detectable_format:multiple_sections": _sections,
+    "length_constraints:nth_paragraph_first_word": _nth_paragraph,
+    "combination:two_responses": _two_responses,
     "detectable_format:number_highlighted_sections": _highlights,
     "detectable_content:number_placeholders": _placeholders,
     "detectable_format:title": _title,
