@@ -57,14 +57,23 @@ def leaderboard_rows(ctx) -> list[dict]:
     return rows
 
 
-def vs_base(ctx, heldout: dict | None) -> dict:
+def vs_base(ctx, heldout: dict | None, suites: dict | None = None) -> dict:
     """Paired bootstrap CIs of (this model - base) on the same held-out prompts: the effect of the run so far,
-    with the noise the two share (which prompts are hard) taken out."""
+    with the noise the two share (which prompts are hard) taken out. With an IFEval suite in the recipe, its
+    four numbers paired the same way under "ifeval" (the benchmark users report, beside our own split)."""
     from ..evals.heldout import paired_vs
 
     base = read_json(ctx.folder.base.eval)
-    if not heldout or "per_prompt" not in heldout or not isinstance(base, dict):
+    if not isinstance(base, dict):
         return {}
-    base = base.get("heldout", {})
     rounds, seed = ctx.recipe.evaluation.bootstrap_rounds, ctx.recipe.seed
-    return {metric: paired_vs(heldout, base, metric, rounds, seed) for metric in ("prompt_strict", "prompt_loose")}
+    out = {}
+    if heldout and "per_prompt" in heldout:
+        out = {metric: paired_vs(heldout, base.get("heldout", {}), metric, rounds, seed)
+               for metric in ("prompt_strict", "prompt_loose")}
+    ifeval, base_ifeval = (suites or {}).get("ifeval"), (base.get("suites") or {}).get("ifeval")
+    if ifeval and base_ifeval:
+        from ..evals import ifeval as ifeval_suite
+
+        out["ifeval"] = ifeval_suite.paired_vs(ifeval, base_ifeval, rounds, seed)
+    return out

@@ -150,7 +150,7 @@ def run_merge_stage(ctx, round_index: int, stage, current_name: str, current_mod
 def finish_stage(ctx, folder: StageFolder, summary: dict, started: float, log) -> dict:
     """Evaluate the stage's model, then mark the stage done (its last act)."""
     summary.update(evaluate_stage(ctx, folder, summary["model_name"], summary["checkpoint"], log))
-    difference = vs_base(ctx, summary.get("heldout"))
+    difference = vs_base(ctx, summary.get("heldout"), summary.get("suites"))
     if difference:
         summary["vs_base"] = difference
     # Before done.json: a stage that fails the family guard is not marked done (it raises, like the stop-token guard).

@@ -34,6 +34,17 @@ def family_lines(stages: list[dict]) -> list[str]:
 
 
 def final_vs_base_line(vs_base: dict) -> str:
-    d = vs_base["prompt_strict"]
-    return (f"final vs base: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] prompt-level strict accuracy "
-            f"on {d['n']} held-out prompts (paired bootstrap 95% CI)")
+    """The run's last word: the final model minus the base on our held-out split and, when the recipe
+    evaluates it, on IFEval (Google's prompts and checkers), each paired over the same prompts."""
+    lines = []
+    if "prompt_strict" in vs_base:
+        d = vs_base["prompt_strict"]
+        lines.append(f"final vs base: {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] prompt-level strict "
+                     f"accuracy on {d['n']} held-out prompts (paired bootstrap 95% CI)")
+    if "ifeval" in vs_base:
+        i = vs_base["ifeval"]
+        both = ", ".join(f"{label} {i[key]['diff']:+.3f} [{i[key]['ci'][0]:+.3f}, {i[key]['ci'][1]:+.3f}]"
+                         for label, key in (("prompt", "prompt_strict"), ("instruction", "instruction_strict")))
+        lines.append(f"final vs base on IFEval: {both} strict accuracy on {i['prompt_strict']['n']} IFEval "
+                     "prompts (paired bootstrap 95% CI)")
+    return "\n".join(lines)
