@@ -23,6 +23,31 @@ os.environ.setdefault("HF_HUB_DISABLE_UPDATE_CHECK", "1")  # `transformers serve
 BUILTIN = "smollm2-135m-instruct"
 
 
+def nltk_has(resource: str) -> bool:
+    import nltk
+
+    try:
+        nltk.data.find(resource)
+        return True
+    except LookupError:
+        return False
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test (and is recorded, in case something swallows the error)."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
 @pytest.fixture(scope="session")
 def smol_tokenizer_dir() -> Path:
     from offline_arena.models.builtin import materialise

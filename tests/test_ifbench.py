@@ -4,39 +4,14 @@ without any network attempt, and the accuracy arithmetic."""
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
 
+from conftest import nltk_has
 from offline_arena.evals import ifbench
 
 WORD_RANGE = {"min_words": 3, "max_words": 5}
-
-
-def nltk_has(resource: str) -> bool:
-    import nltk
-
-    try:
-        nltk.data.find(resource)
-        return True
-    except LookupError:
-        return False
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails the test (and is recorded, in case something swallows the error)."""
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return attempts
 
 
 def test_import_is_offline_and_leaves_no_spacy_stub(no_network):

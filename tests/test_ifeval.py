@@ -6,43 +6,18 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
 import sys
 from collections import Counter, defaultdict
 from types import SimpleNamespace
 
 import pytest
 
+from conftest import nltk_has
 from offline_arena.evals import ifeval
 
 
 def answer(text: str, stopped: bool = True) -> SimpleNamespace:
     return SimpleNamespace(text=text, stopped=stopped)
-
-
-def nltk_has(resource: str) -> bool:
-    import nltk
-
-    try:
-        nltk.data.find(resource)
-        return True
-    except LookupError:
-        return False
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails the test (and is recorded, in case something swallows the error)."""
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return attempts
 
 
 # --- data, checkers and the fixed subset ------------------------------------------------------------------
@@ -418,3 +393,27 @@ def test_ifeval_suite_against_a_baseline(pico_model_dir, tmp_path):
     assert result["baseline"]["strict"] == result["strict"]
     assert {k: (d["diff"], d["n"]) for k, d in result["vs_baseline"].items()} == {
         "prompt_strict": (0, 2), "instruction_strict": (0, 2), "prompt_loose": (0, 2), "instruction_loose": (0, 2)}
+
+
+def test_a_run_pairs_ifeval_with_the_base_and_says_so_in_its_last_lines(tmp_path):
+    """Issue 21: the run's final lines report IFEval beside the held-out split, each paired with the base."""
+    from types import SimpleNamespace
+
+    from offline_arena.config import Recipe
+    from offline_arena.pipeline.evaluation import vs_base
+    from offline_arena.pipeline.summary import final_vs_base_line
+    from offline_arena.run_folder import RunFolder, write_json
+
+    rows = ifeval.load_ifeval_prompts(6)
+    base, _ = ifeval.score_answers(rows, [answer("x")] * 6, bootstrap_rounds=20)
+    better, _ = ifeval.score_answers(rows, [answer(r["prompt"]) for r in rows], bootstrap_rounds=20)
+    folder = RunFolder(tmp_path)
+    folder.base.path.mkdir(parents=True)
+    write_json(folder.base.eval, {"suites": {"ifeval": base}})
+    recipe = Recipe.model_validate({"name": "t", "target": "x", "stages": [{"kind": "sft"}],
+                                    "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}]})
+    difference = vs_base(SimpleNamespace(folder=folder, recipe=recipe), None, {"ifeval": better})
+    assert difference["ifeval"] == ifeval.paired_vs(better, base, 1000, 0)
+    line = final_vs_base_line(difference)
+    expected = difference["ifeval"]["prompt_strict"]["diff"]
+    assert line.startswith("final vs base on IFEval: prompt ") and f"{expected:+.3f}" in line and "on 6 IFEval prompts" in line

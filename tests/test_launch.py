@@ -316,21 +316,30 @@ def processes_naming(text: str) -> list[int]:
     return found
 
 
-def test_stopping_a_job_stops_every_process_under_it(monkeypatch):
-    """What a timeout or Ctrl-C in the driver does to a launched job: the launcher and every process under
-    it go, also those in sessions of their own (torchrun starts each rank so) and one that ignores SIGTERM
-    (SIGKILL after the grace period)."""
+def start_stand_in_job(base: int):
+    """A stand-in launched job: children in sessions of their own (as torchrun starts its ranks), one of them
+    ignoring SIGTERM; returns the launcher and the marker its processes' command lines hold."""
     import subprocess
     import time
 
-    monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 2)
-    marker = str(900_000 + os.getpid() % 99_999)  # a sleep no other process here runs
+    marker = str(base + os.getpid() % 99_999)  # a sleep no other process here runs
     job = f"setsid sleep {marker} & setsid bash -c 'trap \"\" TERM; sleep {marker}' & sleep {marker} & wait"
     process = subprocess.Popen(["bash", "-c", job], start_new_session=True)
     deadline = time.monotonic() + 10
     while len(processes_naming(marker)) < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(processes_naming(marker)) >= 4, "the stand-in job did not start its children"
+    return process, marker
+
+
+def test_stopping_a_job_stops_every_process_under_it(monkeypatch):
+    """What a timeout or Ctrl-C in the driver does to a launched job: the launcher and every process under
+    it go, also those in sessions of their own (torchrun starts each rank so) and one that ignores SIGTERM
+    (SIGKILL after the grace period)."""
+    import time
+
+    monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 2)
+    process, marker = start_stand_in_job(900_000)
     started = time.monotonic()
     stop_process_group(process)
     assert process.poll() is not None and processes_naming(marker) == []
@@ -343,18 +352,11 @@ def test_a_second_signal_in_the_grace_period_still_kills_every_process(second, m
     period: no more waiting, but every process of the tree still gets its SIGKILL, and the signal's exception
     goes on up once they are gone."""
     import signal
-    import subprocess
     import threading
     import time
 
     monkeypatch.setattr(launch_module, "STOP_GRACE_SECONDS", 60)
-    marker = str(800_000 + os.getpid() % 99_999)
-    job = f"setsid sleep {marker} & setsid bash -c 'trap \"\" TERM; sleep {marker}' & sleep {marker} & wait"
-    process = subprocess.Popen(["bash", "-c", job], start_new_session=True)
-    deadline = time.monotonic() + 10
-    while len(processes_naming(marker)) < 4 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(processes_naming(marker)) >= 4, "the stand-in job did not start its children"
+    process, marker = start_stand_in_job(800_000)
 
     def as_the_cli_does(signum, frame):
         raise SystemExit(128 + signum)

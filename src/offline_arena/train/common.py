@@ -125,9 +125,20 @@ def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
         # transformers 5 dropped `warmup_ratio`; a float in [0, 1) for `warmup_steps` is read as that ratio.
         warmup_steps=settings.warmup_ratio,
         logging_steps=settings.logging_steps, save_strategy="no", report_to=[], seed=settings.seed,
-        bf16=bf16, use_cpu=not gpu, gradient_checkpointing=settings.gradient_checkpointing,
+        bf16=bf16, use_cpu=not gpu, **{_checkpointing_field(): settings.gradient_checkpointing},
         dataloader_num_workers=0, **settings.extra,
     )
+
+
+def _checkpointing_field() -> str:
+    """transformers 5.2x renamed `gradient_checkpointing` to `activation_checkpointing` and warns on every
+    trainer built with the old name (in every stage of `make run`); the new name where it exists."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def lora_config(settings: TrainSettings, task_type: str = "CAUSAL_LM"):
