@@ -20,7 +20,9 @@ def _judge_calls_per_battle(judge: str) -> int:
 
 
 def plan(recipe: Recipe) -> dict:
-    max_tokens = recipe.generation.max_new_tokens
+    # The most an answer may take: with length budgets, a prompt may get up to max_budget (an upper bound;
+    # which prompts need it is known only once their splits are dealt).
+    max_tokens = max(recipe.generation.max_new_tokens, recipe.generation.max_budget or 0)
     samples = {o.name: parse_model_spec(o.model).best_of or 1 for o in recipe.opponents}
     calls_per_battle = _judge_calls_per_battle(recipe.judge)
     judge_tokens_per_call = 2 * max_tokens + JUDGE_TEMPLATE_TOKENS + JUDGE_OUTPUT_TOKENS
