@@ -232,6 +232,35 @@ def test_load_judge_errors():
         Verdict("model_c")
 
 
+def test_judge_spec_is_parsed_once_into_what_its_readers_ask():
+    from offline_arena.judges.spec import parse_judge_spec
+
+    verifier = parse_judge_spec(" verifier:loose:count-only ")
+    assert (verifier.kind, verifier.loose, verifier.rule, verifier.model) == ("verifier", True, "count-only", None)
+    assert verifier.needs_constraints and not verifier.asks_a_model and verifier.calls_per_battle == 0
+    remote = parse_judge_spec("pairwise-arena-hard:openai:https://judge.example.com/v1#qwen")
+    assert (remote.kind, remote.model) == ("pairwise-arena-hard", "openai:https://judge.example.com/v1#qwen")
+    assert remote.asks_a_model and remote.calls_per_battle == 2 and remote.leaves_the_machine
+    assert not remote.needs_constraints
+    local = parse_judge_spec("score:openai:http://127.0.0.1:8000/v1#qwen")
+    assert local.calls_per_battle == 2 and not local.leaves_the_machine
+    reward = parse_judge_spec("rm:./runs/rm")
+    assert (reward.kind, reward.model, reward.calls_per_battle, reward.leaves_the_machine) == ("rm", "./runs/rm", 0, False)
+    with pytest.raises(ValueError, match="rm:<folder"):
+        parse_judge_spec("rm:")
+    with pytest.raises(ValueError, match="score:openai:nohost#x.*http://"):  # the model spec is checked too
+        parse_judge_spec("score:openai:nohost#x")
+
+
+def test_the_recipe_refuses_a_bad_judge_spec_where_it_is_written():
+    from offline_arena.config import Recipe
+
+    recipe = {"opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}], "stages": [{"kind": "sft"}]}
+    assert Recipe.model_validate({**recipe, "judge": "verifier:loose"}).judge == "verifier:loose"
+    with pytest.raises(ValueError, match=r"judge\n.*pairwise:<model spec>"):
+        Recipe.model_validate({**recipe, "judge": "pairwise"})
+
+
 def test_reward_model_judge_on_a_pico_reward_model(pico_reward_dir):
     judge = load_judge(f"rm:{pico_reward_dir}")
     verdicts = judge.judge([matchup(), matchup("banana answer", "apple answer")])

@@ -338,6 +338,14 @@ class Recipe(Strict):
             raise ValueError("the target must be a trainable model (builtin:, a folder or a Hub id)")
         return value
 
+    @field_validator("judge")
+    @classmethod
+    def _judge(cls, value: str) -> str:
+        from .judges.spec import parse_judge_spec
+
+        parse_judge_spec(value)
+        return value
+
     @model_validator(mode="after")
     def _order(self) -> "Recipe":
         names = [o.name for o in self.opponents]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from .config import Recipe, stage_prompt_count
+from .judges.spec import parse_judge_spec
 from .models.spec import parse_model_spec
 from .stage_kinds import KINDS
 
@@ -14,17 +15,12 @@ JUDGE_TEMPLATE_TOKENS = 400
 JUDGE_OUTPUT_TOKENS = 512
 
 
-def _judge_calls_per_battle(judge: str) -> int:
-    kind = judge.split(":", 1)[0]
-    return {"pairwise": 2, "pairwise-arena-hard": 2, "score": 2}.get(kind, 0)  # both orders / both answers
-
-
 def plan(recipe: Recipe) -> dict:
     # The most an answer may take: with length budgets, a prompt may get up to max_budget (an upper bound;
     # which prompts need it is known only once their splits are dealt).
     max_tokens = max(recipe.generation.max_new_tokens, recipe.generation.max_budget or 0)
     samples = {o.name: parse_model_spec(o.model).best_of or 1 for o in recipe.opponents}
-    calls_per_battle = _judge_calls_per_battle(recipe.judge)
+    calls_per_battle = parse_judge_spec(recipe.judge).calls_per_battle
     judge_tokens_per_call = 2 * max_tokens + JUDGE_TEMPLATE_TOKENS + JUDGE_OUTPUT_TOKENS
     stages, totals = [], {"generations": 0, "judge_calls": 0, "generated_tokens": 0, "judge_tokens": 0,
                           "opponent_cost": 0.0}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .config import Recipe
+from .judges.spec import parse_judge_spec
 from .models.spec import ModelSpec, parse_model_spec
 from .stage_kinds import KINDS
 
@@ -63,7 +64,7 @@ def _needs_constraints(recipe: Recipe, split: str, purpose: str) -> list[str]:
     stage = next((s for s in recipe.stages if s.kind == purpose), None)
     battles = split == "heldout" and recipe.evaluation.leaderboard or stage is not None and KINDS[stage.kind].battles
     reasons = []
-    if battles and recipe.judge.startswith("verifier"):
+    if battles and parse_judge_spec(recipe.judge).needs_constraints:
         reasons.append(f"the judge {recipe.judge!r}")
     if battles:
         specs = [(o, parse_model_spec(o.model)) for o in recipe.opponents]
@@ -108,11 +109,9 @@ def _check_prompts(recipe: Recipe, result: Preflight) -> None:
 def _check_models(recipe: Recipe, result: Preflight) -> None:
     specs = [("target", recipe.target, None)]
     specs += [(f"opponent {o.name!r}", o.model, o.api_key_env) for o in recipe.opponents]
-    kind, _, judge_model = recipe.judge.partition(":")
-    if kind in ("pairwise", "pairwise-arena-hard", "score") and judge_model:
-        specs.append(("judge", judge_model, recipe.judge_api_key_env))
-    elif kind == "rm":
-        specs.append(("judge", judge_model, None))
+    judge = parse_judge_spec(recipe.judge)
+    if judge.model is not None:  # an LLM judge's model spec, or a reward model's folder
+        specs.append(("judge", judge.model, recipe.judge_api_key_env if judge.asks_a_model else None))
     specs += [(f"stage {s.kind} teacher", s.teacher, None) for s in recipe.stages if s.teacher]
     endpoints: list[tuple[str, ModelSpec]] = []
     for what, raw, key_env in specs:

@@ -114,7 +114,15 @@ def judge_generator_spec(judge: str) -> str:
     if not judge:
         raise ValueError("the mtbench suite needs a judge model: --judge openai:http://host:port/v1#name "
                          "(or any model spec)")
-    return judge.removeprefix("score:")
+    from ..judges.spec import KINDS, parse_judge_spec
+
+    if judge.split(":", 1)[0] not in KINDS:
+        return judge
+    spec = parse_judge_spec(judge)
+    if spec.kind != "score":
+        raise ValueError(f"--judge {judge!r}: MT-Bench grades single answers 1-10; give score:<model spec> "
+                         "or a model spec")
+    return spec.model
 
 
 def summarise(records: Sequence[dict]) -> dict:

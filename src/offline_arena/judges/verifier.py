@@ -18,9 +18,7 @@ from ..models.base import Completion, GenerationRequest
 from ..prompts.constraints import check_all
 from ..prompts.closeness import closeness
 from .base import Matchup, Verdict
-
-
-RULES = ("graded", "complete-wins-ties", "count-only")
+from .spec import VERIFIER_RULES as RULES  # the spec parser checks names against the same tuple
 
 
 class VerifierJudge:

@@ -57,7 +57,7 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     from ..store import Store
     from .tracking import stage_tracker
 
-    from ..privacy.policy import judge_model, manifest_entry, redacts_endpoint
+    from ..privacy.policy import manifest_entry, redacts_judge
 
     save_recipe(recipe, folder)
     write_json(folder.manifest, {**collect_manifest(recipe.seed), "privacy": manifest_entry(recipe)})
@@ -71,7 +71,7 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
         # anchor; each stage's battles meet the current target's version of it (stages.stage_opponents).
         opponents = {o.name: load_opponent(o, recipe.target, store, recipe) for o in recipe.opponents}
         judge = load_judge(recipe.judge, store=store, api_key_env=recipe.judge_api_key_env)
-        if judge_model(recipe.judge) and redacts_endpoint(mode, judge_model(recipe.judge)):
+        if redacts_judge(mode, recipe.judge):
             from ..privacy.wrappers import DeidentifyingJudge
 
             judge = DeidentifyingJudge(judge)  # its verdicts say so; its fingerprint ends in +deid

@@ -37,23 +37,22 @@ def redacts_endpoint(mode: str, spec: ModelSpec | str) -> bool:
     return mode != "off" and leaves_the_machine(spec)
 
 
-def judge_model(judge: str) -> str | None:
-    """The model spec an LLM judge asks (pairwise:/score:), else None."""
-    kind, _, target = judge.partition(":")
-    return target if kind in ("pairwise", "pairwise-arena-hard", "score") and target else None
+def redacts_judge(mode: str, judge: str) -> bool:
+    """Whether an LLM judge's battles are redacted before they are sent (its endpoint is elsewhere)."""
+    from ..judges.spec import parse_judge_spec
+
+    return mode != "off" and parse_judge_spec(judge).leaves_the_machine
 
 
 def needs_deidentifier(recipe) -> bool:
     mode = recipe.privacy.deidentify
-    judge = judge_model(recipe.judge)
-    return mode == "all" or any(redacts_endpoint(mode, o.model) for o in recipe.opponents) or (
-        judge is not None and redacts_endpoint(mode, judge))
+    return mode == "all" or any(redacts_endpoint(mode, o.model) for o in recipe.opponents) or \
+        redacts_judge(mode, recipe.judge)
 
 
 def manifest_entry(recipe) -> dict:
     mode = recipe.privacy.deidentify
-    judge = judge_model(recipe.judge)
     return {"deidentify": mode,
             "target_trains_on": "redacted prompts" if mode == "all" else "the prompts as given",
             "redacted_endpoints": [o.name for o in recipe.opponents if redacts_endpoint(mode, o.model)]
-            + (["judge"] if judge is not None and redacts_endpoint(mode, judge) else [])}
+            + (["judge"] if redacts_judge(mode, recipe.judge) else [])}
