@@ -241,6 +241,24 @@ def test_paired_differences_against_a_baseline():
     assert all(d["diff"] == 0 and tuple(d["ci"]) == (0, 0) for d in same.values())
 
 
+def test_types_worse_names_a_type_lost_on_many_prompts_and_not_one_lost_once():
+    """Ten prompts whose title the baseline gave and the model drops (10 lost, 0 gained: p = 1/1024 <= 0.05,
+    the only testable type) and one prompt whose no-comma it loses (one lost: can never be significant)."""
+    titled = {"key": 0, "prompt": "p", "instruction_id_list": ["detectable_format:title"], "kwargs": [{}]}
+    comma = {"key": 10, "prompt": "q", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    rows = [{**titled, "key": k} for k in range(10)] + [comma]
+    _, before = ifeval.score_answers(rows, [answer("<<T>>\nbody")] * 10 + [answer("no commas")], 10)
+    _, after = ifeval.score_answers(rows, [answer("body")] * 10 + [answer("a, comma")], 10)
+    report = ifeval.types_worse(after, before)
+    assert [r["id"] for r in report["regressed"]] == ["detectable_format:title"]
+    assert report["regressed"][0]["lost"] == 10 and report["regressed"][0]["p"] == pytest.approx(1 / 1024)
+    assert {r["id"]: r["tested"] for r in report["families"]} == {"detectable_format:title": True,
+                                                                  "punctuation:no_comma": False}
+    assert not ifeval.types_worse(before, before)["regressed"]
+    line = ifeval.types_worse_line(report)
+    assert "significantly worse" in line and "detectable_format:title strict 10/10 -> 0/10" in line
+
+
 def test_format_result_lists_the_numbers_and_the_table():
     metrics, scored = ifeval.score_answers(HAND_ROWS, HAND_ANSWERS, bootstrap_rounds=50)
     result = {"suite": "ifeval", "model": "m", "limit": 3, **metrics,
@@ -391,7 +409,7 @@ def test_ifeval_suite_from_the_cli(pico_model_dir, tmp_path, capsys):
 def test_ifeval_suite_against_a_baseline(pico_model_dir, tmp_path):
     """`baseline=` (a recipe's `evaluation.suites: {ifeval: {baseline: ...}}`): the same model as its own
     baseline gives the same greedy answers, so every paired difference is exactly 0."""
-    from offline_arena.evals.suites import run_suite
+    from offline_arena.evals.suites import format_result, run_suite
 
     result = run_suite("ifeval", str(pico_model_dir), run_dir=tmp_path, limit=2, max_new_tokens=3,
                        baseline=str(pico_model_dir), bootstrap_rounds=20)
@@ -399,6 +417,8 @@ def test_ifeval_suite_against_a_baseline(pico_model_dir, tmp_path):
     assert result["baseline"]["strict"] == result["strict"]
     assert {k: (d["diff"], d["n"]) for k, d in result["vs_baseline"].items()} == {
         "prompt_strict": (0, 2), "instruction_strict": (0, 2), "prompt_loose": (0, 2), "instruction_loose": (0, 2)}
+    assert result["types_worse"]["regressed"] == []
+    assert "no instruction type significantly worse" in format_result(result)
 
 
 def test_a_run_pairs_ifeval_with_the_base_and_says_so_in_its_last_lines(tmp_path):
@@ -411,15 +431,19 @@ def test_a_run_pairs_ifeval_with_the_base_and_says_so_in_its_last_lines(tmp_path
     from offline_arena.run_folder import RunFolder, write_json
 
     rows = ifeval.load_ifeval_prompts(6)
-    base, _ = ifeval.score_answers(rows, [answer("x")] * 6, bootstrap_rounds=20)
-    better, _ = ifeval.score_answers(rows, [answer(r["prompt"]) for r in rows], bootstrap_rounds=20)
+    base, base_items = ifeval.score_answers(rows, [answer("x")] * 6, bootstrap_rounds=20)
+    better, items = ifeval.score_answers(rows, [answer(r["prompt"]) for r in rows], bootstrap_rounds=20)
+    base["items"], better["items"] = base_items, items
     folder = RunFolder(tmp_path)
     folder.base.path.mkdir(parents=True)
     write_json(folder.base.eval, {"suites": {"ifeval": base}})
     recipe = Recipe.model_validate({"name": "t", "target": "x", "stages": [{"kind": "sft"}],
                                     "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}]})
     difference = vs_base(SimpleNamespace(folder=folder, recipe=recipe), None, {"ifeval": better})
-    assert difference["ifeval"] == ifeval.paired_vs(better, base, 1000, 0)
+    assert {k: v for k, v in difference["ifeval"].items() if k != "types_worse"} == \
+        ifeval.paired_vs(better, base, 1000, 0)
+    assert difference["ifeval"]["types_worse"] == ifeval.types_worse(items, base_items)
     line = final_vs_base_line(difference)
+    assert "\nIFEval per type vs base: no instruction type significantly worse" in line
     expected = difference["ifeval"]["prompt_strict"]["diff"]
     assert line.startswith("final vs base on IFEval: prompt ") and f"{expected:+.3f}" in line and "on 6 IFEval prompts" in line

@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--prompts", help="arena: prompt source (default: the verifiable held-out split)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions (ifeval: of a fixed order "
                                                        "stratified by instruction type; default all 541)")
+    evaluate.add_argument("--baseline", metavar="SPEC", help="ifeval: answer the same prompts with this model too "
+                                                             "and report the paired differences and any instruction "
+                                                             "type significantly worse (e.g. the base of a checkpoint)")
     evaluate.add_argument("--max-new-tokens", type=int, help="answer length limit (default: the suite's)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="(default: %(default)s)")
     evaluate.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
@@ -377,7 +380,7 @@ def cmd_eval(args) -> int:
     from .evals.suites import format_result, run_suite
 
     options = {"limit": args.limit, "max_new_tokens": args.max_new_tokens, "judge": args.judge,
-               "opponents": args.opponents, "prompts": args.prompts}
+               "opponents": args.opponents, "prompts": args.prompts, "baseline": args.baseline}
     # Only the options given reach the suite, so a suite that takes no --judge says so instead of ignoring it.
     options = {k: v for k, v in options.items() if v is not None}
     started = time.perf_counter()

@@ -382,11 +382,23 @@ def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int
     result = {"suite": "ifeval", "model": model, "max_new_tokens": params.max_new_tokens, "temperature": temperature,
               "limit": limit if limit and limit < PROMPTS else None, **metrics}
     if baseline:
-        base, _ = score_answers(rows, _answer(baseline, rows, params, store, batch_size, seed), bootstrap_rounds, seed)
+        base, base_scored = score_answers(rows, _answer(baseline, rows, params, store, batch_size, seed),
+                                          bootstrap_rounds, seed)
         result["baseline"] = {"model": baseline, **_summary(base)}
         result["vs_baseline"] = paired_vs(result, base, bootstrap_rounds, seed)
+        result["types_worse"] = types_worse(scored, base_scored)
     result["items"] = [{**s, "response": a.text, "stopped": a.stopped} for s, a in zip(scored, answers)]
     return result
+
+
+def types_worse(scored: Sequence[dict], baseline_scored: Sequence[dict], alpha: float = 0.05) -> dict:
+    """Which instruction types `scored` follows significantly worse than `baseline_scored` (both
+    `score_answers` rows of the same prompts): the family guard's paired test (exact one-sided McNemar per
+    type, Tarone's count of testable types, Holm; evals/family_guard.py), so "no type significantly worse"
+    means the same here as it does for a stage."""
+    from .family_guard import family_guard
+
+    return family_guard({"per_prompt": list(scored)}, {"per_prompt": list(baseline_scored)}, alpha)
 
 
 def format_result(result: dict) -> str:
@@ -407,11 +419,24 @@ def format_result(result: dict) -> str:
         lines.append(f"vs baseline {result['baseline']['model']} (paired, same prompts; points):")
         for metric, d in result["vs_baseline"].items():
             lines.append(f"  {metric:<19} {100 * d['diff']:+6.1f}  [{100 * d['ci'][0]:+.1f}, {100 * d['ci'][1]:+.1f}]")
+        lines.append(types_worse_line(result.get("types_worse")))
     rows = [(t["id"], str(t["n"]), pct(t["strict"]), pct(t["loose"])) for t in result["instruction_types"]]
     lines += ["per instruction:"] + _table(("instruction", "n", "strict %", "loose %"), rows)
     if result["checker_errors"]:
         lines.append(f"checker errors (counted as not followed): {result['checker_errors']}")
     return "\n".join(lines)
+
+
+def types_worse_line(report: dict | None) -> str:
+    from .family_guard import describe
+
+    if not report:
+        return "  instruction types: no per-instruction outcomes to pair"
+    if report["regressed"]:
+        return ("  instruction types significantly worse (exact McNemar, Holm, alpha "
+                f"{report['alpha']}): " + "; ".join(describe(r) for r in report["regressed"]))
+    return (f"  no instruction type significantly worse (exact McNemar per type, Holm over the {report['tests']} "
+            f"testable of {len(report['families'])} types, alpha {report['alpha']})")
 
 
 def _table(header: tuple, body: list) -> list[str]:

@@ -5,6 +5,11 @@ from __future__ import annotations
 _SENTINEL = "\u2063offline-arena-sentinel\u2063"
 
 
+def render_prompt(tokenizer, messages) -> str:
+    """The text a model continues to answer `messages`: the chat template with the assistant's turn opened."""
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
 def end_of_turn_token_id(tokenizer) -> int:
     """The token the chat template puts right after an assistant's answer (`<|im_end|>` for ChatML,
     `<|eot_id|>` for Llama 3). Found by rendering a conversation, not by guessing from the EOS, because
@@ -55,7 +60,7 @@ def reward_input_ids(tokenizer, conversation, stopped: bool = True, end_at_end_o
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def prompt() -> str:
-        return tokenizer.apply_chat_template(list(conversation[:-1]), tokenize=False, add_generation_prompt=True)
+        return render_prompt(tokenizer, conversation[:-1])
 
     if not stopped:
         return tokens(prompt() + conversation[-1]["content"])

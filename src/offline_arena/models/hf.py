@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .base import Completion, GenerationRequest, canonical_json
-from .chat import stop_token_ids
+from .chat import render_prompt, stop_token_ids
 
 
 # A batch is padded to its longest prompt, so one long prompt among short ones multiplies the work of the
@@ -131,7 +131,7 @@ class TransformersGenerator:
         return self
 
     def render(self, messages) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.tokenizer, messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         from tqdm.auto import tqdm

@@ -30,6 +30,7 @@ from collections import deque
 from typing import Iterator, Sequence
 
 from .base import Completion, GenerationRequest
+from .chat import render_prompt
 
 # Actors Ray cannot place (the CPUs are taken) wait for them forever; loading a 7B model takes minutes.
 ACTOR_START_TIMEOUT_S = 900
@@ -168,7 +169,7 @@ class RayGenerationPool:
         self.in_flight: dict = {}  # ObjectRef -> (chunk index, actor): what each busy actor is doing now
 
     def render(self, messages) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.tokenizer, messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         requests = list(requests)

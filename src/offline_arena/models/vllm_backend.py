@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from .base import Completion, GenerationRequest
+from .chat import render_prompt
 
 
 class VLLMGenerator:
@@ -22,7 +23,7 @@ class VLLMGenerator:
         self.num_generated = 0
 
     def render(self, messages) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return render_prompt(self.tokenizer, messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         from vllm import SamplingParams

@@ -76,4 +76,6 @@ def vs_base(ctx, heldout: dict | None, suites: dict | None = None) -> dict:
         from ..evals import ifeval as ifeval_suite
 
         out["ifeval"] = ifeval_suite.paired_vs(ifeval, base_ifeval, rounds, seed)
+        if ifeval.get("items") and base_ifeval.get("items"):  # each instruction type, paired the same way
+            out["ifeval"]["types_worse"] = ifeval_suite.types_worse(ifeval["items"], base_ifeval["items"])
     return out

@@ -47,4 +47,8 @@ def final_vs_base_line(vs_base: dict) -> str:
                          for label, key in (("prompt", "prompt_strict"), ("instruction", "instruction_strict")))
         lines.append(f"final vs base on IFEval: {both} strict accuracy on {i['prompt_strict']['n']} IFEval "
                      "prompts (paired bootstrap 95% CI)")
+        if i.get("types_worse"):
+            from ..evals.ifeval import types_worse_line
+
+            lines.append("IFEval per type vs base:" + types_worse_line(i["types_worse"]).removeprefix(" "))
     return "\n".join(lines)

@@ -350,12 +350,12 @@ def _sample_rollouts(model, tokenizer, prompts: list[list[dict]], stop_ids: list
     log-probs PPO uses."""
     import torch
 
+    from ..models.chat import render_prompt
     from ..models.decode import decode
     from .ppo_math import response_mask
 
     pad_id = tokenizer.pad_token_id
-    query_ids = [tokenizer(tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
-                           add_special_tokens=False)["input_ids"] for m in prompts]
+    query_ids = [tokenizer(render_prompt(tokenizer, m), add_special_tokens=False)["input_ids"] for m in prompts]
     responses: list[list[int]] = []
     for start in range(0, len(query_ids), settings.forward_batch_size):
         chunk = query_ids[start:start + settings.forward_batch_size]
