@@ -19,12 +19,11 @@ the pipeline, the arena suite and the CLI; `play_active` alternates active sched
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import random
 from typing import Sequence
 
-from .models.base import Completion, GenerationRequest, SamplingParams, canonical_json, is_remote
+from .models.base import Completion, GenerationRequest, SamplingParams, content_key, is_remote
 from .overlap import as_done
 from .prompts.budget import with_budget
 from .prompts.sources import Prompt
@@ -99,7 +98,7 @@ def battle_id(tag: str, prompt_id: str, model_a: str, model_b: str, answer_a: st
     """The answers' keys are part of the id: a name that now stands for another model (or other sampling
     settings) makes a new battle instead of silently reusing the old one; a rerun of the same battle
     (same answers, read back from the store) gets the same id, so nothing is recorded twice."""
-    return hashlib.sha256(canonical_json([tag, prompt_id, model_a, model_b, answer_a, answer_b]).encode()).hexdigest()[:24]
+    return content_key([tag, prompt_id, model_a, model_b, answer_a, answer_b])[:24]
 
 
 def run_battles(schedule: Schedule, contestants: dict, store, params: SamplingParams, seed: int = 0,

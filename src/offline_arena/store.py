@@ -10,7 +10,6 @@ last transactions, which are then simply regenerated.)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import functools
 import sqlite3
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .models.base import Completion, SamplingParams, canonical_json
+from .models.base import Completion, SamplingParams, canonical_json, content_key
 from .records import Battle, JudgedBattle
 
 SCHEMA = """
@@ -77,8 +76,7 @@ CREATE TABLE IF NOT EXISTS battle_judgments (
 
 
 def completion_key(fingerprint: str, prompt: str, params: SamplingParams, seed: int, sample_index: int) -> str:
-    material = canonical_json([fingerprint, prompt, params.to_dict(), seed, sample_index])
-    return hashlib.sha256(material.encode()).hexdigest()
+    return content_key([fingerprint, prompt, params.to_dict(), seed, sample_index])
 
 
 def _locked(method):

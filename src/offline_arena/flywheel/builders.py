@@ -3,13 +3,12 @@ completions, winner, scores). Output: lists of dict rows in TRL's formats."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..models.base import canonical_json
+from ..models.base import content_key
 from ..records import JudgedBattle
 
 
@@ -187,4 +186,4 @@ def export_rows(rows: Sequence[dict], path: str | Path) -> Path:
 
 
 def _digest(obj) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+    return content_key(obj)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from ..models.base import Completion, canonical_json, is_remote
+from ..models.base import Completion, content_key, is_remote
 from ..overlap import as_done
 from ..records import WINNERS, Battle, JudgedBattle
 
@@ -47,8 +46,7 @@ class Judge(Protocol):
 
 
 def judgment_key(judge_fingerprint: str, messages, key_a: str, key_b: str) -> str:
-    material = canonical_json([judge_fingerprint, list(messages), key_a, key_b])
-    return hashlib.sha256(material.encode()).hexdigest()
+    return content_key([judge_fingerprint, list(messages), key_a, key_b])
 
 
 # Judge chunks under way at once for a judge served elsewhere: enough that a chunk's slowest answers do

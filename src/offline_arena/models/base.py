@@ -52,6 +52,12 @@ class GenerationRequest:
     def __hash__(self):  # messages hold dicts; hash their canonical JSON
         return hash((canonical_json(list(self.messages)), self.params, self.seed, self.sample_index))
 
+    @property
+    def sampling_seed(self) -> int:
+        """The seed a backend that seeds each request (an endpoint, vLLM) samples this one with: distinct for
+        each (seed, sample_index), so n samples of one prompt differ and a rerun draws the same ones."""
+        return self.seed * 100_003 + self.sample_index
+
 
 @dataclass
 class Completion:
@@ -106,6 +112,18 @@ def canonical_json(obj) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def content_key(obj) -> str:
+    """The hex SHA-256 of `obj`'s canonical JSON: the one spelling of every content-addressed key (cached
+    answers, judgments, battles, prompt ids, training-data digests), so equal content always meets itself."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+def seed_from(material: str) -> int:
+    """A 32-bit seed that is a stable function of `material` (its SHA-256, little-endian): the same in every
+    process and on every machine, unlike Python's hash()."""
+    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "little")
+
+
 def validate_messages(messages: Sequence[Message], where: str = "messages") -> None:
     """Raise ValueError naming `where` when messages are not a non-empty list of role/content dicts."""
     if not isinstance(messages, (list, tuple)) or not messages:
@@ -128,5 +146,4 @@ def independent_request(request: GenerationRequest, wrapper: str) -> GenerationR
     and a greedy draft is the model's greedy answer, generated once."""
     if request.params.temperature == 0:
         return request
-    seed = int.from_bytes(hashlib.sha256(f"{wrapper}|{request.seed}".encode()).digest()[:4], "little")
-    return replace(request, seed=seed)
+    return replace(request, seed=seed_from(f"{wrapper}|{request.seed}"))

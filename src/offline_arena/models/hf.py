@@ -9,13 +9,12 @@ cutting batches keeps the left padding, and so the wasted compute, small.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from itertools import groupby
 from pathlib import Path
 from typing import Sequence
 
-from .base import Completion, GenerationRequest, canonical_json
+from .base import Completion, GenerationRequest, canonical_json, seed_from
 from .chat import render_prompt, stop_token_ids
 
 
@@ -189,8 +188,7 @@ class TransformersGenerator:
 
 
 def _batch_seed(prompts: list[str], requests: list[GenerationRequest]) -> int:
-    material = canonical_json([[p, r.seed, r.sample_index] for p, r in zip(prompts, requests)])
-    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "little")
+    return seed_from(canonical_json([[p, r.seed, r.sample_index] for p, r in zip(prompts, requests)]))
 
 
 def local_fingerprint(model_path: str) -> str:

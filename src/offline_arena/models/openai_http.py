@@ -411,7 +411,7 @@ class OpenAIChatGenerator:
             "temperature": params.temperature,
             "top_p": params.top_p,
             # Servers that honour it make sampling reproducible; distinct per sample of one prompt.
-            "seed": request.seed * 100_003 + request.sample_index,
+            "seed": request.sampling_seed,
         }
         if params.top_k:
             payload["top_k"] = params.top_k  # a vLLM/TGI extension; OpenAI ignores unknown sampling keys

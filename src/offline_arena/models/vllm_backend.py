@@ -31,7 +31,7 @@ class VLLMGenerator:
         sampling = [
             SamplingParams(max_tokens=r.params.max_new_tokens, temperature=r.params.temperature,
                            top_p=r.params.top_p, top_k=r.params.top_k or -1,
-                           seed=r.seed * 100_003 + r.sample_index)
+                           seed=r.sampling_seed)
             for r in requests
         ]
         outputs = self.llm.chat([list(r.messages) for r in requests], sampling, use_tqdm=True)

@@ -51,13 +51,12 @@ def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
 
 
 def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
-    from ..judges import load_judge, load_scorer
+    from ..judges import load_judge
     from ..manifest import collect_manifest
-    from ..models import SamplingParams, load_generator
+    from ..models import SamplingParams
+    from ..privacy.policy import manifest_entry, redacts_judge
     from ..store import Store
     from .tracking import stage_tracker
-
-    from ..privacy.policy import manifest_entry, redacts_judge
 
     save_recipe(recipe, folder)
     write_json(folder.manifest, {**collect_manifest(recipe.seed), "privacy": manifest_entry(recipe)})

@@ -4,12 +4,11 @@ file, the line and the problem — never a bare KeyError from deep inside a run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..models.base import canonical_json, validate_messages
+from ..models.base import content_key, validate_messages
 
 
 class PromptFileError(ValueError):
@@ -41,7 +40,7 @@ def prompt_from_row(row, where: str) -> Prompt:
         raise PromptFileError(f"{where}: row has neither 'messages' nor 'prompt' (keys: {sorted(row)})")
     prompt_id = row.get("id")
     if prompt_id is None:  # stable across runs: derived from the content
-        prompt_id = hashlib.sha256(canonical_json(messages).encode()).hexdigest()[:12]
+        prompt_id = content_key(messages)[:12]
     meta = {k: v for k, v in row.items() if k not in ("id", "messages", "prompt")}
     return Prompt(str(prompt_id), tuple(dict(m) for m in messages), meta)
 
