@@ -459,7 +459,7 @@ def test_only_launchable_kinds_accept_train_launch():
 
 def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path):
     from offline_arena.config import Stage
-    from offline_arena.stage_kinds import KINDS, TrainJob
+    from offline_arena.pipeline.stage_runners import RUNNERS, TrainJob
     from offline_arena.train import launch
     from offline_arena.train.guard import GuardReport
 
@@ -474,7 +474,7 @@ def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path
                                                 "timeout_s": 3600}})
     folder = type("Folder", (), {"path": tmp_path})()
     job = TrainJob(stage, "model", [], [], [], folder, TrainSettings(), 0)
-    checkpoint, metrics = KINDS["sft"].train(job)
+    checkpoint, metrics = RUNNERS["sft"].train(job)
     assert checkpoint == tmp_path / "checkpoint" and metrics["last_loss"] == 1.0
     assert calls == [("sft", "model", {"processes": 3, "config_file": None, "extra_args": ["--gpu_ids", "0,1,2"],
                                        "timeout_s": 3600})]
@@ -506,7 +506,7 @@ def test_an_rm_ppo_stage_launches_its_reward_model(monkeypatch, tmp_path):
     reward_model/ folder and without probes (a reward model does not generate)."""
     from offline_arena.config import Stage
     from offline_arena.run_folder import StageFolder
-    from offline_arena.stage_kinds import TrainJob, _train_reward_model
+    from offline_arena.pipeline.stage_runners import TrainJob, _train_reward_model
     from offline_arena.train import launch
     from offline_arena.train.guard import GuardReport
 

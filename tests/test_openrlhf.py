@@ -375,7 +375,7 @@ def test_rollouts_that_cannot_stop_on_end_of_turn_are_refused_before_launch(tmp_
 def test_the_rm_ppo_stage_hands_ppo_to_openrlhf(tmp_path, pico_model_dir):
     from offline_arena.config import Stage
     from offline_arena.prompts.sources import Prompt
-    from offline_arena.stage_kinds import KINDS, TrainJob
+    from offline_arena.pipeline.stage_runners import RUNNERS, TrainJob
     from offline_arena.train.common import TrainSettings
 
     stage = Stage(kind="rm_ppo", ppo={"engine": "openrlhf", "target_kl": None, "steps": 2, "rollouts_per_step": 4,
@@ -385,7 +385,7 @@ def test_the_rm_ppo_stage_hands_ppo_to_openrlhf(tmp_path, pico_model_dir):
     rows = [{"prompt": m, "chosen": [{"role": "assistant", "content": "Blue."}],
              "rejected": [{"role": "assistant", "content": "No idea."}]} for m in PROMPTS]
     settings = TrainSettings(max_steps=1, batch_size=2, max_length=64, probe_prompts=2, probe_max_new_tokens=8)
-    checkpoint, metrics = KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), rows, prompts, PROBES,
+    checkpoint, metrics = RUNNERS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), rows, prompts, PROBES,
                                                          StageFolder(tmp_path, 1, "rm_ppo"), settings, seed=0))
     assert checkpoint == tmp_path / "ppo" / "checkpoint" and (checkpoint / "config.json").is_file()
     assert metrics["engine"] == "openrlhf" and metrics["steps"] == 2 and "reward_model" in metrics
@@ -395,12 +395,12 @@ def test_the_rm_ppo_stage_hands_ppo_to_openrlhf(tmp_path, pico_model_dir):
 
 def test_the_stage_refuses_settings_openrlhf_cannot_run_before_training_the_reward_model(tmp_path, pico_model_dir):
     from offline_arena.config import Stage
-    from offline_arena.stage_kinds import KINDS, TrainJob
+    from offline_arena.pipeline.stage_runners import RUNNERS, TrainJob
     from offline_arena.train.common import TrainSettings
 
     # 8 GPUs, 4 rollouts per optimizer step (the recipe default): DeepSpeed could not split them.
     stage = Stage(kind="rm_ppo", ppo={"engine": "openrlhf", "target_kl": None})
     with pytest.raises(OpenRLHFError, match="multiple of 8 GPUs"):
-        KINDS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), [], [], PROBES, StageFolder(tmp_path, 1, "rm_ppo"),
+        RUNNERS["rm_ppo"].train(TrainJob(stage, str(pico_model_dir), [], [], PROBES, StageFolder(tmp_path, 1, "rm_ppo"),
                                        TrainSettings(), seed=0))
     assert not (tmp_path / "reward_model").exists()

@@ -201,7 +201,7 @@ def test_an_opponent_that_follows_the_target_repairs_the_current_model(tmp_path,
     from types import SimpleNamespace
 
     from offline_arena.config import Recipe
-    from offline_arena.pipeline.loop import load_opponent, opponent_model
+    from offline_arena.pipeline.contestants import load_opponent, opponent_model
     from offline_arena.pipeline.stages import stage_opponents
     from offline_arena.store import Store
 

@@ -139,3 +139,22 @@ def test_one_run_per_folder_and_a_killed_holder_never_blocks(tmp_path):
     with RunFolder(tmp_path).lock():
         assert f"pid {os.getpid()}" in (tmp_path / "run.lock").read_text()
     assert time.monotonic() - started < 5
+
+
+def test_a_misspelt_trainer_extra_is_refused_before_any_battle():
+    """`train.extra` goes to the TRL config as is: a misspelt key used to fail only when the stage trained."""
+    from offline_arena.config import Recipe
+    from offline_arena.preflight import PreflightError, preflight
+
+    base = {"name": "t", "opponents": [OPPONENT], "prompts": {"per_stage": 4, "heldout": 4}}
+    good = Recipe.model_validate({**base, "stages": [{"kind": "dpo", "train": {"extra": {"beta": 0.2}}}]})
+    assert preflight(good).splits  # a real DPOConfig field passes
+    bad = Recipe.model_validate({**base, "stages": [
+        {"kind": "dpo", "train": {"extra": {"betaa": 0.2}}},
+        {"kind": "rm_ppo", "ppo": {"extra": {"ppo_epoch": 2}}}]})
+    with pytest.raises(PreflightError) as error:
+        preflight(bad)
+    assert re.search(r"stage dpo: train.extra: 'betaa' is not a field of TRL \S+'s DPOConfig \(did you mean 'beta'\?\)",
+                     str(error.value)), error.value
+    assert "stage rm_ppo: ppo.extra: 'ppo_epoch' is not a field of PPOSettings (did you mean 'ppo_epochs'?)" \
+        in str(error.value)

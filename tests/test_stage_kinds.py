@@ -14,7 +14,22 @@ from offline_arena.train.ppo import PPOSettings
 def test_every_kind_takes_a_pack_slot_of_its_own():
     slots = [k.prompt_slot for k in KINDS.values() if k.prompt_slot is not None]
     assert set(slots) <= set(SHARD_SLOTS) and len(slots) == len(set(slots))
-    assert all(k.trains == (k.build is not None) for k in KINDS.values())
+    from offline_arena.pipeline.stage_runners import RUNNERS, StageRunner
+
+    # Every kind that trains has its runner (builder and trainer adapter) beside the pipeline; a merge has none.
+    assert {name for name, k in KINDS.items() if k.trains} == set(RUNNERS) and "merge" not in RUNNERS
+    assert all(isinstance(r, StageRunner) for r in RUNNERS.values())
+
+
+def test_the_recipe_schema_never_imports_the_trainers():
+    """The declarative table imports nothing of the package, so the schema (config.py) that reads it is
+    never tied to the trainers, which read the schema's defaults: no import circle."""
+    import subprocess
+    import sys
+
+    code = ("import sys, offline_arena.config; "
+            "print(sorted(m for m in sys.modules if m.startswith(('offline_arena.train', 'offline_arena.pipeline'))))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def test_the_schema_and_the_order_rule_come_from_the_table():

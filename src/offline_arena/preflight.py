@@ -41,6 +41,7 @@ def preflight(recipe: Recipe) -> Preflight:
     _check_prompts(recipe, result)
     _check_models(recipe, result)
     _check_privacy(recipe, result)
+    _check_trainer_extras(recipe, result)
     if result.problems:
         raise PreflightError(result.problems)
     return result
@@ -166,7 +167,8 @@ def endpoint_problems(base_urls: str | Sequence[str], key_env: str | None) -> li
 def _one_endpoint_problems(base_url: str, key_env: str | None) -> list[str]:
     from urllib.parse import urlsplit
 
-    from .models.openai_http import InsecureTransportError, api_key_for, is_loopback
+    from .models.openai_http import InsecureTransportError, api_key_for
+    from .models.spec import is_loopback
 
     url = urlsplit(base_url)
     if url.scheme not in ("http", "https") or not url.hostname:
@@ -188,3 +190,31 @@ def _looks_like_a_path(location: str) -> bool:
 
 def format_preflight(result: Preflight) -> str:
     return "prompts: " + ", ".join(f"{split} {n}" for split, n in result.splits.items())
+
+
+def _check_trainer_extras(recipe: Recipe, result: Preflight) -> None:
+    """`train.extra` goes to the stage's TRL config as is, and `ppo.extra` to PPOSettings: a misspelt key would
+    fail only when the stage trains, after its battles were spent. Checked here against the installed
+    classes' fields."""
+    import dataclasses
+    import difflib
+
+    def unknown(keys, known: set[str], what: str, where: str) -> None:
+        for key in sorted(set(keys) - known):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            result.problems.append(f"{where}: {key!r} is not a field of {what}"
+                                   + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+    for stage in recipe.stages:
+        config_name = KINDS[stage.kind].trl_config
+        if stage.train.extra and config_name:
+            import trl
+
+            config = getattr(trl, config_name)
+            unknown(stage.train.extra, {f.name for f in dataclasses.fields(config)}, f"TRL {trl.__version__}'s "
+                    f"{config_name}", f"stage {stage.kind}: train.extra")
+        if stage.kind == "rm_ppo" and stage.ppo.extra:
+            from .train.ppo import PPOSettings
+
+            unknown(stage.ppo.extra, {f.name for f in dataclasses.fields(PPOSettings)}, "PPOSettings",
+                    f"stage {stage.kind}: ppo.extra")

@@ -1,15 +1,23 @@
-"""The battle records every layer passes along: a `Battle` (a prompt, two contestants and their answers) and
+"""The records every layer passes along: a `Prompt` (an id, chat messages and what is known about it, e.g.
+its checkable constraints and length budget), a `Battle` (a prompt, two contestants and their answers) and
 a `JudgedBattle` (the same with one judge's verdict). `battles.run_battles` and the store make them; the
 judges, the data builders, the ratings, the CLI and the report read them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .models.base import Completion
 
 WINNERS = ("model_a", "model_b", "tie", "error")   # "error": the judge could not decide; never rated
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    messages: tuple
+    meta: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE_FOLDER = ("round0", "base")
+# What a trainer leaves in the folder it is given (a stage's, or rm_ppo's reward_model/ and ppo/).
+CHECKPOINT = "checkpoint"
+METRICS = "metrics.json"
+
+
+def stage_folder_name(round_index: int, kind: str) -> str:
+    """"round1/sft": a stage's folder relative to the run folder."""
+    return f"round{round_index}/{kind}"
+
+
+def stage_model_name(round_index: int, kind: str) -> str:
+    """"r1-sft": the name a stage's checkpoint goes by in leaderboards, logs and summaries."""
+    return f"r{round_index}-{kind}"
 
 
 def write_json(path: Path, obj) -> None:
@@ -54,7 +67,7 @@ class StageFolder:
 
     @property
     def name(self) -> str:             # "round1/sft", relative to the run folder
-        return f"round{self.round}/{self.kind}"
+        return stage_folder_name(self.round, self.kind)
 
     @property
     def done(self) -> Path:            # the stage's summary, its very last write: present = finished
@@ -70,7 +83,7 @@ class StageFolder:
 
     @property
     def checkpoint(self) -> Path:
-        return self.path / "checkpoint"
+        return self.path / CHECKPOINT
 
     @property
     def reward_model(self) -> Path:    # rm_ppo: the reward model's training folder
@@ -82,8 +95,7 @@ class StageFolder:
 
     def metrics_files(self) -> list[tuple[str, Path]]:
         """(part, metrics.json) of each trainer that ran here: the stage's own, and rm_ppo's two halves."""
-        return [("", self.path / "metrics.json"), ("reward model", self.reward_model / "metrics.json"),
-                ("ppo", self.ppo / "metrics.json")]
+        return [("", self.path / METRICS), ("reward model", self.reward_model / METRICS), ("ppo", self.ppo / METRICS)]
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ class RunFolder:
         return StageFolder(self.root.joinpath(*BASE_FOLDER), 0, BASE_FOLDER[1])
 
     def stage(self, round_index: int, kind: str) -> StageFolder:
-        return StageFolder(self.root / f"round{round_index}" / kind, round_index, kind)
+        return StageFolder(self.root / stage_folder_name(round_index, kind), round_index, kind)
 
     def stage_folders(self) -> list[StageFolder]:
         """The stage folders that exist now (base included), in no particular order."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
-from ..models.base import Completion, content_key, is_remote
+from ..models.base import Completion, GenerationRequest, SamplingParams, content_key, is_remote
 from ..overlap import as_done
 from ..records import WINNERS, Battle, JudgedBattle
 
@@ -43,6 +43,33 @@ class Judge(Protocol):
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
         """One verdict per matchup, in order."""
+
+
+Parsed = TypeVar("Parsed")
+RETRY_TEMPERATURE = 0.7
+
+
+def ask_until_parsed(generator, prompts: Sequence[list[dict]], params: SamplingParams,
+                     parse: Callable[[str], Parsed | None], max_retries: int = 2,
+                     retry_temperature: float = RETRY_TEMPERATURE) -> list[tuple[str, Parsed | None]]:
+    """(judge output, parsed) for each judge prompt, all sent as one batch. A prompt whose output does not
+    parse is asked again, up to `max_retries` times, sampling (at least `retry_temperature`, the same top_p,
+    a new sample index so the retry can differ and is cached apart); after that its parsed value stays None,
+    which the judge records as an error. The one loop both LLM judges (pairwise verdicts, 1-10 ratings) and
+    MT-Bench use."""
+    results: list[tuple[str, Parsed | None]] = [("", None)] * len(prompts)
+    pending = list(range(len(prompts)))
+    for attempt in range(max_retries + 1):
+        attempt_params = params if attempt == 0 else SamplingParams(
+            params.max_new_tokens, max(params.temperature, retry_temperature), params.top_p)
+        outputs = generator.generate([GenerationRequest.of(prompts[i], params=attempt_params, sample_index=attempt)
+                                      for i in pending])
+        for i, output in zip(pending, outputs):
+            results[i] = (output.text, parse(output.text))
+        pending = [i for i in pending if results[i][1] is None]
+        if not pending:
+            break
+    return results
 
 
 def judgment_key(judge_fingerprint: str, messages, key_a: str, key_b: str) -> str:

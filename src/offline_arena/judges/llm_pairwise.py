@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..models.base import GenerationRequest, SamplingParams
+from ..models.base import SamplingParams
 from . import templates
-from .base import Matchup, Verdict
+from .base import RETRY_TEMPERATURE, Matchup, Verdict, ask_until_parsed
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def combine_orders(first: str, second: str) -> str:
 class PairwiseJudge:
     def __init__(self, generator, scale: str = "mt-bench", max_retries: int = 2,
                  params: SamplingParams = SamplingParams(max_new_tokens=512, temperature=0.0),
-                 retry_temperature: float = 0.7):
+                 retry_temperature: float = RETRY_TEMPERATURE):
         if scale not in SCALES:
             raise ValueError(f"unknown pairwise scale {scale!r}; known: {sorted(SCALES)}")
         self.generator, self.scale, self.max_retries = generator, SCALES[scale], max_retries
@@ -67,7 +67,8 @@ class PairwiseJudge:
         for m in matchups:
             prompts.append(self._messages(m, m.answer_a.text, m.answer_b.text))
             prompts.append(self._messages(m, m.answer_b.text, m.answer_a.text))
-        outputs = self._ask_until_parsed(prompts)
+        outputs = ask_until_parsed(self.generator, prompts, self.params, lambda text: parse_verdict(text, self.scale),
+                                   self.max_retries, self.retry_temperature)
         verdicts = []
         for i in range(len(matchups)):
             (out1, tok1), (out2, tok2) = outputs[2 * i], outputs[2 * i + 1]
@@ -87,25 +88,6 @@ class PairwiseJudge:
         nonce = templates.nonce_for(question, first, second)
         return templates.render(self.scale.template, {"question": question, "answer_a": templates.defuse(first),
                                                       "answer_b": templates.defuse(second), "nonce": nonce})
-
-    def _ask_until_parsed(self, prompts: list[list[dict]]) -> list[tuple[str, str | None]]:
-        results: list[tuple[str, str | None]] = [("", None)] * len(prompts)
-        pending = list(range(len(prompts)))
-        for attempt in range(self.max_retries + 1):
-            params = self.params if attempt == 0 else SamplingParams(
-                self.params.max_new_tokens, max(self.params.temperature, self.retry_temperature), self.params.top_p)
-            outputs = self.generator.generate([GenerationRequest.of(prompts[i], params=params, sample_index=attempt)
-                                               for i in pending])
-            still = []
-            for i, output in zip(pending, outputs):
-                token = parse_verdict(output.text, self.scale)
-                results[i] = (output.text, token)
-                if token is None:
-                    still.append(i)
-            pending = still
-            if not pending:
-                break
-        return results
 
 
 def _explanation(output: str) -> str:

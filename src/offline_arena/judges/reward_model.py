@@ -9,16 +9,30 @@ from ..models.chat import reward_input_ids, scores_at_end_of_turn
 from .base import Matchup, Verdict
 
 
+def scoring_dtype(device: str) -> str:
+    """The dtype a reward model reads in: the GPU's compute dtype (bf16 where it is native,
+    models/dtype.py), float32 on CPU whatever its bf16 units: a reading, not training, so verdicts and
+    rewards must not move with the machine, and it is a small share of a run's time."""
+    from ..models.dtype import compute_dtype
+
+    return compute_dtype(device) if device.startswith("cuda") else "float32"
+
+
 class RewardModelJudge:
-    def __init__(self, model_path: str, tie_margin: float = 0.0, batch_size: int = 8, max_length: int = 1024):
+    """Also PPO's reward-model scorer (train/ppo.py): one reader of reward models, so a rollout is scored
+    exactly as a battle answer is."""
+
+    def __init__(self, model_path: str, tie_margin: float = 0.0, batch_size: int = 8, max_length: int = 1024,
+                 device: str | None = None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ..models.hf import local_fingerprint
-
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_path).to(self.device).eval()
+        self.model_path = str(model_path)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.model_path, dtype=getattr(torch, scoring_dtype(self.device))).to(self.device).eval()
+        self.model.requires_grad_(False)
         if self.model.config.num_labels != 1:
             raise ValueError(f"{model_path}: a reward model needs one output (num_labels=1), "
                              f"this one has {self.model.config.num_labels}")
@@ -27,7 +41,16 @@ class RewardModelJudge:
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.tokenizer.padding_side = "right"  # positions as in training (Llama-style models count from the left)
         self.tie_margin, self.batch_size, self.max_length = tie_margin, batch_size, max_length
-        self.fingerprint = f"rm:{local_fingerprint(model_path)}:v3"  # v3: reads where trained, right-padded
+        self._fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Computed when first asked (it reads the weights' files): PPO's scorer never needs it."""
+        if self._fingerprint is None:
+            from ..models.hf import local_fingerprint
+
+            self._fingerprint = f"rm:{local_fingerprint(self.model_path)}:v3"  # v3: reads where trained, right-padded
+        return self._fingerprint
 
     def input_ids(self, conversation: list[dict], stopped: bool = True) -> list[int]:
         """A finished answer with its turn closed by the template (cut at its end-of-turn token where the

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from ..models.base import GenerationRequest, SamplingParams
+from ..models.base import SamplingParams
 from . import templates
-from .base import Matchup, Verdict
+from .base import Matchup, Verdict, ask_until_parsed
 
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
 
@@ -28,21 +28,9 @@ def parse_rating(output: str) -> float | None:
 
 def rate_until_parsed(generator, prompts: Sequence[list[dict]], params: SamplingParams,
                       max_retries: int = 2) -> list[tuple[float | None, str]]:
-    """(rating, judge output) for each rendered judge prompt, all sent as one batch. A prompt whose
-    rating does not parse is asked again with sampling (temperature 0.7, a new sample index, so the
-    retry can differ), up to `max_retries` times; after that its rating stays None (an error)."""
-    results: list[tuple[float | None, str]] = [(None, "")] * len(prompts)
-    pending = list(range(len(prompts)))
-    for attempt in range(max_retries + 1):
-        attempt_params = params if attempt == 0 else SamplingParams(params.max_new_tokens, 0.7)
-        outputs = generator.generate([GenerationRequest.of(prompts[i], params=attempt_params, sample_index=attempt)
-                                      for i in pending])
-        for i, output in zip(pending, outputs):
-            results[i] = (parse_rating(output.text), output.text)
-        pending = [i for i in pending if results[i][0] is None]
-        if not pending:
-            break
-    return results
+    """(rating, judge output) for each rendered judge prompt (`ask_until_parsed` with `parse_rating`): a
+    rating that never parses stays None (an error)."""
+    return [(rating, text) for text, rating in ask_until_parsed(generator, prompts, params, parse_rating, max_retries)]
 
 
 class SingleScoreJudge:

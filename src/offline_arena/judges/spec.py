@@ -48,9 +48,9 @@ class JudgeSpec:
         """Whether the judge sends the battles to an endpoint that is not on this machine."""
         if not self.asks_a_model:
             return False
-        from ..privacy.policy import leaves_the_machine
+        from ..models.spec import parse_model_spec
 
-        return leaves_the_machine(self.model)
+        return parse_model_spec(self.model).leaves_the_machine
 
 
 def parse_judge_spec(text: str) -> JudgeSpec:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import ipaddress
 import logging
 import math
 import os
@@ -62,7 +61,7 @@ from typing import Awaitable, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 from .base import Completion, GenerationRequest, canonical_json
-from .spec import split_base_urls
+from .spec import is_loopback, split_base_urls
 
 log = logging.getLogger(__name__)
 
@@ -503,17 +502,6 @@ def may_send_key(base_url: str, allow_insecure_http: bool = False) -> bool:
     url = urlsplit(base_url)
     return (url.scheme == "https" or is_loopback(url.hostname) or allow_insecure_http
             or os.environ.get(ALLOW_INSECURE_HTTP_ENV) == "1")
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name: it could resolve anywhere
 
 
 def _redactor(secret: str | None) -> Callable[[str], str]:

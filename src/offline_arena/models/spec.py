@@ -22,9 +22,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Sequence
 from dataclasses import dataclass
+from typing import Sequence
+from urllib.parse import urlsplit
 
 _BEST_OF = re.compile(r"^(?P<inner>.+)@best-of-(?P<n>\d+)$")
 # A comma starts another replica only where the next URL's scheme follows it: commas are legal inside a URL.
@@ -55,6 +57,15 @@ class ModelSpec:
         if self.kind != "openai":
             raise ValueError(f"{self.raw}: only an openai: spec has base URLs")
         return split_base_urls(self.location)
+
+    @property
+    def leaves_the_machine(self) -> bool:
+        """Whether answering sends the prompts to another host: an endpoint with any replica that is not
+        loopback (a request may go to any of them). Wrappers ask the model they wrap (`x@best-of-4` asks x)."""
+        spec = self
+        while spec.wrapped:
+            spec = spec.inner
+        return spec.kind == "openai" and any(not is_loopback(urlsplit(url).hostname) for url in spec.urls)
 
     @property
     def wrapped(self) -> bool:
@@ -130,3 +141,15 @@ def named_specs(items: Sequence[str], what: str = "--opponents") -> dict[str, st
             raise ValueError(f"{what}: the name {name!r} is used twice")
         named[name] = spec
     return named
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost or a loopback address; a name that is not "localhost" could resolve anywhere, so it is not."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..config import Recipe
 from ..run_folder import RunFolder, write_json
+from .contestants import BASE_NAME, load_opponent
 from .evaluation import evaluate_stage
 from .shards import heldout_prompts
 from .stages import run_stage
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
     from ..models.base import Generator, SamplingParams
     from ..prompts.sources import Prompt
     from ..store import Store
-
-BASE_NAME = "base"
-
 
 @dataclass
 class RunContext:
@@ -99,31 +97,6 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
 
         write_report_quietly(folder.root, log)
         return final
-
-
-def load_opponent(opponent, current_model: str, store, recipe: Recipe):
-    """The generator of one recipe opponent, with `target` in its spec standing for `current_model`."""
-    from ..judges import load_scorer
-    from ..models import load_generator
-
-    model = opponent_model(opponent.model, current_model)
-    return load_generator(model, store=store, batch_size=recipe.generation.batch_size, api_key_env=opponent.api_key_env,
-                          scorer=load_scorer(opponent.scorer) if "@best-of-" in model else None,
-                          scorer_name=opponent.scorer, deidentify=recipe.privacy.deidentify)
-
-
-def opponent_model(spec: str, current_model: str) -> str:
-    """An opponent's model spec, with the word `target` (the whole spec, or before its @wrappers) standing for
-    the model being trained now: `target@revise` in round 2's DPO stage is that stage's starting checkpoint
-    with its answers repaired, so later stages and rounds learn from repairs of the current model's own
-    answers, not the base's. E.g. opponent_model("target@revise", "runs/q/round1/sft/checkpoint") ->
-    "runs/q/round1/sft/checkpoint@revise"; other specs are returned as they are."""
-    if spec == FOLLOWS_TARGET or spec.startswith(FOLLOWS_TARGET + "@"):
-        return current_model + spec[len(FOLLOWS_TARGET):]
-    return spec
-
-
-FOLLOWS_TARGET = "target"
 
 
 # Recipe fields that say where or how long the work runs, not what it computes: the same answers under the

@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 
 from ..records import WINNERS
-from ..run_folder import StageFolder, read_json, write_json
-from ..stage_kinds import StageInputs, TrainJob, stage_kind
+from ..run_folder import StageFolder, read_json, stage_folder_name, stage_model_name, write_json
+from ..stage_kinds import KINDS, stage_kind
+from .contestants import BASE_NAME, load_opponent, opponent_model
+from .stage_runners import RUNNERS, StageInputs, TrainJob
 from .evaluation import evaluate_stage, vs_base
 from .shards import stage_prompts
 from .summary import summary_table
@@ -35,15 +37,15 @@ def run_stage(ctx, round_index: int, stage, current_name: str, current_model: st
         log(f"[round {round_index} {stage.kind}] {kind.summary}: {len(prompts)} prompts, no battles")
     from ..flywheel import DataFilters, export_rows
 
-    rows = kind.build(StageInputs(judged, current_name, DataFilters(**stage.data.model_dump()), prompts))
+    rows = RUNNERS[stage.kind].build(StageInputs(judged, current_name, DataFilters(**stage.data.model_dump()), prompts))
     export_rows(rows, folder.data)
     if kind.needs_rows(stage) and len(rows) < stage.min_rows:
         log(f"[round {round_index} {stage.kind}] only {len(rows)} data rows (< min_rows {stage.min_rows}): "
             "training skipped, the current model carries on")
         checkpoint, train_metrics = current_model, {"skipped": True}
     else:
-        checkpoint, train_metrics = kind.train(train_job(ctx, stage, current_model, rows, prompts, folder))
-    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-{stage.kind}",
+        checkpoint, train_metrics = RUNNERS[stage.kind].train(train_job(ctx, stage, current_model, rows, prompts, folder))
+    summary = {"round": round_index, "stage": stage.kind, "model_name": stage_model_name(round_index, stage.kind),
                "checkpoint": str(checkpoint), "battles": len(judged), "outcomes": outcomes,
                "train": {**train_metrics, "rows": len(rows)}}
     if stage.teacher:
@@ -62,14 +64,12 @@ def play_stage(ctx, round_index: int, kind: str, prompts: list, current_name: st
     opponents = stage_opponents(ctx, current_model)
     return play(target_vs_opponents(current_name, list(opponents), prompts),
                 {current_name: target, **opponents}, ctx.judge, ctx.store, ctx.params, ctx.recipe.seed,
-                f"round{round_index}/{kind}")
+                stage_folder_name(round_index, kind))
 
 
 def stage_opponents(ctx, current_model: str) -> dict:
     """The opponents a stage's battles meet: the run's, with those that follow the target (`target@revise`,
-    `loop.opponent_model`) built on the model the stage starts from."""
-    from .loop import load_opponent, opponent_model
-
+    `contestants.opponent_model`) built on the model the stage starts from."""
     opponents = dict(ctx.opponents)
     for o in ctx.recipe.opponents:
         if opponent_model(o.model, current_model) != opponent_model(o.model, ctx.recipe.target):
@@ -93,15 +93,13 @@ def train_job(ctx, stage, current_model: str, rows: list, prompts: list, folder:
 def merge_inputs(ctx, round_index: int, merge, current_name: str, current_model: str) -> dict:
     """name -> checkpoint of the models a merge stage merges, in order, each distinct checkpoint once (a
     stage that skipped training passed its input on unchanged)."""
-    from .loop import BASE_NAME
-
     if merge.models == "previous_round":
         start = ctx.round_starts[round_index]
         start_name = next((n for n, m in ctx.checkpoints.items() if m == start), BASE_NAME)
         candidates = [(current_name, current_model), (start_name, start)]
     else:
-        prefix = f"r{round_index}-"
-        candidates = [(n, m) for n, m in ctx.checkpoints.items() if n.startswith(prefix) and n != f"{prefix}merge"]
+        same_round = {stage_model_name(round_index, kind) for kind in KINDS} - {stage_model_name(round_index, "merge")}
+        candidates = [(n, m) for n, m in ctx.checkpoints.items() if n in same_round]
     models: dict = {}
     for name, model in candidates:
         if model not in models.values():
@@ -119,7 +117,7 @@ def run_merge_stage(ctx, round_index: int, stage, current_name: str, current_mod
     m = stage.merge
     models = merge_inputs(ctx, round_index, m, current_name, current_model)
     needed = MERGE_METHODS[m.method].model_count
-    summary = {"round": round_index, "stage": stage.kind, "model_name": f"r{round_index}-merge", "battles": 0,
+    summary = {"round": round_index, "stage": stage.kind, "model_name": stage_model_name(round_index, "merge"), "battles": 0,
                "outcomes": {}, "promoted": m.promote}
     reason = None
     if len(models) < 2:
@@ -167,8 +165,6 @@ def started_from(ctx, folder: StageFolder) -> tuple[str, StageFolder]:
     """The name and folder of the model the stage in `folder` started from: the last stage before it (in
     round and recipe order) whose done.json says its model was promoted, else the base. Read from the run
     folder, so a resumed run finds it as the first run did."""
-    from .loop import BASE_NAME
-
     order = [(r, s.kind) for r in range(1, ctx.recipe.rounds + 1) for s in ctx.recipe.stages]
     for round_index, kind in reversed(order[:order.index((folder.round, folder.kind))]):
         prior = ctx.folder.stage(round_index, kind)

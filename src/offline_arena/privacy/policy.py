@@ -15,22 +15,14 @@ What the target trained on is recorded in the run's manifest; a verdict made on 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from ..models.spec import ModelSpec, parse_model_spec
 
 MODES = ("off", "external", "all")
 
 
 def leaves_the_machine(spec: ModelSpec | str) -> bool:
-    """An endpoint on another host (the leaf model of a wrapped spec: `x@best-of-4` asks x)."""
-    from ..models.openai_http import is_loopback
-
-    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
-    while spec.wrapped:
-        spec = spec.inner
-    # Any replica on another host is enough: a request may go to any of them.
-    return spec.kind == "openai" and any(not is_loopback(urlsplit(url).hostname) for url in spec.urls)
+    """An endpoint on another host (`ModelSpec.leaves_the_machine`)."""
+    return (parse_model_spec(spec) if isinstance(spec, str) else spec).leaves_the_machine
 
 
 def redacts_endpoint(mode: str, spec: ModelSpec | str) -> bool:

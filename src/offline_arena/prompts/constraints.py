@@ -31,6 +31,8 @@ import random
 import re
 from typing import ClassVar
 
+from .languages import LANGUAGES, UNSPACED_LANGUAGES
+
 CONSTRAINTS: dict[str, type["Constraint"]] = {}
 
 
@@ -161,16 +163,6 @@ CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is ma
 PARAGRAPH_OPENERS = {"first": ("first", "today", "imagine", "here", "overall"),
                      "middle": ("next", "then", "however", "meanwhile", "besides", "moreover", "instead"),
                      "last": ("finally", "lastly", "ultimately", "together", "overall")}
-# IFEval's languages (instructions_util.LANGUAGE_CODES: ISO 639-1 code -> name, the codes langdetect
-# returns), English left out: every base task is written in English and the case instructions already say
-# "in English", so "answer in English" would be a constraint every answer meets without trying.
-LANGUAGES = {"es": "Spanish", "pt": "Portuguese", "ar": "Arabic", "hi": "Hindi", "fr": "French", "ru": "Russian",
-             "de": "German", "ja": "Japanese", "it": "Italian", "bn": "Bengali", "uk": "Ukrainian", "th": "Thai",
-             "ur": "Urdu", "ta": "Tamil", "te": "Telugu", "bg": "Bulgarian", "ko": "Korean", "pl": "Polish",
-             "he": "Hebrew", "fa": "Persian", "vi": "Vietnamese", "ne": "Nepali", "sw": "Swahili", "kn": "Kannada",
-             "mr": "Marathi", "gu": "Gujarati", "pa": "Punjabi", "ml": "Malayalam", "fi": "Finnish"}
-# Languages written without spaces between words: IFEval's word count (\w+ runs) sees a sentence as one word.
-UNSPACED_LANGUAGES = frozenset({"ja", "th"})
 # Letters a short English answer easily uses many times / can easily avoid.
 COMMON_LETTERS = "etaoinsrl"
 RARE_LETTERS = "kvjxqz"

@@ -11,7 +11,7 @@ outside it (README, "What `make run` does").
 
 from __future__ import annotations
 
-from .constraints import LANGUAGES
+from .languages import LANGUAGES
 
 
 def _q(words) -> str:

@@ -5,21 +5,14 @@ file, the line and the problem — never a bare KeyError from deep inside a run.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models.base import content_key, validate_messages
+from ..records import Prompt  # noqa: F401  (prompts.sources.Prompt: where readers have long found it)
 
 
 class PromptFileError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Prompt:
-    id: str
-    messages: tuple
-    meta: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 def prompt_from_row(row, where: str) -> Prompt:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .budget import needed_tokens
 from .constraints import CONSTRAINTS, check_all, compatible, conflicts, instruction_text, short_answer_ids
-from .sources import Prompt
+from ..records import Prompt
 
 BASE_TASKS_PATH = Path(__file__).resolve().parent.parent / "data" / "prompts" / "base_tasks.jsonl"
 SOURCE_NAME = "builtin:verifiable"

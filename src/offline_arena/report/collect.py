@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run_folder import RunFolder, StageFolder, read_json
+from ..run_folder import RunFolder, StageFolder, read_json, stage_folder_name
 
 # The curves worth plotting from a training metrics.json: TRL's per-log-step losses, and our PPO's
 # per-step reward score, KL and losses (train/common.py and train/ppo.py write them).
@@ -84,7 +84,7 @@ def collect_run_files(run_dir: str | Path) -> RunFiles:
                                       summary=summary if isinstance(summary, dict) else None,
                                       curves=training_curves(folder)))
     rounds = int((recipe or {}).get("rounds") or 0)
-    planned = [f"round{r}/{kind}" for r in range(1, rounds + 1) for kind in recipe_stages]
+    planned = [stage_folder_name(r, kind) for r in range(1, rounds + 1) for kind in recipe_stages]
     board = read_json(run.leaderboard_json)
     return RunFiles(run_dir, recipe if isinstance(recipe, dict) else None, checkpoints, in_progress, done_stages, planned,
                     board if isinstance(board, list) else None)

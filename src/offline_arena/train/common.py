@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..run_folder import CHECKPOINT, METRICS
 from .guard import GuardReport, assert_examples_end_trained, check_runaway, runaway_rate
 
 
@@ -298,13 +299,13 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
     # Every rank logs the same (all-reduced) losses, so metrics agree across ranks.
     metrics = {**loss_summary(trainer.state.log_history, loss_key), "train_seconds": time.perf_counter() - started}
     trained_model = trained_model_on_rank0(trainer)  # on every rank: a collective under FSDP2
-    checkpoint = Path(out_dir) / "checkpoint"
+    checkpoint = Path(out_dir) / CHECKPOINT
     if not main:
         return TrainResult(checkpoint, metrics, report)
     if probes:
         report.runaway_after = runaway_rate(trained_model, tokenizer, probes, settings.probe_max_new_tokens)
     save_checkpoint(trained_model, tokenizer, checkpoint)
-    (Path(out_dir) / "metrics.json").write_text(json.dumps(
+    (Path(out_dir) / METRICS).write_text(json.dumps(
         {"stage": stage, **metrics, "guard": report.as_dict(), "settings": asdict(settings)}, indent=2))
     check_runaway(report, where=f"{stage} stage")  # after saving, so a failed stage can be inspected
     return TrainResult(checkpoint, metrics, report)

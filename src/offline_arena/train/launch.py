@@ -24,7 +24,6 @@ checks FSDP2 on two CPU processes by setting the distributed type accelerate wou
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -36,20 +35,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from . import TRAINERS, trainer
 from .common import TrainResult, TrainSettings
 from .guard import GuardReport
 
-# kind -> (module, function) of the trainers a job may run: those with the (model_path, rows, out_dir,
-# settings, probe_messages) signature whose saving is rank-aware through `run_guarded`. GRPO runs with its
-# default reward functions (the verifier and the stop penalty, as its stage does): a job file carries data,
-# not Python callables.
-LAUNCHABLE = {
-    "sft": ("offline_arena.train.sft", "train_sft"),
-    "dpo": ("offline_arena.train.dpo", "train_dpo"),
-    "kto": ("offline_arena.train.kto", "train_kto"),
-    "reward": ("offline_arena.train.reward", "train_reward"),
-    "grpo": ("offline_arena.train.grpo", "train_grpo"),
-}
+# The trainers a job may run: every one with the common signature (train/__init__.py).
+LAUNCHABLE = TRAINERS
 
 LOG_TAIL_LINES = 40
 # After SIGTERM, how long the ranks get before SIGKILL: longer than torchrun's own 30 s shutdown (SIGTERM to the
@@ -221,8 +212,7 @@ def run_job(job_file: str | Path) -> TrainResult:
     # Built first so the trainer's own PartialState (a singleton) agrees: without GPUs `cpu=True` is what
     # makes accelerate see MULTI_CPU (gloo) rather than one process on its own.
     state = PartialState(cpu=not torch.cuda.is_available())
-    module, name = LAUNCHABLE[job["kind"]]
-    trainer_fn = getattr(importlib.import_module(module), name)
+    trainer_fn = trainer(job["kind"])
     rows = [json.loads(line) for line in Path(job["rows_file"]).read_text().splitlines() if line.strip()]
     settings = TrainSettings(**job["settings"])
     result = trainer_fn(job["model_path"], rows, job["out_dir"], settings, job["probe_messages"])

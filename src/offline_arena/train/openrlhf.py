@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..run_folder import CHECKPOINT, METRICS
 from .common import TrainResult, chat_turns, load_policy, on_gpu, save_checkpoint
 from .guard import GuardReport, StopTokenGuardError, check_runaway, runaway_rate
 from .ppo import PPOSettings, _validate
@@ -280,7 +281,7 @@ def run_openrlhf(model_path: str | Path, prompts: Sequence[Sequence[dict]], out_
     if probes:
         report.runaway_before = probe_runaway(model_path, probes, settings)
 
-    output, checkpoint, log = out_dir / "openrlhf_model", out_dir / "checkpoint", out_dir / LOG_NAME
+    output, checkpoint, log = out_dir / "openrlhf_model", out_dir / CHECKPOINT, out_dir / LOG_NAME
     for stale in (output, checkpoint):  # a resumed stage must not mistake an earlier attempt's model for this one's
         shutil.rmtree(stale, ignore_errors=True)
     started = time.perf_counter()
@@ -297,7 +298,7 @@ def run_openrlhf(model_path: str | Path, prompts: Sequence[Sequence[dict]], out_
                "prompt_rows": export.rows, "steps": len(steps), "planned_steps": settings.steps,
                "train_seconds": train_seconds, "reward_pooling": pooling,
                "reward_read_where_trained": pooling["same"]}  # a scalar, so the stage summary keeps it
-    (out_dir / "metrics.json").write_text(json.dumps(
+    (out_dir / METRICS).write_text(json.dumps(
         {"stage": "ppo", **metrics, "guard": report.as_dict(), "settings": asdict(settings)}, indent=2))
     check_runaway(report, where="ppo stage (openrlhf)")  # after saving, so a failed stage can be inspected
     return TrainResult(checkpoint, metrics, report)

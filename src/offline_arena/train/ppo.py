@@ -45,7 +45,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..models.chat import end_of_turn_token_id, reward_input_ids, scores_at_end_of_turn, stop_token_ids
+from ..models.chat import end_of_turn_token_id, stop_token_ids
+from ..run_folder import METRICS
 from .common import TrainResult, train_default, load_policy, loss_summary, on_gpu, recipe_default, save_checkpoint
 from .guard import GuardReport, StopTokenGuardError, check_runaway, runaway_rate
 
@@ -288,7 +289,7 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
         "kl_coef_curve": [r["kl_coef"] for r in curve],
         "train_seconds": train_seconds, "curve": curve,
     }
-    metrics_path = out_dir / "metrics.json"
+    metrics_path = out_dir / METRICS
     metrics_path.write_text(json.dumps({"stage": "ppo", **metrics, "settings": asdict(settings)}, indent=2))
     loss_summary(curve, "policy_loss")  # raises on a non-finite loss
     loss_summary(curve, "value_loss")
@@ -446,41 +447,14 @@ class _CallableScorer:
 
 
 class _RewardModelScorer:
-    """A sequence-classification reward model (num_labels=1) scoring prompt + completion rendered with its
-    own chat template. Right padding, so positions match training (the classifier pools the last
-    non-pad token, and Llama-style models number positions from the left)."""
+    """A sequence-classification reward model (num_labels=1) read as the `rm:` judge reads it
+    (judges/reward_model.py): a finished rollout with its turn closed where the model was trained to be
+    read, a rollout cut at the token limit as an open turn, never as if it had ended."""
 
     def __init__(self, path: str | Path, device, batch_size: int):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from ..judges.reward_model import RewardModelJudge
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "right"
-        dtype = torch.bfloat16 if on_gpu() else torch.float32
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=dtype).to(device)
-        if self.model.config.num_labels != 1:
-            raise ValueError(f"reward model {path} has num_labels={self.model.config.num_labels}; a reward "
-                             "model is a sequence classifier with num_labels=1")
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.model.eval().requires_grad_(False)
-        self.device, self.batch_size = device, batch_size
+        self.reader = RewardModelJudge(str(path), batch_size=batch_size, device=str(device))
 
     def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
-        """A finished rollout as the reward model was trained on answers (the turn closed by the template,
-        cut at its end-of-turn token where the model says so); a rollout cut at the token limit as what it
-        is, an open turn, never as if it had ended (`models.chat.reward_input_ids`)."""
-        import torch
-
-        at_end_of_turn = scores_at_end_of_turn(self.model.config)
-        ids = [reward_input_ids(self.tokenizer, [*p, {"role": "assistant", "content": t}], s, at_end_of_turn)
-               for p, t, s in zip(prompts, texts, stopped)]
-        scores: list[float] = []
-        for start in range(0, len(ids), self.batch_size):
-            batch = self.tokenizer.pad({"input_ids": ids[start:start + self.batch_size]},
-                                       return_tensors="pt").to(self.device)
-            with torch.no_grad():
-                scores.extend(self.model(**batch).logits[:, 0].float().tolist())
-        return scores
+        return self.reader.scores([[*p, {"role": "assistant", "content": t}] for p, t in zip(prompts, texts)], stopped)
