@@ -362,6 +362,8 @@ def test_a_second_signal_in_the_grace_period_still_kills_every_process(second, m
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, as_the_cli_does)
+    # Ctrl-C as Python sets it up (KeyboardInterrupt), whatever an earlier test of the session left installed.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, os.kill, (os.getpid(), getattr(signal, second)))  # well inside the 60 s grace
     started = time.monotonic()
     try:
@@ -371,6 +373,7 @@ def test_a_second_signal_in_the_grace_period_still_kills_every_process(second, m
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         left = processes_naming(marker)
         for pid in left:  # so that a failure here leaves nothing running
             os.kill(pid, signal.SIGKILL)

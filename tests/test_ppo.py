@@ -314,8 +314,8 @@ def test_a_rollout_that_hits_the_limit_scores_below_the_same_text_that_stopped(p
     assert pm.penalise_runaways(torch.tensor([0.7]), torch.tensor([False]), None).tolist() == pytest.approx([0.7])
     scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
     conversation = [*PROMPTS[0], {"role": "assistant", "content": "an answer"}]
-    finished, cut = (reward_input_ids(scorer.tokenizer, conversation, stopped) for stopped in (True, False))
-    decode = scorer.tokenizer.decode
+    finished, cut = (reward_input_ids(scorer.reader.tokenizer, conversation, stopped) for stopped in (True, False))
+    decode = scorer.reader.tokenizer.decode
     assert decode(finished).rstrip().endswith("<|im_end|>") and decode(cut).endswith("an answer")
     assert finished[:len(cut)] == cut
     assert scorer(PROMPTS[:1], ["an answer"], [True]) != scorer(PROMPTS[:1], ["an answer"], [False])
