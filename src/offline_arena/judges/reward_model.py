@@ -30,8 +30,9 @@ class RewardModelJudge:
         self.model_path = str(model_path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.dtype = scoring_dtype(self.device)
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_path, dtype=getattr(torch, scoring_dtype(self.device))).to(self.device).eval()
+            self.model_path, dtype=getattr(torch, self.dtype)).to(self.device).eval()
         self.model.requires_grad_(False)
         if self.model.config.num_labels != 1:
             raise ValueError(f"{model_path}: a reward model needs one output (num_labels=1), "
@@ -47,9 +48,11 @@ class RewardModelJudge:
     def fingerprint(self) -> str:
         """Computed when first asked (it reads the weights' files): PPO's scorer never needs it."""
         if self._fingerprint is None:
+            from ..models.fingerprint import keyed_by_dtype
             from ..models.hf import local_fingerprint
 
-            self._fingerprint = f"rm:{local_fingerprint(self.model_path)}:v3"  # v3: reads where trained, right-padded
+            # v3: reads where trained, right-padded; a bf16 read (GPUs) is keyed apart from a float32 one.
+            self._fingerprint = keyed_by_dtype(f"rm:{local_fingerprint(self.model_path)}:v3", self.dtype)
         return self._fingerprint
 
     def input_ids(self, conversation: list[dict], stopped: bool = True) -> list[int]:
