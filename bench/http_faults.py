@@ -29,7 +29,7 @@ from offline_arena.judges import judge_battles
 from offline_arena.judges.base import judgment_key
 from offline_arena.judges.llm_pairwise import PairwiseJudge
 from offline_arena.models import Completion
-from offline_arena.models.openai_http import HTTPGenerationError, OpenAIChatGenerator
+from offline_arena.models.openai import HTTPGenerationError, OpenAIChatGenerator
 from offline_arena.store import Store
 
 TIMEOUT_S = 0.25

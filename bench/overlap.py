@@ -33,7 +33,7 @@ from offline_arena.battles import play, target_vs_opponents
 from offline_arena.judges.llm_pairwise import PairwiseJudge
 from offline_arena.models import SamplingParams
 from offline_arena.models.cached import CachedGenerator
-from offline_arena.models.openai_http import OpenAIChatGenerator
+from offline_arena.models.openai import OpenAIChatGenerator
 from offline_arena.prompts.sources import load_prompts
 from offline_arena.store import Store
 

@@ -134,11 +134,12 @@ def test_the_guard_probes_each_prompt_at_its_budget(lively_generator):
 def test_ppo_rollouts_honour_each_prompts_budget(pico_model_dir):
     from offline_arena.models.chat import stop_token_ids
     from offline_arena.train.common import load_policy
-    from offline_arena.train.ppo import PPOSettings, _sample_rollouts
+    from offline_arena.train.ppo import PPOSettings
+    from offline_arena.train.ppo_rollout import sample_rollouts
 
     model, tokenizer = load_policy(pico_model_dir)
     prompts = [[{"role": "user", "content": q}] for q in ("Hi", "Name a colour", "Say yes")]
-    rollout = _sample_rollouts(model, tokenizer, prompts, stop_token_ids(tokenizer, model.generation_config),
+    rollout = sample_rollouts(model, tokenizer, prompts, stop_token_ids(tokenizer, model.generation_config),
                                PPOSettings(max_new_tokens=8), torch.device("cpu"), seed=0, budgets=[2, 8, 5])
     lengths = rollout.mask.sum(-1).tolist()
     assert all(n <= b for n, b in zip(lengths, [2, 8, 5])) and lengths[0] <= 2 < max(lengths), lengths

@@ -20,8 +20,8 @@ import pytest
 from conftest import LocalHTTPServer, forward, free_port
 
 from offline_arena.models import GenerationRequest, SamplingParams, load_generator
-from offline_arena.models.openai_http import (ALLOW_INSECURE_HTTP_ENV, REDACTED, HTTPGenerationError,
-                                              InsecureTransportError, OpenAIChatGenerator)
+from offline_arena.models.openai import (ALLOW_INSECURE_HTTP_ENV, REDACTED, HTTPGenerationError,
+                                         InsecureTransportError, OpenAIChatGenerator)
 
 
 @pytest.fixture(scope="module")

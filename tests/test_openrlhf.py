@@ -197,7 +197,7 @@ def test_our_reward_model_is_read_where_openrlhf_reads_it(trained_reward_dir):
 
     from offline_arena.judges.reward_model import RewardModelJudge
     from offline_arena.models.chat import end_of_turn_token_id, reward_input_ids
-    from offline_arena.train.ppo import _RewardModelScorer
+    from offline_arena.train.ppo_scoring import RewardModelScorer
 
     assert reward_pooling(trained_reward_dir) == {"trained_at": "<|im_end|>", "openrlhf_reads": "<|im_end|>",
                                                   "same": True}
@@ -213,7 +213,7 @@ def test_our_reward_model_is_read_where_openrlhf_reads_it(trained_reward_dir):
     with torch.no_grad():  # OpenRLHF's reading: the value at the last attended position
         hidden = model.model(torch.tensor([rollout])).last_hidden_state
         openrlhf = model.score(hidden)[0, -1, 0].item()
-    ours = _RewardModelScorer(trained_reward_dir, torch.device("cpu"), batch_size=2)(
+    ours = RewardModelScorer(trained_reward_dir, torch.device("cpu"), batch_size=2)(
         [prompt, PROMPTS[1]], [answer, "Yes, certainly, yes, of course, yes indeed, always yes."], [True, True])[0]  # padded beside a longer one
     judged = RewardModelJudge(str(trained_reward_dir)).scores([conversation])[0]
     assert ours == pytest.approx(openrlhf, abs=1e-5) and judged == pytest.approx(openrlhf, abs=1e-5)

@@ -17,7 +17,7 @@ from offline_arena.judges import judge_battles
 from offline_arena.judges.llm_pairwise import PairwiseJudge
 from offline_arena.models import GenerationRequest, SamplingParams, load_generator
 from offline_arena.models.base import is_remote
-from offline_arena.models.openai_http import HTTPGenerationError, OpenAIChatGenerator
+from offline_arena.models.openai import HTTPGenerationError, OpenAIChatGenerator
 from offline_arena.overlap import as_done
 from offline_arena.prompts.sources import load_prompts
 from offline_arena.store import Store

@@ -293,9 +293,9 @@ def test_ppo_pico_learns_a_verifiable_reward(pico_model_dir, tmp_path, word):
 
 
 def test_reward_model_scores_do_not_depend_on_batch_padding(pico_reward_dir):
-    from offline_arena.train.ppo import _RewardModelScorer
+    from offline_arena.train.ppo_scoring import RewardModelScorer
 
-    scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
+    scorer = RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
     texts = ["ok", "a much longer answer with many more tokens in it than the first"]
     together = scorer(PROMPTS[:2], texts, [True, True])
     alone = [scorer([p], [t], [True])[0] for p, t in zip(PROMPTS[:2], texts)]
@@ -306,13 +306,14 @@ def test_a_rollout_that_hits_the_limit_scores_below_the_same_text_that_stopped(p
     """RL must reward stopping: the penalty lands on runaways only, and the reward model sees a truncated
     rollout as an open turn, never closed by the end-of-turn token as if it had ended."""
     from offline_arena.models.chat import reward_input_ids
-    from offline_arena.train.ppo import PPOSettings, _RewardModelScorer
+    from offline_arena.train.ppo import PPOSettings
+    from offline_arena.train.ppo_scoring import RewardModelScorer
 
     scores = pm.penalise_runaways(torch.tensor([0.7, 0.7]), torch.tensor([True, False]),
                                   PPOSettings().missing_eos_penalty)
     assert scores[1] < scores[0] and scores.tolist() == pytest.approx([0.7, -0.3])
     assert pm.penalise_runaways(torch.tensor([0.7]), torch.tensor([False]), None).tolist() == pytest.approx([0.7])
-    scorer = _RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
+    scorer = RewardModelScorer(pico_reward_dir, torch.device("cpu"), batch_size=4)
     conversation = [*PROMPTS[0], {"role": "assistant", "content": "an answer"}]
     finished, cut = (reward_input_ids(scorer.reader.tokenizer, conversation, stopped) for stopped in (True, False))
     decode = scorer.reader.tokenizer.decode
@@ -326,20 +327,20 @@ def test_logprobs_do_not_depend_on_batch_padding(pico_model_dir):
     masks are right, so the ratio is 1 before the first update."""
     from offline_arena.models.chat import stop_token_ids
     from offline_arena.train.common import load_policy
-    from offline_arena.train.ppo import _batched_forward, _sample_rollouts
+    from offline_arena.train.ppo_rollout import batched_forward, sample_rollouts
 
     model, tokenizer = load_policy(pico_model_dir)
     model.eval()
     torch.manual_seed(0)
     settings = _pico_settings(max_new_tokens=6)
     stops = stop_token_ids(tokenizer, model.generation_config)
-    rollout = _sample_rollouts(model, tokenizer, [list(p) for p in PROMPTS], stops, settings, torch.device("cpu"), seed=0)
+    rollout = sample_rollouts(model, tokenizer, [list(p) for p in PROMPTS], stops, settings, torch.device("cpu"), seed=0)
     value_head = torch.nn.Linear(model.config.hidden_size, 1)
     with torch.no_grad():
-        batch_lp, batch_v, _ = _batched_forward(model, value_head, rollout, settings)
+        batch_lp, batch_v, _ = batched_forward(model, value_head, rollout, settings)
         for row in range(len(PROMPTS)):
             alone = rollout.select([row])
-            lp, v, _ = _batched_forward(model, value_head, alone, settings)
+            lp, v, _ = batched_forward(model, value_head, alone, settings)
             width = lp.shape[1]
             assert torch.allclose(batch_lp[row, :width], lp[0], atol=1e-4)
             assert torch.allclose(batch_v[row, :width], v[0], atol=1e-4)

@@ -14,7 +14,7 @@ from offline_arena.judges.base import WINNERS, Matchup
 from offline_arena.judges.llm_pairwise import PairwiseJudge
 from offline_arena.judges.single_score import SingleScoreJudge
 from offline_arena.models.base import Completion, GenerationRequest, SamplingParams
-from offline_arena.models.openai_http import OpenAIChatGenerator
+from offline_arena.models.openai import OpenAIChatGenerator
 from offline_arena.privacy import (DeidentifyingGenerator, DeidentifyingJudge, deidentify, deidentify_messages,
                                    deidentify_together, default_output_path)
 from offline_arena.privacy.deidentify import _analyzer

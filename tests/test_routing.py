@@ -18,7 +18,7 @@ from test_openai_backend import (DROP_BEFORE_ANSWER, FixedRandom, RecordedSleeps
                                  chat_reply, chat_requests, no_stray_key)  # noqa: F401  (an autouse fixture)
 
 from offline_arena.models import load_generator, parse_model_spec
-from offline_arena.models.openai_http import HTTPGenerationError, InsecureTransportError, OpenAIChatGenerator
+from offline_arena.models.openai import HTTPGenerationError, InsecureTransportError, OpenAIChatGenerator
 from offline_arena.store import Store
 
 
@@ -350,7 +350,7 @@ def test_the_least_loaded_choice_sends_more_to_the_faster_replica():
 
 
 def test_replica_counts_are_logged_once_per_generate(caplog):
-    caplog.set_level(logging.INFO, logger="offline_arena.models.openai_http")
+    caplog.set_level(logging.INFO, logger="offline_arena.models.openai.generator")
     with ScriptedServer(answering(AnswerLog(), 0)) as a, ScriptedServer(answering(AnswerLog(), 1)) as b:
         generator = routed([a.url, b.url])
         generator.generate(chat_requests(4))

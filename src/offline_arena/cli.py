@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from .logs import setup_logging
 from .run_folder import RunFolder
 
 DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
@@ -18,6 +19,8 @@ DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arena", description="Post-train LLMs through an offline arena.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="debug lines, and the ML libraries' own progress bars and warnings (quieted by default)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a recipe: rounds of battle -> judge -> data -> train -> evaluate")
@@ -137,7 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     deid.add_argument("--out", help="where to write the redacted file (default: FILE with .deid before the suffix)")
     deid.set_defaults(handler=cmd_deidentify)
 
+    fields_ = commands.add_parser("fields", help="every recipe field with its type, default and description; "
+                                                 "with --kind, what train.extra / ppo.extra accept")
+    fields_.add_argument("section", nargs="?", default="",
+                         help="a dotted section path, e.g. generation, prompts, train (a stage's), ppo, evaluation "
+                              "(default: the recipe's top level)")
+    fields_.add_argument("--kind", help="a stage kind: list what its train.extra (its TRL config) accepts")
+    fields_.add_argument("--ppo", action="store_true", help="with --kind rm_ppo: list what ppo.extra accepts")
+    fields_.set_defaults(handler=cmd_fields)
+
     args = parser.parse_args(argv)
+    setup_logging(args.verbose)
     with _sigterm_unwinds(args.command):
         try:
             return args.handler(args) or 0
@@ -458,6 +471,16 @@ def cmd_doctor(args) -> int:
     from .manifest import doctor_report
 
     print(doctor_report(Path(args.run_a), Path(args.run_b)))
+    return 0
+
+
+def cmd_fields(args) -> int:
+    from .recipe_help import describe_extras, describe_section
+
+    if args.kind:
+        print(describe_extras(args.kind, "ppo" if args.ppo else "train"))
+    else:
+        print(describe_section(args.section))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Calls that wait on other machines, overlapped from the driver (the contestants of a battle, judge chunks).
 
 The waiting is network waiting — the requests themselves are asyncio, inside each endpoint's generator
-(models/openai_http.py) — so plain threads suffice to have several such calls under way at once; results
+(models/openai/) — so plain threads suffice to have several such calls under way at once; results
 still come back to the calling thread, which is the one that commits them to the store. The threads are
 daemons: Ctrl-C, or a crash, never waits for an endpoint that hangs.
 """

@@ -167,7 +167,7 @@ def endpoint_problems(base_urls: str | Sequence[str], key_env: str | None) -> li
 def _one_endpoint_problems(base_url: str, key_env: str | None) -> list[str]:
     from urllib.parse import urlsplit
 
-    from .models.openai_http import InsecureTransportError, api_key_for
+    from .models.openai import InsecureTransportError, api_key_for
     from .models.spec import is_loopback
 
     url = urlsplit(base_url)

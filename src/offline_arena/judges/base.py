@@ -87,7 +87,7 @@ def judge_battles(judge: Judge, battles: Sequence[Battle], store, chunk_size: in
     each chunk as it is done. Returns the battles with their verdicts, in order. A judge served elsewhere
     (an LLM behind an endpoint) gets `REMOTE_CHUNKS_AT_ONCE` chunks at once; the endpoint's generator
     still holds each replica to its `concurrency`."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     keys = [judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b) for b in battles]
     found = store.get_judgments(keys)
@@ -97,7 +97,7 @@ def judge_battles(judge: Judge, battles: Sequence[Battle], store, chunk_size: in
     def verdicts_of(chunk) -> list[Verdict]:
         return judge.judge([Matchup(tuple(b.messages), b.context, b.completion_a, b.completion_b) for _, b in chunk])
 
-    bar = tqdm(total=len(todo), desc="judge", unit="battle", disable=not progress or None, leave=False)
+    bar = progress_bar(len(todo), "judge", "battle", progress)
     calls = [functools.partial(verdicts_of, chunk) for chunk in chunks]
     try:
         for index, verdicts in as_done(calls, at_once=REMOTE_CHUNKS_AT_ONCE if is_remote(judge) else 1):

@@ -53,7 +53,7 @@ def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: 
         return _cached(best, store, chunk_size)
 
     if spec.kind == "openai":
-        from .openai_http import OpenAIChatGenerator
+        from .openai import OpenAIChatGenerator
 
         generator = OpenAIChatGenerator(spec.urls, spec.served_name, api_key_env=api_key_env,
                                         concurrency=concurrency, revision=revision)

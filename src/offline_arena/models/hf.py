@@ -133,7 +133,7 @@ class TransformersGenerator:
         return render_prompt(self.tokenizer, messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         rendered = [self.render(r.messages) for r in requests]
         lengths = [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
@@ -143,8 +143,7 @@ class TransformersGenerator:
         order = sorted(range(len(requests)), key=lambda i: (sampling[i], lengths[i]))
         limits = [r.params.max_new_tokens for r in requests]
         results: list[Completion | None] = [None] * len(requests)
-        bar = tqdm(total=len(requests), desc="generate", unit="answer", disable=not self.progress or None,
-                   leave=False)
+        bar = progress_bar(len(requests), "generate", "answer", self.progress)
         for _, group in groupby(order, key=lambda i: sampling[i]):
             for batch in length_capped_batches(list(group), lengths, limits, self.batch_size, self.max_batch_tokens):
                 outputs = self._generate_batch([rendered[i] for i in batch], [requests[i] for i in batch])

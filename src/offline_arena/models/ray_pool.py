@@ -1,6 +1,6 @@
 """The target's generation fanned out over a pool of Ray actors (extra `[ray]`, recipe `generation.ray`).
 
-Why Ray here, and asyncio for endpoints (models/openai_http.py): an endpoint already is a server, so the
+Why Ray here, and asyncio for endpoints (models/openai/): an endpoint already is a server, so the
 driver only has to keep many HTTP requests in flight. A local model is not: someone has to start processes
 on other cores or hosts, load the weights once in each and keep them there, notice when one dies and hand
 its work to another. That is what Ray actors do, and a cluster usually runs Ray already.

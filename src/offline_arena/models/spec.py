@@ -13,7 +13,7 @@
                                         hosts): base URLs joined by commas, each comma followed by the next
                                         URL's http:// or https://, so a comma inside a URL (a query string)
                                         stays part of it. Each request goes to the least-loaded healthy
-                                        replica (models/openai_http.py); the cache keys name the served model,
+                                        replica (models/openai/router.py); the cache keys name the served model,
                                         not the replicas, so a run resumes unchanged on 1 replica or 3
     <any of the above>@best-of-8        sample 8 answers, keep the one a scorer ranks highest
     <any of the above>@revise           the model's answer repaired to meet the prompt's checkable

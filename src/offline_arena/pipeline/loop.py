@@ -3,6 +3,7 @@ promoting each stage's model as the next stage's target; write the summary and t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -36,8 +37,11 @@ class RunContext:
     tracker: Callable[[dict], None] | None = None
 
 
-def run(recipe: Recipe, run_dir: Path, log=print) -> dict:
-    """Run (or resume) every round and stage; return the final summary."""
+def run(recipe: Recipe, run_dir: Path, log: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) every round and stage; return the final summary. `log` receives each line of the
+    run's story (stage starts, tables, the final lines); by default the `offline_arena.pipeline` logger,
+    which `arena run` writes to standard output (logs.setup_logging)."""
+    log = log or logging.getLogger("offline_arena.pipeline").info
 
     from ..preflight import preflight
 

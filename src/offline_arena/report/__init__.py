@@ -9,7 +9,7 @@ evaluation, held-out metric and training curves, win-rate matrices, and a browse
     render.py       the page; static/ holds its inline CSS and script
 
 The page loads nothing from anywhere (a Content-Security-Policy forbids it), so it can be mailed,
-archived or opened offline. Only numpy (through ratings.py, and only when a folder has no leaderboard
+archived or opened offline. Only numpy (through ratings/, and only when a folder has no leaderboard
 of its own) is imported; no torch.
 """
 

@@ -294,6 +294,9 @@ def run_guarded(stage: str, trainer, model, tokenizer, guard_example: Callable[[
     probes = list(probe_messages)[: settings.probe_prompts] if main else []
     if probes:
         report.runaway_before = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)
+    from .step_progress import show_step_progress
+
+    show_step_progress(trainer, stage, loss_key)
     started = time.perf_counter()
     trainer.train()
     # Every rank logs the same (all-reduced) losses, so metrics agree across ranks.

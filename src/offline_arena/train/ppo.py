@@ -31,7 +31,8 @@ Design choices (CPU first):
   id, which with pad == eos (SmolLM2) drops the end-of-turn token from the policy loss — the stop-token
   lesson in docs/architecture.md.
 
-References: see ppo_math.py.
+Modules: ppo_rollout.py (rollouts, forward passes), ppo_scoring.py (reward function / reward model),
+ppo_math.py (losses, GAE, KL control; its references).
 """
 
 from __future__ import annotations
@@ -43,15 +44,15 @@ import random
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..models.chat import end_of_turn_token_id, stop_token_ids
-from ..run_folder import METRICS
+from ..progress import progress_bar
+from ..run_folder import CHECKPOINT, METRICS
 from .common import TrainResult, train_default, load_policy, loss_summary, on_gpu, recipe_default, save_checkpoint
 from .guard import GuardReport, StopTokenGuardError, check_runaway, runaway_rate
-
-Messages = Sequence[dict]
-RewardFn = Callable[[Messages, str], float]
+from .ppo_rollout import Rollouts, batched_forward, forward, sample_rollouts
+from .ppo_scoring import CombinedScorer, Messages, RewardFn
 
 
 def _ppo_default(name: str):
@@ -147,9 +148,11 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     `reward_model_path` (AutoModelForSequenceClassification with num_labels=1). Writes
     `out_dir/metrics.json` (per-step curve) and `out_dir/checkpoint` (the policy without its value head,
     loadable with AutoModelForCausalLM), with the stop-token guard around training. `budgets`: each
-    prompt's rollout token limit (its length budget; None: `settings.max_new_tokens` for all)."""
+    prompt's rollout token limit (its length budget; None: `settings.max_new_tokens` for all).
+
+    Each step: rollouts (ppo_rollout.py), their scores and advantages (`_score_rollouts`), then the clipped
+    updates (`_update`)."""
     import torch
-    from tqdm.auto import tqdm
 
     from . import ppo_math as pm
 
@@ -160,7 +163,6 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
     device = torch.device("cuda" if on_gpu() else "cpu")
 
     model, tokenizer = load_policy(model_path, lora=settings.lora)
@@ -173,19 +175,8 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     if probes:
         report.runaway_before = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)
 
-    if settings.lora:
-        from peft import LoraConfig, get_peft_model
-
-        # No LoRA dropout: PPO's ratio must be exactly 1 before the first update ([N+]).
-        model = get_peft_model(model, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                                                 lora_dropout=0.0, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
-        reference = None
-    else:
-        reference = copy.deepcopy(model).requires_grad_(False)
-        reference.eval()
+    model, reference = _with_reference(model, settings)
     model.eval()  # dropout off for rollouts *and* updates; gradients still flow
-
     hidden_size = model.config.get_text_config().hidden_size
     value_head = torch.nn.Linear(hidden_size, 1).to(device)  # float32 whatever the policy dtype
     torch.nn.init.zeros_(value_head.weight)
@@ -194,92 +185,43 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, eps=settings.adam_eps, weight_decay=0.0)
     kl_controller = (pm.AdaptiveKLController(settings.init_kl_coef, settings.target_kl, settings.kl_gain)
                      if settings.adaptive_kl else pm.FixedKLController(settings.init_kl_coef))
-    scorers = ([_RewardModelScorer(reward_model_path, device, settings.forward_batch_size)] if reward_model_path else []) + \
-              ([_CallableScorer(reward_fn)] if reward_fn is not None else [])
-
-    def score(prompts_, texts, stopped):  # reward model + reward function, when both are given
-        return [sum(parts) for parts in zip(*(s(prompts_, texts, stopped) for s in scorers))]
+    score = CombinedScorer(reward_fn, reward_model_path, device, settings.forward_batch_size)
+    batches = _prompt_batches(prompts, budgets, settings)
     minibatch_order = torch.Generator().manual_seed(settings.seed)
 
     curve: list[dict] = []
-    queue: list[int] = []
     started = time.perf_counter()
-    bar = tqdm(range(settings.steps), desc="ppo", unit="step")
-    for step in bar:
-        step_started = time.perf_counter()
-        batch_prompts, batch_budgets = [], []
-        for _ in range(settings.rollouts_per_step // settings.samples_per_prompt):
-            if not queue:  # walk the prompt set in a fresh shuffled order, epoch after epoch
-                queue = list(range(len(prompts)))
-                rng.shuffle(queue)
-            index = queue.pop()
-            batch_prompts.extend([list(prompts[index])] * settings.samples_per_prompt)
-            batch_budgets.extend([budgets[index] if budgets else settings.max_new_tokens] * settings.samples_per_prompt)
-
-        with compute_autocast(device):
-            rollout = _sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device,
-                                       seed=settings.seed * 1_000_003 + step, budgets=batch_budgets)
-        mask = rollout.mask
-        with torch.no_grad(), compute_autocast(device):
-            old_logprobs, old_values, entropy = _batched_forward(model, value_head, rollout, settings, entropy=True)
-            if reference is None:
-                with model.disable_adapter():
-                    ref_logprobs, _, _ = _batched_forward(model, None, rollout, settings)
-            else:
-                ref_logprobs, _, _ = _batched_forward(reference, None, rollout, settings)
-            raw_scores = torch.tensor(score(batch_prompts, rollout.texts, rollout.stopped.tolist()),
-                                      dtype=torch.float32, device=device)
-            scores = pm.penalise_runaways(raw_scores, rollout.stopped, settings.missing_eos_penalty)
-            beta = kl_controller.value
-            rewards, kl = pm.kl_penalised_rewards(scores, old_logprobs, ref_logprobs, mask, beta)
-            if settings.whiten_rewards:
-                rewards = pm.masked_whiten(rewards, mask, shift_mean=False)
-            advantages, returns = pm.gae(rewards, old_values, mask, settings.gamma, settings.lam)
-            advantages = pm.masked_whiten(advantages, mask)
-
-        step_stats: dict[str, list[float]] = {}
-        count = len(batch_prompts)
-        for _ in range(settings.ppo_epochs):
-            order = torch.randperm(count, generator=minibatch_order).tolist()
-            for start in range(0, count, settings.minibatch_size):
-                rows = order[start:start + settings.minibatch_size]
-                mb = rollout.select(rows)
-                width = mb.responses.shape[1]
-                with compute_autocast(device):  # bf16 compute where fast; the weights Adam updates stay float32
-                    new_logprobs, new_values, _ = _forward(model, value_head, mb, settings.temperature)
-                pg_loss, pg_stats = pm.policy_loss(new_logprobs, old_logprobs[rows, :width],
-                                                   advantages[rows, :width], mb.mask, settings.cliprange)
-                vf_loss, vf_stats = pm.value_loss(new_values, old_values[rows, :width], returns[rows, :width],
-                                                  mb.mask, settings.cliprange_value)
-                loss = pg_loss + settings.vf_coef * vf_loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
-                optimizer.step()
-                for key, value in {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
-                                   "grad_norm": float(grad_norm), **pg_stats, **vf_stats}.items():
-                    step_stats.setdefault(key, []).append(value)
-
-        mean_kl = kl.sum(1).mean().item()  # nats per completion, the quantity [Z19] control
-        kl_controller.update(mean_kl)
-        record = {
-            "step": step + 1,
-            "mean_score": raw_scores.mean().item(),
-            "mean_kl": mean_kl,
-            "kl_coef": beta,
-            "mean_rlhf_reward": (scores - beta * kl.sum(1)).mean().item(),
-            **{key: sum(values) / len(values) for key, values in step_stats.items()},
-            "entropy": entropy,
-            "mean_response_tokens": mask.sum(1).float().mean().item(),
-            "stopped_rate": rollout.stopped.float().mean().item(),
-            "seconds": time.perf_counter() - step_started,
-            "sample": rollout.texts[0][:300],
-        }
-        curve.append(record)
-        bar.set_postfix(score=f"{record['mean_score']:.3f}", kl=f"{mean_kl:.3f}", beta=f"{beta:.3f}")
-        if not all(math.isfinite(record[k]) for k in ("policy_loss", "value_loss", "mean_kl")):
-            break  # reported by loss_summary below, after the curve is written
-    bar.close()
+    with progress_bar(settings.steps, "train ppo", "step") as bar:
+        for step in range(settings.steps):
+            step_started = time.perf_counter()
+            batch_prompts, batch_budgets = next(batches)
+            with compute_autocast(device):
+                rollout = sample_rollouts(model, tokenizer, batch_prompts, stop_ids, settings, device,
+                                          seed=settings.seed * 1_000_003 + step, budgets=batch_budgets)
+            scored = _score_rollouts(model, reference, value_head, rollout, score(batch_prompts, rollout.texts,
+                                     rollout.stopped.tolist()), kl_controller.value, settings, device)
+            step_stats = _update(model, value_head, trainable, optimizer, rollout, scored, settings,
+                                 minibatch_order, device)
+            mean_kl = scored.kl.sum(1).mean().item()  # nats per completion, the quantity [Z19] control
+            kl_controller.update(mean_kl)
+            record = {
+                "step": step + 1,
+                "mean_score": scored.raw_scores.mean().item(),
+                "mean_kl": mean_kl,
+                "kl_coef": scored.beta,
+                "mean_rlhf_reward": (scored.scores - scored.beta * scored.kl.sum(1)).mean().item(),
+                **{key: sum(values) / len(values) for key, values in step_stats.items()},
+                "entropy": scored.entropy,
+                "mean_response_tokens": rollout.mask.sum(1).float().mean().item(),
+                "stopped_rate": rollout.stopped.float().mean().item(),
+                "seconds": time.perf_counter() - step_started,
+                "sample": rollout.texts[0][:300],
+            }
+            curve.append(record)
+            bar.note(f"score {record['mean_score']:.3f}, kl {mean_kl:.3f}, beta {scored.beta:.3f}")
+            bar.update(1)
+            if not all(math.isfinite(record[k]) for k in ("policy_loss", "value_loss", "mean_kl")):
+                break  # reported by loss_summary below, after the curve is written
 
     train_seconds = time.perf_counter() - started
     metrics = {
@@ -296,11 +238,116 @@ def train_ppo(model_path: str | Path, prompts: Sequence[Messages], out_dir: str 
 
     if probes:
         report.runaway_after = runaway_rate(model, tokenizer, probes, settings.probe_max_new_tokens)
-    checkpoint = save_checkpoint(model, tokenizer, out_dir / "checkpoint")
+    checkpoint = save_checkpoint(model, tokenizer, out_dir / CHECKPOINT)
     metrics_path.write_text(json.dumps(
         {"stage": "ppo", **metrics, "guard": report.as_dict(), "settings": asdict(settings)}, indent=2))
     check_runaway(report, where="ppo stage")  # after saving, so a failed stage can be inspected
     return TrainResult(checkpoint, metrics, report)
+
+
+def _with_reference(model, settings: PPOSettings):
+    """The policy to train and the frozen reference: a deep copy of the initial policy, or with LoRA the
+    same model with its adapters off (None here; `model.disable_adapter()` at use)."""
+    if not settings.lora:
+        reference = copy.deepcopy(model).requires_grad_(False)
+        reference.eval()
+        return model, reference
+    from peft import LoraConfig, get_peft_model
+
+    # No LoRA dropout: PPO's ratio must be exactly 1 before the first update ([N+]).
+    return get_peft_model(model, LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
+                                            target_modules="all-linear", task_type="CAUSAL_LM")), None
+
+
+def _prompt_batches(prompts: Sequence[Messages], budgets: Sequence[int] | None, settings: PPOSettings):
+    """Each step's prompts and their token budgets, `samples_per_prompt` copies of each: the prompt set walked
+    in a fresh shuffled order, epoch after epoch."""
+    rng = random.Random(settings.seed)
+    queue: list[int] = []
+    while True:
+        batch_prompts, batch_budgets = [], []
+        for _ in range(settings.rollouts_per_step // settings.samples_per_prompt):
+            if not queue:
+                queue = list(range(len(prompts)))
+                rng.shuffle(queue)
+            index = queue.pop()
+            batch_prompts.extend([list(prompts[index])] * settings.samples_per_prompt)
+            batch_budgets.extend([budgets[index] if budgets else settings.max_new_tokens] * settings.samples_per_prompt)
+        yield batch_prompts, batch_budgets
+
+
+@dataclass
+class _Scored:
+    """A rollout batch's no-grad quantities: what the updates compare against and aim for."""
+
+    old_logprobs: "object"   # (B, R) policy log-probs of the sampled tokens before any update
+    old_values: "object"     # (B, R) value estimates before any update
+    entropy: float           # mean token entropy of the policy over the responses
+    raw_scores: "object"     # (B,) scorer's scores
+    scores: "object"         # (B,) after the missing-end-of-turn penalty
+    beta: float              # the KL coefficient this step used
+    kl: "object"             # (B, R) per-token log π − log π_ref
+    advantages: "object"     # (B, R) whitened GAE advantages
+    returns: "object"        # (B, R) λ-returns (value targets)
+
+
+def _score_rollouts(model, reference, value_head, rollout: Rollouts, raw_scores: list[float], beta: float,
+                    settings: PPOSettings, device) -> _Scored:
+    """Steps 2-4 of the module docstring, under no grad: log-probs and values, KL-penalised per-token
+    rewards with the score at the last token, GAE advantages (whitened) and returns."""
+    import torch
+
+    from . import ppo_math as pm
+
+    mask = rollout.mask
+    with torch.no_grad(), compute_autocast(device):
+        old_logprobs, old_values, entropy = batched_forward(model, value_head, rollout, settings, entropy=True)
+        if reference is None:
+            with model.disable_adapter():
+                ref_logprobs, _, _ = batched_forward(model, None, rollout, settings)
+        else:
+            ref_logprobs, _, _ = batched_forward(reference, None, rollout, settings)
+        raw = torch.tensor(raw_scores, dtype=torch.float32, device=device)
+        scores = pm.penalise_runaways(raw, rollout.stopped, settings.missing_eos_penalty)
+        rewards, kl = pm.kl_penalised_rewards(scores, old_logprobs, ref_logprobs, mask, beta)
+        if settings.whiten_rewards:
+            rewards = pm.masked_whiten(rewards, mask, shift_mean=False)
+        advantages, returns = pm.gae(rewards, old_values, mask, settings.gamma, settings.lam)
+        advantages = pm.masked_whiten(advantages, mask)
+    return _Scored(old_logprobs, old_values, entropy, raw, scores, beta, kl, advantages, returns)
+
+
+def _update(model, value_head, trainable, optimizer, rollout: Rollouts, scored: _Scored, settings: PPOSettings,
+            minibatch_order, device) -> dict[str, list[float]]:
+    """Step 5: `ppo_epochs` passes over shuffled minibatches, clipped policy loss + vf_coef × clipped value
+    loss, one clipped-gradient Adam step per minibatch. Returns each statistic per minibatch."""
+    import torch
+
+    from . import ppo_math as pm
+
+    step_stats: dict[str, list[float]] = {}
+    count = rollout.responses.shape[0]
+    for _ in range(settings.ppo_epochs):
+        order = torch.randperm(count, generator=minibatch_order).tolist()
+        for start in range(0, count, settings.minibatch_size):
+            rows = order[start:start + settings.minibatch_size]
+            mb = rollout.select(rows)
+            width = mb.responses.shape[1]
+            with compute_autocast(device):  # bf16 compute where fast; the weights Adam updates stay float32
+                new_logprobs, new_values, _ = forward(model, value_head, mb, settings.temperature)
+            pg_loss, pg_stats = pm.policy_loss(new_logprobs, scored.old_logprobs[rows, :width],
+                                               scored.advantages[rows, :width], mb.mask, settings.cliprange)
+            vf_loss, vf_stats = pm.value_loss(new_values, scored.old_values[rows, :width],
+                                              scored.returns[rows, :width], mb.mask, settings.cliprange_value)
+            loss = pg_loss + settings.vf_coef * vf_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, settings.max_grad_norm)
+            optimizer.step()
+            for key, value in {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
+                               "grad_norm": float(grad_norm), **pg_stats, **vf_stats}.items():
+                step_stats.setdefault(key, []).append(value)
+    return step_stats
 
 
 def _validate(settings: PPOSettings, prompts, reward_fn, reward_model_path) -> None:
@@ -319,142 +366,3 @@ def _validate(settings: PPOSettings, prompts, reward_fn, reward_model_path) -> N
         raise ValueError("PPOSettings.temperature must be > 0: PPO needs sampled rollouts and their log-probs")
     if settings.adaptive_kl and settings.target_kl <= 0:
         raise ValueError("PPOSettings.target_kl must be > 0 with adaptive_kl")
-
-
-@dataclass
-class _Rollouts:
-    """A batch of rollouts: left-padded prompts, right-padded responses (cut after the first stop token)."""
-
-    queries: "object"          # (B, Q) long, left-padded with the pad id
-    query_mask: "object"       # (B, Q) bool
-    responses: "object"        # (B, R) long, right-padded with the pad id
-    mask: "object"             # (B, R) bool, True up to and including the first stop token
-    stopped: "object"          # (B,) bool
-    texts: list[str]           # decoded completions (special tokens dropped), for the scorer
-
-    def select(self, rows: Sequence[int]) -> "_Rollouts":
-        """The given rows, with columns that are padding in all of them trimmed away (less compute on CPU;
-        left trimming keeps every row's response columns aligned with the full batch)."""
-        query_mask = self.query_mask[rows]
-        first = int(query_mask.any(0).nonzero().min())
-        mask = self.mask[rows]
-        width = int(mask.any(0).nonzero().max()) + 1
-        return _Rollouts(self.queries[rows][:, first:], query_mask[:, first:], self.responses[rows][:, :width],
-                         mask[:, :width], self.stopped[rows], [self.texts[i] for i in rows])
-
-
-def _sample_rollouts(model, tokenizer, prompts: list[list[dict]], stop_ids: list[int], settings: PPOSettings,
-                     device, seed: int, budgets: Sequence[int] | None = None) -> _Rollouts:
-    """Sampled responses through the pipeline's decoder (models/decode.py: chunked prefill, finished rows
-    dropped), at the caller's compute dtype. Pure sampling: no top-k / top-p / repetition penalty from the
-    model's defaults, so the tokens come from softmax(logits / temperature), the distribution whose
-    log-probs PPO uses."""
-    import torch
-
-    from ..models.chat import render_prompt
-    from ..models.decode import decode
-    from .ppo_math import response_mask
-
-    pad_id = tokenizer.pad_token_id
-    query_ids = [tokenizer(render_prompt(tokenizer, m), add_special_tokens=False)["input_ids"] for m in prompts]
-    responses: list[list[int]] = []
-    for start in range(0, len(query_ids), settings.forward_batch_size):
-        chunk = query_ids[start:start + settings.forward_batch_size]
-        queries, query_mask = _left_pad(chunk, pad_id, device)
-        limits = settings.max_new_tokens if budgets is None else list(budgets[start:start + settings.forward_batch_size])
-        tokens, _ = decode(model, queries, query_mask.long(), limits, stop_ids,
-                           temperature=settings.temperature, seed=seed + start)
-        responses.extend(tokens)  # each ends at (and includes) its first stop token
-    queries, query_mask = _left_pad(query_ids, pad_id, device)
-    width = max(len(r) for r in responses)
-    padded = torch.tensor([r + [pad_id] * (width - len(r)) for r in responses], dtype=torch.long, device=device)
-    mask, stopped = response_mask(padded, stop_ids, [len(r) for r in responses])
-    texts = [tokenizer.decode([t for t in r if t not in stop_ids], skip_special_tokens=True).strip()
-             for r in responses]
-    return _Rollouts(queries, query_mask, padded, mask, stopped, texts)
-
-
-def _left_pad(sequences: list[list[int]], pad_id: int, device):
-    import torch
-
-    width = max(len(s) for s in sequences)
-    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in sequences], dtype=torch.long, device=device)
-    mask = torch.tensor([[False] * (width - len(s)) + [True] * len(s) for s in sequences], device=device)
-    return ids, mask
-
-
-def _forward(model, value_head, rollout: _Rollouts, temperature: float, entropy: bool = False):
-    """Log-probs of the response tokens (B, R), values V(s_t) (B, R) or None, and optionally the mean
-    token entropy. The logit at position i predicts token i+1, so the response's R tokens are predicted by
-    the last R+1 positions minus the final one; only those logits are computed (`logits_to_keep`), which
-    on a 49k vocabulary saves most of the LM head's work."""
-    import torch
-
-    from .ppo_math import masked_mean
-
-    input_ids = torch.cat([rollout.queries, rollout.responses], dim=1)
-    attention_mask = torch.cat([rollout.query_mask, rollout.mask], dim=1).long()
-    # Positions count real tokens only, as generate() does for left-padded prompts.
-    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
-    width = rollout.responses.shape[1]
-    output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   logits_to_keep=width + 1, output_hidden_states=value_head is not None, use_cache=False)
-    logits = output.logits[:, :-1].float() / temperature
-    log_norm = torch.logsumexp(logits, dim=-1)
-    chosen = logits.gather(-1, rollout.responses.unsqueeze(-1)).squeeze(-1)
-    logprobs = (chosen - log_norm).masked_fill(~rollout.mask, 0.0)  # log softmax at the sampled token
-    values = None
-    if value_head is not None:
-        hidden = output.hidden_states[-1][:, -(width + 1):-1].float()
-        values = value_head(hidden).squeeze(-1).masked_fill(~rollout.mask, 0.0)
-    mean_entropy = None
-    if entropy:
-        token_entropy = log_norm - (torch.softmax(logits, dim=-1) * logits).sum(-1)
-        mean_entropy = masked_mean(token_entropy, rollout.mask).item()
-    return logprobs, values, mean_entropy
-
-
-def _batched_forward(model, value_head, rollout: _Rollouts, settings: PPOSettings, entropy: bool = False):
-    """`_forward` in chunks of `forward_batch_size` rows, results padded back to the batch's width."""
-    import torch
-
-    width = rollout.responses.shape[1]
-    logprobs, values, entropies, weights = [], [], [], []
-    for start in range(0, rollout.responses.shape[0], settings.forward_batch_size):
-        rows = list(range(start, min(start + settings.forward_batch_size, rollout.responses.shape[0])))
-        chunk = rollout.select(rows)
-        lp, v, ent = _forward(model, value_head, chunk, settings.temperature, entropy=entropy)
-        logprobs.append(torch.nn.functional.pad(lp, (0, width - lp.shape[1])))
-        if v is not None:
-            values.append(torch.nn.functional.pad(v, (0, width - v.shape[1])))
-        if ent is not None:
-            entropies.append(ent)
-            weights.append(float(chunk.mask.sum()))
-    mean_entropy = sum(e * w for e, w in zip(entropies, weights)) / sum(weights) if entropies else None
-    return torch.cat(logprobs), (torch.cat(values) if values else None), mean_entropy
-
-
-class _CallableScorer:
-    def __init__(self, reward_fn: RewardFn):
-        self.reward_fn = reward_fn
-
-    def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
-        scores = [float(self.reward_fn(p, t)) for p, t in zip(prompts, texts)]
-        bad = [s for s in scores if not math.isfinite(s)]
-        if bad:
-            raise ValueError(f"reward_fn returned non-finite scores: {bad[:5]}")
-        return scores
-
-
-class _RewardModelScorer:
-    """A sequence-classification reward model (num_labels=1) read as the `rm:` judge reads it
-    (judges/reward_model.py): a finished rollout with its turn closed where the model was trained to be
-    read, a rollout cut at the token limit as an open turn, never as if it had ended."""
-
-    def __init__(self, path: str | Path, device, batch_size: int):
-        from ..judges.reward_model import RewardModelJudge
-
-        self.reader = RewardModelJudge(str(path), batch_size=batch_size, device=str(device))
-
-    def __call__(self, prompts: list[list[dict]], texts: list[str], stopped: list[bool]) -> list[float]:
-        return self.reader.scores([[*p, {"role": "assistant", "content": t}] for p, t in zip(prompts, texts)], stopped)

@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible chat endpoint (vLLM, TGI, llama.cpp, `transformers serve`, hosted APIs).
+"""The generator for one OpenAI-compatible chat endpoint or its replicas.
 
 Requests go out concurrently (asyncio + httpx) but at most `concurrency` at a time per server, so a 70B
 opponent behind one server is not flooded; answers come back in request order. Each generator runs one
@@ -10,187 +10,27 @@ chunks of one call together and hands each back as soon as all its answers are i
 it while later chunks are still being answered, rather than waiting for each chunk's slowest request
 before sending the next.
 
-Replicas. A model served by several replicas (`openai:http://h1/v1,http://h2/v1#name`; vLLM's
---data-parallel-size behind several ports, several hosts) is one generator: each request goes to the
-least-loaded replica in the pool (fewest requests in flight, ties to the one named first), each replica
-holding at most `concurrency`. A replica that fails a request (connection refused or dropped, timeout,
-408/409/425/429/5xx, a malformed 200) leaves the pool for `cooldown_s` (longer if its Retry-After asks)
-and the request is retried at once on another replica; the retry budget counts attempts on every replica.
-Once its cool-down is over a replica is back in the pool but takes one request at a time until one is
-answered (a replica that hangs then holds one request for `timeout_s`, not `concurrency` of them). Only
-when no other replica is in the pool does a retry wait out the backoff below, and then it goes to the
-least-loaded replica whatever its state. A 4xx other than those is the request's fault, not the replica's,
-and is not retried anywhere. `replica_stats` counts each replica's answers and failures (logged after each
-`generate` when there are several). With one URL all this reduces to the behaviour below.
-
-Failures. A request is retried, up to `max_retries` times, after: an HTTP 408/409/425/429/5xx answer, a
-timeout (no answer within `timeout_s`), a connection refused or dropped mid-answer, and a 200 answer whose
-body is not a chat completion (not JSON, no choices, no message text). A server's Retry-After (seconds or
-an HTTP date) is honoured up to `max_retry_after_s`; otherwise the wait is exponential, `backoff_s`
-doubled each retry up to `max_backoff_s`, with "equal jitter" (a random point in the upper half of that
-ceiling). Any other answer (400, 401, 404, ...), or the last failed retry, raises `HTTPGenerationError`
-naming the URL, the number of attempts and what the server said; the other requests of the batch are then
-cancelled; with replicas, the error names each one tried and what it said last. A failure is never turned
-into an empty answer, which a judge would count as a loss or a tie.
-
-The API key. It is read from the environment variable `api_key_env` names (a recipe's `api_key_env`,
-default OPENAI_API_KEY) when the generator is built and again at each `generate`; it is never stored,
-logged, part of a fingerprint, or shown in an error (any echo of it in a server's answer is replaced by
-"[redacted]"). It is sent over `https://` anywhere, and over plain `http://` only to a loopback host
-(127.0.0.0/8, ::1, localhost), which is then reached directly, never through an HTTP_PROXY from the
-environment. Anything else is refused with `InsecureTransportError`, unless you opt in for a network you
-trust with `allow_insecure_http=True` or the environment variable OFFLINE_ARENA_ALLOW_INSECURE_HTTP=1.
-Without a key, plain http is allowed anywhere: there is nothing to leak.
+Where a request goes is router.py's, when it is retried retries.py's, how the key travels transport.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
-import math
 import os
 import random
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable, Iterator, Sequence
-from urllib.parse import urlsplit
 
-from .base import Completion, GenerationRequest, canonical_json
-from .spec import is_loopback, split_base_urls
+from ..base import Completion, GenerationRequest, canonical_json
+from ..spec import split_base_urls
+from .retries import HTTPGenerationError, MalformedAnswer, _Failed, asked_wait_s, retry_delay, retryable_status
+from .router import Replica
+from .transport import _redactor, _Session, api_key_for, http_client
 
 log = logging.getLogger(__name__)
-
-# The 4xx answers that pass (timeout, conflict, too early, rate limit); any other 4xx is the request's fault.
-RETRYABLE_4XX = {408, 409, 425, 429}
-ALLOW_INSECURE_HTTP_ENV = "OFFLINE_ARENA_ALLOW_INSECURE_HTTP"
-REDACTED = "[redacted]"
-
-
-def retryable_status(status: int) -> bool:
-    """Every 5xx is retried, as the openai client does (>= 500): gateways and hosted APIs answer transient
-    failures with codes outside the standard four (507, Cloudflare's 520-524, 529 overloaded), and even a
-    501 may come from one replica of several that runs another server version, or from a proxy in between.
-    A 5xx that is in fact permanent costs `max_retries` bounded retries before the same clear error."""
-    return status in RETRYABLE_4XX or 500 <= status <= 599
-
-
-class HTTPGenerationError(RuntimeError):
-    pass
-
-
-class InsecureTransportError(HTTPGenerationError):
-    """The API key would travel unencrypted to a host that is not this machine."""
-
-
-class MalformedAnswer(ValueError):
-    """A 200 answer whose body is not a chat completion (a gateway's error page, a truncated proxy reply,
-    an `{"error": ...}` object): retried like a 5xx, since it is the server's fault, not the request's."""
-
-
-@dataclass
-class Replica:
-    """One base URL of the served model, as the router sees it."""
-
-    url: str  # base URL, no trailing slash
-    order: int  # its place in the spec: ties go to the earlier one, so routing is reproducible
-    in_flight: int = 0
-    answered: int = 0
-    failed: int = 0
-    out_until: float = -math.inf  # clock time until which it is out of the pool (cooling down)
-    suspect: bool = False  # it failed and has not answered a request sent since
-    failures_seen: int = 0  # bumped at each failure: tells a request sent after it from one sent before
-
-    @property
-    def chat_url(self) -> str:
-        return f"{self.url}/chat/completions"
-
-
-@dataclass
-class _Failed:
-    """One attempt that got no completion."""
-
-    problem: str
-    retry_after: str | None = None
-    retryable: bool = True  # False: the request's fault (a 4xx), so no other replica would do better
-
-
-class _Router:
-    """Picks the replica for each attempt and keeps the pool. Runs inside one event loop: no locks, and
-    every state change is made between awaits."""
-
-    def __init__(self, replicas: list[Replica], concurrency: int, cooldown_s: float, clock: Callable[[], float]):
-        self.replicas, self.concurrency, self.cooldown_s, self.clock = replicas, concurrency, cooldown_s, clock
-        self._waiters: collections.deque[asyncio.Future] = collections.deque()
-
-    def in_pool(self, replica: Replica) -> bool:
-        return self.clock() >= replica.out_until
-
-    def another_in_pool(self, replica: Replica | None) -> bool:
-        """Whether a retry after `replica` failed has somewhere else to go right away."""
-        return any(r is not replica and self.in_pool(r) for r in self.replicas)
-
-    def _limit(self, replica: Replica) -> int:
-        # A replica back from its cool-down takes one request until it answers; with a single replica there
-        # is nowhere else to send the others, so it keeps the full limit (the single-URL behaviour).
-        return 1 if replica.suspect and len(self.replicas) > 1 else self.concurrency
-
-    def choose(self) -> Replica | None:
-        """The least-loaded replica with room, from the pool, or from every replica when none is in it."""
-        pool = [r for r in self.replicas if self.in_pool(r)]
-        if pool:
-            free = [r for r in pool if r.in_flight < self._limit(r)]
-        else:  # every replica is down: nowhere better to go, so use them as a single one would be used
-            free = [r for r in self.replicas if r.in_flight < self.concurrency]
-        return min(free, key=lambda r: (r.in_flight, r.order), default=None)
-
-    async def acquire(self) -> Replica:
-        """A replica slot, waiting until one frees. Whenever this finds nothing, every candidate is at its
-        limit (so holds >= 1 request), and each of those requests wakes a waiter when it ends."""
-        while (replica := self.choose()) is None:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_one()  # woken, then cancelled: pass the free slot on
-                raise
-        replica.in_flight += 1
-        if self.choose() is not None:
-            self._wake_one()  # room left (e.g. the pool changed): the next waiter need not wait for a release
-        return replica
-
-    def release(self, replica: Replica) -> None:
-        replica.in_flight -= 1
-        self._wake_one()
-
-    def answered(self, replica: Replica, failures_seen_at_send: int) -> None:
-        replica.answered += 1
-        # Only a request sent after its last failure proves a replica well again: one that was already in
-        # flight when it failed may have been answered just before it went down.
-        if replica.suspect and failures_seen_at_send == replica.failures_seen:
-            replica.suspect, replica.out_until = False, -math.inf
-            self._wake_one()
-
-    def failed(self, replica: Replica, asked_wait_s: float | None) -> None:
-        replica.failed += 1
-        replica.failures_seen += 1
-        replica.suspect = True
-        # A server that says when to come back (Retry-After) knows its load better than our default.
-        replica.out_until = self.clock() + max(self.cooldown_s, asked_wait_s or 0.0)
-        self._wake_one()  # if that emptied the pool, waiters may now use any replica
-
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
 
 
 class OpenAIChatGenerator:
@@ -255,14 +95,13 @@ class OpenAIChatGenerator:
         """(chunk index, its completions) for every chunk, each as soon as all its answers are in. All chunks
         are sent at once (the router still holds each replica to `concurrency` requests, first come first
         served, so early chunks finish first). If one fails, the rest are cancelled and its error raised."""
-        from tqdm.auto import tqdm
+        from ...progress import progress_bar
 
         session = self._started_session()
         # Read at each call (a rotated key is used at once) and sent with each request, not kept in a client.
         api_key = self._api_key()
         auth, redact = ({"Authorization": f"Bearer {api_key}"} if api_key else {}), _redactor(api_key)
-        bar = tqdm(total=sum(len(c) for c in chunks), desc=f"generate {self.model}", unit="answer",
-                   disable=not self.progress or None, leave=False)
+        bar = progress_bar(sum(len(c) for c in chunks), f"generate {self.model}", "answer", self.progress)
         futures = {session.submit(self._generate_all(session, list(chunk), auth, redact, bar)): index
                    for index, chunk in enumerate(chunks)}
         try:
@@ -322,15 +161,7 @@ class OpenAIChatGenerator:
 
     def _client(self, base_url: str):
         """One client per replica, so each has its own connection limit and proxy rule."""
-        import httpx
-
-        url = urlsplit(base_url)
-        # An HTTP_PROXY from the environment would carry a loopback request, key included, in the clear
-        # to the proxy's host (and could not reach our loopback server anyway): loopback goes direct.
-        direct = url.scheme == "http" and is_loopback(url.hostname)
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        return httpx.AsyncClient(headers={"Content-Type": "application/json"}, timeout=self.timeout_s,
-                                 limits=limits, trust_env=not direct)
+        return http_client(base_url, self.concurrency, self.timeout_s)
 
     def _log_replica_stats(self) -> None:
         if len(self._replicas) > 1:
@@ -398,8 +229,7 @@ class OpenAIChatGenerator:
                 + (f"; not reached (retry budget spent): {', '.join(untried)}" if untried else ""))
 
     def _asked_wait(self, retry_after: str | None) -> float | None:
-        asked = _retry_after_seconds(retry_after)
-        return None if asked is None else min(asked, self.max_retry_after_s)
+        return asked_wait_s(retry_after, self.max_retry_after_s)
 
     def _payload(self, request: GenerationRequest) -> dict:
         params = request.params
@@ -418,12 +248,9 @@ class OpenAIChatGenerator:
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         """Seconds to wait before retry number `attempt` (1, 2, ...)."""
-        asked = _retry_after_seconds(retry_after)
-        if asked is not None:
-            return min(asked, self.max_retry_after_s)  # the server knows its load; a cap keeps a run moving
-        ceiling = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
-        # Equal jitter: clients that failed together spread out, yet none retries at once.
-        return ceiling / 2 + self._rng.random() * ceiling / 2
+        return retry_delay(attempt, retry_after, self.backoff_s, self.max_backoff_s, self.max_retry_after_s,
+                           self._rng)
+
 
 
 # fingerprint -> the base URLs of the first generator built with it in this process
@@ -437,23 +264,6 @@ def _warn_if_served_elsewhere(fingerprint: str, urls: Sequence[str]) -> None:
     if not first & set(urls):
         log.warning("%s is also served at %s: answers are cached by served model name, not URL, so both share "
                     "them; serve two different models under different names", fingerprint, ", ".join(sorted(first)))
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header (delay-seconds or an HTTP date) as seconds from now; None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)  # HTTP dates are GMT
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return None if math.isnan(seconds) else max(seconds, 0.0)
 
 
 def _parse_chat_response(response) -> Completion:
@@ -485,54 +295,3 @@ def _completion_tokens(body: dict) -> int:
     except (AttributeError, TypeError, ValueError):
         return 0
 
-
-def api_key_for(base_url: str, api_key_env: str | None, allow_insecure_http: bool = False) -> str | None:
-    """The key `api_key_env` holds, or None; raises InsecureTransportError when it may not go to `base_url`.
-    The backend asks at each request, `arena run` before anything loads (preflight.py)."""
-    key = os.environ.get(api_key_env) if api_key_env else None
-    if key and not may_send_key(base_url, allow_insecure_http):
-        raise InsecureTransportError(
-            f"refusing to send the API key (${api_key_env}) over plain http:// to {base_url}: "
-            f"the host is not loopback, so the key would cross the network unencrypted. Use https://, or "
-            f"on a network you trust opt in with {ALLOW_INSECURE_HTTP_ENV}=1 (or allow_insecure_http=True)")
-    return key or None
-
-
-def may_send_key(base_url: str, allow_insecure_http: bool = False) -> bool:
-    url = urlsplit(base_url)
-    return (url.scheme == "https" or is_loopback(url.hostname) or allow_insecure_http
-            or os.environ.get(ALLOW_INSECURE_HTTP_ENV) == "1")
-
-
-def _redactor(secret: str | None) -> Callable[[str], str]:
-    """Removes the secret from a message (a server may echo request headers back in its error body)."""
-    if not secret:
-        return lambda text: text
-    return lambda text: text.replace(secret, REDACTED)
-
-
-class _Session:
-    """One generator's event loop, in a daemon thread, with its router and a client per replica. Every
-    coroutine of the generator runs on this loop, so the router's state needs no lock (see _Router)."""
-
-    def __init__(self, replicas: list[Replica], concurrency: int, cooldown_s: float, clock: Callable[[], float],
-                 make_client: Callable[[str], object]):
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-http", daemon=True)
-        self.thread.start()
-        self.router = _Router(replicas, concurrency, cooldown_s, clock)
-        self.clients = {r.url: make_client(r.url) for r in replicas}
-
-    def submit(self, coroutine) -> concurrent.futures.Future:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def close(self) -> None:
-        async def close_clients():
-            for client in self.clients.values():
-                await client.aclose()
-
-        self.submit(close_clients()).result()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join()
-        self.loop.close()
