@@ -87,7 +87,7 @@ def describe_section(path: str = "") -> str:
             for name, f in model.model_fields.items()]
     subsections = [n for n, f in model.model_fields.items() if _model_of(f.annotation) is not None]
     head = f"{path or 'recipe'} ({model.__name__})"
-    more = (f"\nsections: " + ", ".join(f"{path + '.' if path else ''}{n}" for n in subsections)
+    more = ("\nsections: " + ", ".join(f"{path + '.' if path else ''}{n}" for n in subsections)
             + "  (arena fields SECTION)") if subsections else ""
     return f"{head}\n{_rows(rows)}{more}"
 
