@@ -1,5 +1,6 @@
-"""The records every layer passes along: a `Prompt` (an id, chat messages and what is known about it, e.g.
-its checkable constraints and length budget), a `Battle` (a prompt, two contestants and their answers) and
+"""The records every layer passes along: how to sample (`SamplingParams`), what a model answered
+(`Completion`), a `Prompt` (an id, chat messages and what is known about it, e.g. its checkable
+constraints and length budget), a `Battle` (a prompt, two contestants and their answers) and
 a `JudgedBattle` (the same with one judge's verdict). `battles.run_battles` and the store make them; the
 judges, the data builders, the ratings, the CLI and the report read them.
 """
@@ -8,7 +9,40 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .models.base import Completion
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. `temperature == 0` means greedy decoding."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k truncation
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """A generated answer. `stopped` is True when the model ended its turn by itself, False when it
+    ran into the token limit (a *runaway*)."""
+
+    text: str
+    stopped: bool
+    num_tokens: int
+    meta: dict = field(default_factory=dict)
+
 
 WINNERS = ("model_a", "model_b", "tie", "error")   # "error": the judge could not decide; never rated
 

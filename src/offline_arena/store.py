@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .models.base import Completion, SamplingParams, canonical_json, content_key
+from .keys import canonical_json, content_key
+from .records import Completion, SamplingParams
 from .records import Battle, JudgedBattle
 
 SCHEMA = """

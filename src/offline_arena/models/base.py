@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Protocol, Sequence
 
+# The records and keys below every layer, where the store and the records read them; named here too, as
+# every backend and caller has always imported them from this module.
+from ..keys import canonical_json, content_key, seed_from  # noqa: F401
+from ..records import Completion, SamplingParams  # noqa: F401
+
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to sample. `temperature == 0` means greedy decoding."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = no top-k truncation
-
-    def __post_init__(self):
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0:
-            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -57,17 +37,6 @@ class GenerationRequest:
         """The seed a backend that seeds each request (an endpoint, vLLM) samples this one with: distinct for
         each (seed, sample_index), so n samples of one prompt differ and a rerun draws the same ones."""
         return self.seed * 100_003 + self.sample_index
-
-
-@dataclass
-class Completion:
-    """A generated answer. `stopped` is True when the model ended its turn by itself, False when it
-    ran into the token limit (a *runaway*)."""
-
-    text: str
-    stopped: bool
-    num_tokens: int
-    meta: dict = field(default_factory=dict)
 
 
 class Generator(Protocol):
@@ -106,22 +75,6 @@ def is_remote(component) -> bool:
             return True
         component = getattr(component, "inner", None) or getattr(component, "generator", None)
     return False
-
-
-def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def content_key(obj) -> str:
-    """The hex SHA-256 of `obj`'s canonical JSON: the one spelling of every content-addressed key (cached
-    answers, judgments, battles, prompt ids, training-data digests), so equal content always meets itself."""
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
-
-
-def seed_from(material: str) -> int:
-    """A 32-bit seed that is a stable function of `material` (its SHA-256, little-endian): the same in every
-    process and on every machine, unlike Python's hash()."""
-    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:4], "little")
 
 
 def validate_messages(messages: Sequence[Message], where: str = "messages") -> None:
