@@ -40,7 +40,7 @@ def backends_side_by_side(report: dict) -> None:
     from offline_arena.models.builtin import materialise
     from offline_arena.models.hf import TransformersGenerator
     from offline_arena.models.vllm_backend import VLLMGenerator
-    from offline_arena.pipeline.shards import heldout_prompts
+    from offline_arena.shards import heldout_prompts
     from offline_arena.prompts import load_prompts
 
     folder = str(materialise("smollm2-135m-instruct"))

@@ -29,7 +29,7 @@ def main() -> None:
     from offline_arena.models.builtin import materialise
     from offline_arena.models.dtype import compute_dtype
     from offline_arena.models.hf import TransformersGenerator
-    from offline_arena.pipeline.shards import heldout_prompts
+    from offline_arena.shards import heldout_prompts
     from offline_arena.train.common import TrainSettings
     from offline_arena.train.sft import train_sft
 

@@ -39,7 +39,7 @@ def test_apply_budgets_sets_each_prompt_and_leaves_budgets_off_alone():
 
 def test_the_pack_records_what_its_constraints_need_and_the_recipe_caps_it(tmp_path):
     from offline_arena.config import Recipe
-    from offline_arena.pipeline.shards import heldout_prompts, stage_prompts
+    from offline_arena.shards import heldout_prompts, stage_prompts
 
     settings = {"name": "t", "target": "x", "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
                 "stages": [{"kind": "sft"}], "prompts": {"per_stage": 24, "heldout": 24, "short_answers": False},

@@ -4,7 +4,7 @@ settings take their defaults from the recipe schema."""
 import pytest
 
 from offline_arena.config import PPO, Recipe, Train
-from offline_arena.pipeline.shards import file_slots
+from offline_arena.shards import file_slots
 from offline_arena.prompts.verifiable import SHARD_SLOTS
 from offline_arena.stage_kinds import KINDS, STAGE_KINDS, order_rule
 from offline_arena.train.common import TrainSettings

@@ -49,7 +49,7 @@ def preflight(recipe: Recipe) -> Preflight:
 
 def _splits(recipe: Recipe) -> list[tuple[str, str, object]]:
     """(split name, what it is for, loader) of every prompt split the run deals, in run order."""
-    from .pipeline.shards import heldout_prompts, stage_prompts
+    from .shards import heldout_prompts, stage_prompts
 
     splits = [("heldout", "evaluation", lambda: heldout_prompts(recipe))]
     for r in range(1, recipe.rounds + 1):

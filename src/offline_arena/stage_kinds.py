@@ -29,7 +29,7 @@ class StageKind:
 
 # --- the table -------------------------------------------------------------------------------------------
 
-# The order of the rows is the order a user's prompt file is dealt into shards (pipeline/shards.py): a new
+# The order of the rows is the order a user's prompt file is dealt into shards (shards.py): a new
 # kind goes at the end, or every existing run's shards would change. `prompt_slot`s name the built-in pack's
 # slots (prompts/verifiable.SHARD_SLOTS); distill takes the pack's "ppo" slot, which no other kind uses
 # (rm_ppo's PPO rolls out on its "rm" shard).

@@ -12,7 +12,7 @@ from ..config import Recipe
 from ..run_folder import RunFolder, write_json
 from .contestants import BASE_NAME, load_opponent
 from .evaluation import evaluate_stage
-from .shards import heldout_prompts
+from ..shards import heldout_prompts
 from .stages import run_stage
 from .summary import final_vs_base_line, summary_table
 

@@ -12,7 +12,7 @@ from ..stage_kinds import KINDS, stage_kind
 from .contestants import BASE_NAME, load_opponent, opponent_model
 from .stage_runners import RUNNERS, StageInputs, TrainJob
 from .evaluation import evaluate_stage, vs_base
-from .shards import stage_prompts
+from ..shards import stage_prompts
 from .summary import summary_table
 
 

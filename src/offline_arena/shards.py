@@ -7,8 +7,8 @@ import functools
 import random
 from pathlib import Path
 
-from ..config import Recipe, stage_prompt_count
-from ..stage_kinds import KINDS, stage_kind
+from .config import Recipe, stage_prompt_count
+from .stage_kinds import KINDS, stage_kind
 
 HELDOUT = "heldout"
 
@@ -16,7 +16,7 @@ HELDOUT = "heldout"
 def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
     """The fresh shard of one stage (disjoint from every other stage's and from held-out), each prompt with
     its length budget (`prompts/budget.py`) over the recipe's battle token limit."""
-    from ..prompts.budget import apply_budgets
+    from .prompts.budget import apply_budgets
 
     slot = stage_kind(kind).prompt_slot
     if slot is None:
@@ -29,7 +29,7 @@ def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
 def _prompt_file(source: str, *version) -> tuple:
     """A prompt file parsed once per version, not once per split (preflight and a run deal every split;
     a reference-scale file holds 272K prompts). `version` (mtime, size) makes an edited file parse anew."""
-    from ..prompts import load_prompts
+    from .prompts import load_prompts
 
     return tuple(load_prompts(source))
 
@@ -45,7 +45,7 @@ def _version(source: str) -> tuple:
 
 def heldout_prompts(recipe: Recipe) -> list:
     """The held-out split, each prompt with its length budget over the evaluation's token limit."""
-    from ..prompts.budget import apply_budgets
+    from .prompts.budget import apply_budgets
 
     floor = recipe.evaluation.max_new_tokens or recipe.generation.max_new_tokens
     return apply_budgets(_split(recipe, HELDOUT, recipe.prompts.heldout), floor, recipe.generation.max_budget)
@@ -54,7 +54,7 @@ def heldout_prompts(recipe: Recipe) -> list:
 def _split(recipe: Recipe, split: str, n: int) -> list:
     source = recipe.prompts.source
     if source == "builtin:verifiable":
-        from ..prompts.verifiable import load_verifiable
+        from .prompts.verifiable import load_verifiable
 
         p = recipe.prompts
         prompts = load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
@@ -63,7 +63,7 @@ def _split(recipe: Recipe, split: str, n: int) -> list:
     else:
         prompts = file_split(source, split, n, recipe)
     if recipe.privacy.deidentify == "all":  # nothing downstream ever sees the raw text (privacy/policy.py)
-        from ..privacy.wrappers import redact_prompt
+        from .privacy.wrappers import redact_prompt
 
         prompts = [redact_prompt(p) for p in prompts]
     return prompts
