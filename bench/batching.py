@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from offline_arena.models import load_generator
+from offline_arena.loading import load_generator
 from offline_arena.models.base import GenerationRequest, SamplingParams
 from offline_arena.prompts.verifiable import load_verifiable
 

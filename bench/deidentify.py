@@ -425,7 +425,7 @@ def name_list_section(args, prompts) -> None:
     """Section 4: see the module's docstring."""
     from offline_arena.privacy import deidentify
     from offline_arena.privacy.deidentify import _analyzer
-    from offline_arena.privacy.recognizers import given_names, surname_ranks
+    from offline_arena.privacy.word_lists import given_names, surname_ranks
 
     sentences = make_sentences(args.sentences, args.seed)
     census_given = {n.lower() for n in given_names()}

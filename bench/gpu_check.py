@@ -84,7 +84,7 @@ def vllm_on_ray(folder: str, requests: list, in_process: list) -> dict:
     import ray
 
     from offline_arena.config import RayGeneration
-    from offline_arena.models import load_generator
+    from offline_arena.loading import load_generator
 
     started = time.perf_counter()
     pool = load_generator(f"vllm:{folder}", ray=RayGeneration(actors=1, gpus_per_actor=1))

@@ -9,7 +9,8 @@ import pytest
 
 from offline_arena.battles import active_schedule, all_pairs, run_battles, target_vs_opponents
 from offline_arena.cli import main
-from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams
+from offline_arena.loading import load_generator
 from offline_arena.prompts import load_prompts
 from offline_arena.store import Store
 

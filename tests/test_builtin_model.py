@@ -37,7 +37,8 @@ def test_builtin_fingerprint_is_the_hash_of_the_gguf(tmp_path, monkeypatch):
 def test_builtin_model_materialises_loads_fast_and_answers():
     import time
 
-    from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+    from offline_arena.models import GenerationRequest, SamplingParams
+    from offline_arena.loading import load_generator
     from offline_arena.models.builtin import materialise
 
     folder = materialise("smollm2-135m-instruct")

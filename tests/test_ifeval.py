@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import nltk_has
-from offline_arena.evals import ifeval
+from offline_arena.evals import ifeval, ifeval_checkers
 
 
 def answer(text: str, stopped: bool = True) -> SimpleNamespace:
@@ -23,16 +23,16 @@ def answer(text: str, stopped: bool = True) -> SimpleNamespace:
 # --- data, checkers and the fixed subset ------------------------------------------------------------------
 
 def test_checkers_load_offline_without_the_framework_around_them(no_network):
-    for name in [m for m in sys.modules if m.startswith(ifeval._PACKAGE)]:
+    for name in [m for m in sys.modules if m.startswith(ifeval_checkers._PACKAGE)]:
         del sys.modules[name]
-    ifeval.instruction_registry.cache_clear()
-    registry = ifeval.instruction_registry()
+    ifeval_checkers.instruction_registry.cache_clear()
+    registry = ifeval_checkers.instruction_registry()
     assert len(registry) == 25 and "detectable_format:number_highlighted_sections" in registry
     # Only the ifeval folder ran: the framework's other tasks (pandas, ...) were not imported. Checked in a
     # fresh interpreter: other tests import the framework's checkers the ordinary way to cross-check them.
     import subprocess
 
-    probe = ("import sys; from offline_arena.evals import ifeval; ifeval.instruction_registry(); "
+    probe = ("import sys; from offline_arena.evals import ifeval_checkers; ifeval_checkers.instruction_registry(); "
              "print('eval_framework.tasks' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
@@ -48,7 +48,7 @@ def test_541_prompts_all_checkable():
     rows = ifeval.load_ifeval_prompts()
     assert len(rows) == ifeval.PROMPTS == 541 and len({r["key"] for r in rows}) == 541
     assert sum(len(r["instruction_id_list"]) for r in rows) == 834
-    assert {i for r in rows for i in r["instruction_id_list"]} == set(ifeval.instruction_registry())
+    assert {i for r in rows for i in r["instruction_id_list"]} == set(ifeval_checkers.instruction_registry())
 
 
 def test_the_subset_is_fixed_nested_and_stratified():
@@ -74,7 +74,7 @@ def test_the_bundled_punkt_model_is_nltks_english_punkt_tab():
     """The parameters NLTK's punkt_tab english/ holds: 156 abbreviations, 37 collocations, 39 sentence
     starters, and an orthographic context whose .tab file is 236,303 characters (checked against a copy
     of punkt_tab; see the module docstring). A different model would change sentence counts."""
-    params = ifeval.punkt_sentence_tokenizer()._params
+    params = ifeval_checkers.punkt_sentence_tokenizer()._params
     assert (len(params.abbrev_types), len(params.collocations), len(params.sent_starters)) == (156, 37, 39)
     assert len(params.ortho_context) == 20366
     assert sum(len(f"{k}\t{v}\n") for k, v in params.ortho_context.items()) - 1 == 236303
@@ -83,7 +83,7 @@ def test_the_bundled_punkt_model_is_nltks_english_punkt_tab():
 
 
 def test_punkt_splits_as_punkt_does():
-    split = ifeval.punkt_sentence_tokenizer().tokenize
+    split = ifeval_checkers.punkt_sentence_tokenizer().tokenize
     assert split("Dr. Smith went to Washington D.C. yesterday. He met Mr. Jones at 5 p.m. It rained.") == \
         ["Dr. Smith went to Washington D.C. yesterday.", "He met Mr. Jones at 5 p.m.", "It rained."]
     # Punkt's own judgement, not a regex's: an ellipsis before a word it has not seen start sentences stays.
@@ -95,10 +95,10 @@ def test_word_tokenize_is_nltks_with_the_bundled_model(monkeypatch):
     """Our word_tokenize against nltk.word_tokenize itself, with NLTK's Punkt lookup pointed at the model."""
     import nltk.tokenize
 
-    monkeypatch.setattr(nltk.tokenize, "_get_punkt_tokenizer", lambda language="english": ifeval.punkt_sentence_tokenizer())
+    monkeypatch.setattr(nltk.tokenize, "_get_punkt_tokenizer", lambda language="english": ifeval_checkers.punkt_sentence_tokenizer())
     for text in ["Hello there. I'm Dr. Smith, OK?", "THE END. \"Quoted,\" she said... (really) U.S.A. won 3-2.",
                  "Don't split e.g. this; or that. Ends here", ""]:
-        assert ifeval.word_tokenize(text) == nltk.tokenize.word_tokenize(text)
+        assert ifeval_checkers.word_tokenize(text) == nltk.tokenize.word_tokenize(text)
 
 
 @pytest.mark.skipif(nltk_has("tokenizers/punkt_tab/english/"), reason="NLTK's punkt_tab is installed here")
@@ -111,7 +111,7 @@ def test_nltk_alone_could_not_split_here():
 
 
 def test_sentence_and_capital_word_checkers_run_offline(no_network):
-    check = ifeval.check_instruction
+    check = ifeval_checkers.check_instruction
     sentences = {"relation": "less than", "num_sentences": 3}
     assert check("length_constraints:number_sentences", sentences, "p", "Dr. Who met Mr. Smith. Then he left.") == \
         {"strict": True, "loose": True, "error": None}  # 2 sentences: abbreviations do not end one
@@ -125,7 +125,7 @@ def test_sentence_and_capital_word_checkers_run_offline(no_network):
 # --- strict and loose -------------------------------------------------------------------------------------
 
 def test_strict_and_loose_on_hand_written_responses():
-    check = ifeval.check_instruction
+    check = ifeval_checkers.check_instruction
     words = {"relation": "less than", "num_words": 5}
     assert check("length_constraints:number_words", words, "p", "one two three") == \
         {"strict": True, "loose": True, "error": None}
@@ -155,7 +155,7 @@ def test_a_checker_error_counts_as_not_followed_and_is_recorded():
         def check_following(self, value):
             raise IndexError("boom")
 
-    result = ifeval.check_instruction("x:broken", {}, "p", "text", registry={"x:broken": Broken})
+    result = ifeval_checkers.check_instruction("x:broken", {}, "p", "text", registry={"x:broken": Broken})
     assert result == {"strict": False, "loose": False, "error": "x:broken: IndexError: boom"}
 
 
@@ -359,10 +359,10 @@ def test_two_copies_of_googles_checkers_agree_on_every_prompt(monkeypatch):
     # of this test's time otherwise (~10 ms a text).
     detect = functools.lru_cache(maxsize=None)(langdetect.detect)
     monkeypatch.setattr(langdetect, "detect", detect)
-    ifeval.use_bundled_punkt(instructions_util)
+    ifeval_checkers.use_bundled_punkt(instructions_util)
     from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT as other
 
-    ours = ifeval.instruction_registry()
+    ours = ifeval_checkers.instruction_registry()
     assert set(other) == set(ours)
     verdicts: dict[str, set] = defaultdict(set)
     disagreements = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from offline_arena.judges import VerifierJudge, judge_battles, load_judge
+from offline_arena.judges import VerifierJudge, judge_battles
+from offline_arena.loading import load_judge
 from offline_arena.judges.base import Matchup, Verdict, judgment_key
 from offline_arena.judges.verifier import closeness
 from offline_arena.judges.llm_pairwise import ARENA_HARD, MT_BENCH, PairwiseJudge, combine_orders, parse_verdict

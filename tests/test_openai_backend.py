@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import LocalHTTPServer, forward, free_port
 
-from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams
+from offline_arena.loading import load_generator
 from offline_arena.models.openai import (ALLOW_INSECURE_HTTP_ENV, REDACTED, HTTPGenerationError,
                                          InsecureTransportError, OpenAIChatGenerator)
 

@@ -15,7 +15,8 @@ from test_openai_backend import Reply, ScriptedServer, chat_reply, no_stray_key 
 from offline_arena.battles import run_battles, target_vs_opponents
 from offline_arena.judges import judge_battles
 from offline_arena.judges.llm_pairwise import PairwiseJudge
-from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams
+from offline_arena.loading import load_generator
 from offline_arena.models.base import is_remote
 from offline_arena.models.openai import HTTPGenerationError, OpenAIChatGenerator
 from offline_arena.overlap import as_done

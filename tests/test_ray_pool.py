@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams
+from offline_arena.loading import load_generator
 from offline_arena.store import Store
 
 BATCH = 4  # rows a batch; the cache commits chunks of 2 batches (8 requests), so 24 requests are 3 chunks
@@ -75,7 +76,7 @@ def in_process(pico_model_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pool(ray_cluster, pico_model_dir):
     from offline_arena.config import RayGeneration
-    from offline_arena.models import _ray_pool
+    from offline_arena.loading import _ray_pool
 
     started = time.perf_counter()
     pool = _ray_pool(str(pico_model_dir), None, BATCH, 2 * BATCH, RayGeneration(actors=2))
@@ -169,7 +170,7 @@ def test_the_next_checkpoint_replaces_the_pool(pool, pico_model_dir, smol_tokeni
     (It ends the module's pool: this test runs after the ones that use it.)"""
     from conftest import build_pico_model
 
-    from offline_arena.models import _ray_pool
+    from offline_arena.loading import _ray_pool
     from offline_arena.config import RayGeneration
 
     checkpoint = build_pico_model(smol_tokenizer_dir, tmp_path / "checkpoint", seed=1)
@@ -185,7 +186,7 @@ def test_actors_with_gpus_get_gpus_of_their_own(pool, pico_model_dir, in_process
     holds (Ray's accounting, here of the fixture's two logical GPUs; the pico model still computes on the
     CPU). The answers are those of the in-process path. (It ends the module's pool.)"""
     from offline_arena.config import RayGeneration
-    from offline_arena.models import _ray_pool
+    from offline_arena.loading import _ray_pool
 
     answers, _, _ = in_process
     on_gpus = _ray_pool(str(pico_model_dir), None, BATCH, 2 * BATCH, RayGeneration(actors=2, gpus_per_actor=1))

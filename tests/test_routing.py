@@ -17,7 +17,8 @@ from conftest import free_port
 from test_openai_backend import (DROP_BEFORE_ANSWER, FixedRandom, RecordedSleeps, Reply, ScriptedServer,
                                  chat_reply, chat_requests, no_stray_key)  # noqa: F401  (an autouse fixture)
 
-from offline_arena.models import load_generator, parse_model_spec
+from offline_arena.models import parse_model_spec
+from offline_arena.loading import load_generator
 from offline_arena.models.openai import HTTPGenerationError, InsecureTransportError, OpenAIChatGenerator
 from offline_arena.store import Store
 

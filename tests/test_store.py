@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+from offline_arena.models import GenerationRequest, SamplingParams
+from offline_arena.loading import load_generator
 from offline_arena.models.base import Completion
 from offline_arena.store import Store, completion_key
 

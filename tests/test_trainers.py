@@ -302,7 +302,7 @@ def test_reward_model_trains_on_runaways_as_its_scorers_read_them(pico_model_dir
     """Review of issue 24: rejected runaways were trained closed with <|im_end|> but read open by PPO and the
     rm: judge. Trained on pairs whose rejected answer is the same text cut off at the token limit, the model
     must score a runaway below the finished answer, read the way its scorers read it."""
-    from offline_arena.judges import load_judge
+    from offline_arena.loading import load_judge
     from offline_arena.judges.base import Matchup
     from offline_arena.models.base import Completion
     from offline_arena.models.chat import reward_input_ids

@@ -5,7 +5,8 @@ import pytest
 
 @pytest.mark.vllm
 def test_vllm_backend_answers_like_the_others():
-    from offline_arena.models import GenerationRequest, SamplingParams, load_generator
+    from offline_arena.models import GenerationRequest, SamplingParams
+    from offline_arena.loading import load_generator
     from offline_arena.models.builtin import materialise
 
     generator = load_generator(f"vllm:{materialise('smollm2-135m-instruct')}")

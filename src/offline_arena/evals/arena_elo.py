@@ -24,8 +24,9 @@ def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", s
     """Battles of `model` against each opponent on each prompt, judged by `judge` (a judge spec:
     verifier, pairwise:<model>, score:<model>, ...). Needs a store (the battles live there)."""
     from ..battles import play, rate, target_vs_opponents
-    from ..judges import load_judge
-    from ..models import SamplingParams, load_generator, named_specs, parse_model_spec
+    from ..loading import load_judge
+    from ..models import SamplingParams, named_specs, parse_model_spec
+    from ..loading import load_generator
     from ..prompts import load_prompts
 
     if store is None:

@@ -133,7 +133,7 @@ def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int
         temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 1000) -> dict:
     """The `verifiable` suite: `limit` prompts of the built-in pack's held-out split (never trained on;
     the split depends on `seed`, as in a recipe), greedy by default."""
-    from ..models import load_generator
+    from ..loading import load_generator
     from ..prompts import load_prompts
 
     prompts = load_prompts(f"builtin:verifiable:heldout:{limit or DEFAULT_LIMIT}:{seed}")

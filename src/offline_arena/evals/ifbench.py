@@ -205,7 +205,8 @@ def aggregate(scored_rows: Sequence[dict], bootstrap_rounds: int = 1000, seed: i
 def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int | None = None,
         temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 1000) -> dict:
     """Answer IFBench's prompts with `model` (any model spec; greedy by default) and score them."""
-    from ..models import GenerationRequest, SamplingParams, load_generator
+    from ..models import GenerationRequest, SamplingParams
+    from ..loading import load_generator
 
     rows = load_ifbench_prompts(limit)
     instruction_registry()  # fail on a missing/broken package before spending time on generation

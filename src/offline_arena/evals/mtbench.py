@@ -145,7 +145,8 @@ def run(model: str, *, judge: str | None = None, store=None, limit: int | None =
         seed: int = 0, question_ids: Sequence[int] | None = None, max_retries: int = 2) -> dict:
     """Answer MT-Bench with `model`, have `judge` grade both turns, and summarise."""
     from ..judges.single_score import rate_until_parsed
-    from ..models import SamplingParams, load_generator
+    from ..models import SamplingParams
+    from ..loading import load_generator
 
     judge_spec = judge_generator_spec(judge)
     questions = load_questions(limit, question_ids)

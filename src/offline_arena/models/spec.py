@@ -17,7 +17,7 @@
                                         not the replicas, so a run resumes unchanged on 1 replica or 3
     <any of the above>@best-of-8        sample 8 answers, keep the one a scorer ranks highest
     <any of the above>@revise           the model's answer repaired to meet the prompt's checkable
-                                        constraints (models/revise.py); may follow @best-of-N
+                                        constraints (prompts/revise.py); may follow @best-of-N
 """
 
 from __future__ import annotations

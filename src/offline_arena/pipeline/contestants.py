@@ -10,7 +10,7 @@ FOLLOWS_TARGET = "target"
 def load_opponent(opponent, current_model: str, store, recipe):
     """The generator of one recipe opponent, with `target` in its spec standing for `current_model`."""
     from ..judges import load_scorer
-    from ..models import load_generator
+    from ..loading import load_generator
 
     model = opponent_model(opponent.model, current_model)
     return load_generator(model, store=store, batch_size=recipe.generation.batch_size, api_key_env=opponent.api_key_env,

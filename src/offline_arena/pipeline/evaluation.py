@@ -12,7 +12,7 @@ def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -
     """`model`'s evaluation, written to the folder's eval.json (read back when it is there already)."""
     from ..battles import play, target_vs_opponents
     from ..evals.heldout import evaluate_generator
-    from ..models import load_generator
+    from ..loading import load_generator
 
     done = read_json(folder.eval)
     if done is not None:

@@ -53,7 +53,7 @@ def run(recipe: Recipe, run_dir: Path, log: Callable[[str], None] | None = None)
 
 
 def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
-    from ..judges import load_judge
+    from ..loading import load_judge
     from ..manifest import collect_manifest
     from ..models import SamplingParams
     from ..privacy.policy import manifest_entry, redacts_judge

@@ -56,7 +56,7 @@ def run_stage(ctx, round_index: int, stage, current_name: str, current_model: st
 def play_stage(ctx, round_index: int, kind: str, prompts: list, current_name: str, current_model: str, log) -> list:
     """The current model against every opponent on the stage's prompts, judged."""
     from ..battles import play, target_vs_opponents
-    from ..models import load_generator
+    from ..loading import load_generator
 
     log(f"[round {round_index} {kind}] battles: {current_name} vs {list(ctx.opponents)}")
     target = load_generator(current_model, store=ctx.store, batch_size=ctx.recipe.generation.batch_size,

@@ -7,8 +7,8 @@ publishes them on GitHub; PyPI has only third-party re-uploads such as en-core-w
 provenance we cannot check). A bare `spacy.blank("en")` tokenizer gives Presidio the words its context
 scoring looks at ("ssn", "member", "account" near a number). What Presidio then lacks — names, cities,
 street addresses, ZIPs, written-out dates, MRNs, device serials, VINs, ages over 89 — comes from our
-recognizers in `recognizers.py`. Nothing is downloaded at run time (Presidio's email check would fetch the
-public-suffix list; ours uses tldextract's bundled snapshot).
+recognizers in `recognizers.py` and `names.py`. Nothing is downloaded at run time (Presidio's email check
+would fetch the public-suffix list; ours uses tldextract's bundled snapshot).
 
 Chosen after measuring the candidates on bench/deidentify.py's 200 synthetic notes (5,826 planted
 identifiers, 397 of them names or cities in running text with no label, title or earlier mention) and
@@ -32,7 +32,7 @@ bound. Names in running text with no cue are found through the census lists (a c
 census surname, next to a capitalised word): on the bench's running-text sentences 81% of full names,
 11% of lone given names, 18% of lone surnames (section 4 of the bench, which also shows why a lone given
 name is not taken: a fifth of ordinary sentences would change). Text written all in lowercase keeps what
-its cues show (a salutation, a title, a label; see recognizers.py) and census pairs ("john kim"). Not
+its cues show (a salutation, a title, a label; see names.py) and census pairs ("john kim"). Not
 guaranteed: names the census lists lack, lone given names or surnames, a name after a lowercase label
 other than "name:" whose words the census lacks ("patient: tamsin achterberg"), places without a state
 (and, lowercase, without a ZIP), identifiers in formats no pattern knows, spelled-out numbers, ages over
@@ -110,7 +110,7 @@ def deidentify_together(texts: Sequence[str]) -> list[Redacted]:
     """Texts that belong together — the messages of one chat, a prompt and its answers: a name or place
     found in any of them is removed from all, in any case ("Patient: Siobhan Okafor" in the prompt, "Dear
     Siobhan" or "dear siobhan okafor" in an answer)."""
-    from .recognizers import mention_words, repeated_mentions
+    from .names import mention_words, repeated_mentions
 
     analyzed = [(text, _analyze(text)) for text in texts]
     words: dict[str, set[str]] = {}
@@ -218,8 +218,8 @@ def _analyzer():
     """The analyzer, built once per process (about a second: spaCy's blank English and ~40 recognizers)."""
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
-    from .recognizers import (date_recognizers, identifier_recognizers, location_recognizers,
-                              name_recognizers, presidio_recognizers)
+    from .names import name_recognizers
+    from .recognizers import date_recognizers, identifier_recognizers, location_recognizers, presidio_recognizers
 
     engine = _blank_spacy_engine()
     registry = RecognizerRegistry(supported_languages=["en"])

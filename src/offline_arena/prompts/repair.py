@@ -6,7 +6,7 @@ samples: SmolLM2-135M practically never writes all-lowercase text, a JSON object
 so no best-of-n sample ever shows it how (the project's measurements: 0 of 36 lowercase answers in 256
 samples). Most IFEval-style constraints are, however, *mechanically* satisfiable: lowercase the text, drop
 the commas, append the end phrase, wrap it in quotes, turn sentences into bullets, cut it to a word limit.
-`repair_answer` does that to the model's own answer, and `models/revise.py` serves the result as an
+`repair_answer` does that to the model's own answer, and `revise.py` serves the result as an
 opponent (`<model>@revise`): an answer that keeps the model's content and follows the instructions, i.e.
 the kind of answer a stronger model would give. It stands in for the 70B opponents of the paper in the CPU
 quickstart; real opponents (endpoints, local checkpoints) remain the main path.
@@ -25,128 +25,12 @@ from __future__ import annotations
 import json
 import re
 
-from .constraints import (CONSTRAINTS, _word_pattern, check_constraint, count_words, paragraph_first_word,
-                          split_sentences)
+from .constraints import CONSTRAINTS, _word_pattern, check_constraint, count_words, paragraph_first_word
+from .repair_text import (FILLER, add_fillers, add_sentence, counts_paragraphs, sentence_capped, sentences_of,
+                          split_longest, spread, trim_to_sentence, with_first_word, word_capped)
 
-# A generic sentence per purpose, used when a repair must add words: plain, true of any answer, and free of
-# the filler words the forbidden-words constraint picks from.
-_FILLER = ("This point matters for the whole answer.", "Each part of this advice can be used on its own.",
-           "Keep these ideas in mind when you apply them.", "Small steps like these add up over time.",
-           "It helps to come back to this when needed.", "These details make the answer easier to use.")
 _PLACEHOLDERS = ("[name]", "[date]", "[address]", "[phone number]", "[location]")
 _SECTION_LINE = re.compile(r"^[ \t#*]*SECTION[ \t]*\d", re.MULTILINE)  # a line that opens a section
-
-
-def trim_to_sentence(text: str) -> str:
-    """A runaway answer cut back to its last complete sentence (or, with none, closed with a period): an
-    answer that ends, rather than one that stops mid-word."""
-    text = text.rstrip()
-    ends = [m.end() for m in re.finditer(r"[.!?](?=[\"')\]]*(\s|$))", text)]
-    if ends and ends[-1] >= len(text) * 0.3:
-        return text[:ends[-1]].rstrip()
-    if "\n" in text:  # a poem or a list: keep the complete lines
-        text = text[:text.rindex("\n")].rstrip()
-    return text.rstrip(",;:- ") + "." if text else text
-
-
-def _sentences(text: str) -> list[str]:
-    """Sentences, with list markers dropped and each line ending as a sentence ("1. Eat well" -> "Eat well.")."""
-    lines = [re.sub(r"^[ \t]*(?:[*-]|\d+[.)])[ \t]+", "", line).strip() for line in text.splitlines()]
-    lines = [line if re.search(r"[.!?][\"')\]]*$", line) else line.rstrip(":;,") + "." for line in lines if line]
-    return [s.strip() for line in lines for s in split_sentences(line)]
-
-
-def _append(text: str, sentence: str) -> str:
-    text = text.rstrip()
-    if re.search(r"\w$", text):  # "... drink water" + "Fill in ..." would run two sentences together
-        text += "."
-    return f"{text} {sentence}".strip()
-
-
-def _split_longest(sentences: list[str]) -> bool:
-    """Split the longest sentence in two, at the clause boundary nearest its middle (a comma, "and", "but")
-    or else at its middle word; False when no sentence has words enough."""
-    longest = max(range(len(sentences)), key=lambda i: len(sentences[i].split()), default=None)
-    words = sentences[longest].split() if longest is not None else []
-    if len(words) < 4:
-        return False
-    cuts = [i for i in range(1, len(words)) if words[i - 1].endswith((",", ";")) or words[i] in ("and", "but")]
-    cut = min(cuts or [len(words) // 2], key=lambda i: abs(i - len(words) / 2))
-    sentences[longest:longest + 1] = [" ".join(words[:cut]).rstrip(",;"), " ".join(words[cut:])]
-    return True
-
-
-def _capped(ctx, constraint_id: str) -> bool:
-    """Whether the prompt caps a count ("less than N ...") with this constraint."""
-    return any(c["id"] == constraint_id and (c.get("params") or {}).get("relation") == "less than"
-               for c in ctx.get("constraints", ()))
-
-
-def _sentence_capped(ctx) -> bool:
-    return _capped(ctx, "length_constraints:number_sentences")
-
-
-def _word_capped(ctx) -> bool:
-    return _capped(ctx, "length_constraints:number_words")
-
-
-def _add_sentence(text: str, sentence: str, ctx) -> str:
-    """A sentence appended; under a sentence cap ("less than N sentences") it joins the last sentence as a
-    clause ("...clear; fill in [name] ..."), so what later repairs add never breaks the cap."""
-    if _sentence_capped(ctx) and text.rstrip().endswith("."):
-        return f"{text.rstrip()[:-1]}; {sentence[:1].lower()}{sentence[1:]}"
-    return _append(text, sentence)
-
-
-def _add_fillers(text: str, fillers, enough, ctx) -> str:
-    """Filler sentences appended until `enough(text)` (each through `_add_sentence`)."""
-    chosen: list[str] = []
-
-    def joined() -> str:
-        result = text
-        for filler in chosen:
-            result = _add_sentence(result, filler, ctx)
-        return result
-
-    for filler in fillers:
-        if enough(joined()):
-            break
-        chosen.append(filler)
-    return joined()
-
-
-def _spread(sentences: list[str], n: int, ctx=None) -> list[str]:
-    """The sentences in order over n non-empty groups (sizes differ by at most one), filler sentences added
-    when there are fewer than n: a paragraph, section or response must never come out empty. Under a word
-    or sentence cap ("less than N words") sentences are split first, since every filler costs words and a
-    sentence, and a piece of a sentence is neither."""
-    sentences = list(sentences)
-    if ctx is not None and (_word_capped(ctx) or _sentence_capped(ctx)):
-        while len(sentences) < n and _split_longest(sentences):
-            pass
-    sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
-    size, extra = divmod(len(sentences), n)
-    groups, start = [], 0
-    for i in range(n):
-        end = start + size + (i < extra)
-        groups.append(" ".join(sentences[start:end]))
-        start = end
-    return groups
-
-
-def _with_first_word(word: str, body: str) -> str:
-    """"Word, body": the body's first letter lowered only where it starts an ordinary capitalised word
-    ("Drink" -> "drink"; "I", "DNA" and an all-caps answer stay as they are)."""
-    if re.match(r"[A-Z][a-z]", body):
-        body = body[:1].lower() + body[1:]
-    return f"{word}, {body}" if body else word
-
-
-def _counts_paragraphs(ctx) -> bool:
-    """Whether the prompt counts paragraphs: then a P.S. or an end phrase must join the last paragraph
-    rather than open one of its own."""
-    return any(c["id"] in ("length_constraints:number_paragraphs", "length_constraints:nth_paragraph_first_word")
-               for c in ctx.get("constraints", ()))
 
 
 # --- one repair per constraint id: (text, params, ctx) -> text; ctx has the task text and all constraints
@@ -171,7 +55,7 @@ def _capital_words(text, params, ctx):
             return [m for m in re.finditer(r"\b[A-Za-z]{2,}\b", t) if not m.group(0).isupper()]
 
         # Words of four letters or more first; a short answer ("Yes.") gets filler words to raise.
-        text = _add_fillers(text, _FILLER, lambda t: len(others(t)) >= need, ctx)
+        text = add_fillers(text, FILLER, lambda t: len(others(t)) >= need, ctx)
         picks = sorted(others(text), key=lambda m: (len(m.group(0)) <= 3, m.start()))[:need]
         for m in sorted(picks, key=lambda m: -m.start()):
             text = text[:m.start()] + m.group(0).upper() + text[m.end():]
@@ -184,7 +68,7 @@ def _capital_words(text, params, ctx):
 def _include_keywords(text, params, ctx):
     # No FORBIDDEN_CANDIDATES word ("also") in what a repair adds: forbidden words are removed first.
     missing = [k for k in params["keywords"] if not _word_pattern(k).search(text)]
-    return _add_sentence(text, f"This touches on {' and '.join(missing)} too.", ctx) if missing else text
+    return add_sentence(text, f"This touches on {' and '.join(missing)} too.", ctx) if missing else text
 
 
 def _remove_words(text: str, words) -> str:
@@ -204,7 +88,7 @@ def _keyword_frequency(text, params, ctx):
         # One sentence however many are missing: a sentence cap elsewhere in the prompt reserved one.
         missing = params["frequency"] - count
         sentence = f"Think about the {' and the '.join([word] * missing)} again."
-        return _add_sentence(text, sentence, ctx) if missing > 0 else text
+        return add_sentence(text, sentence, ctx) if missing > 0 else text
     matches = list(_word_pattern(word).finditer(text))
     for m in reversed(matches[params["frequency"] - 1:]):
         text = text[:m.start()] + "it" + text[m.end():]
@@ -215,8 +99,8 @@ def _letter_frequency(text, params, ctx):
     letter = params["letter"].lower()
     if params["relation"] == "at least":
         # Densest fillers first: the fewest added words for the letters, should a word cap apply too.
-        fillers = sorted(_FILLER, key=lambda f: -f.lower().count(letter) / len(f.split()))
-        return _add_fillers(text, fillers, lambda t: t.lower().count(letter) >= params["frequency"], ctx)
+        fillers = sorted(FILLER, key=lambda f: -f.lower().count(letter) / len(f.split()))
+        return add_fillers(text, fillers, lambda t: t.lower().count(letter) >= params["frequency"], ctx)
     # Drop the words that use the rare letter, beyond the allowed count.
     allowed = params["frequency"] - 1
     for m in reversed(list(re.finditer(rf"\b\w*{re.escape(letter)}\w*\b", text, re.IGNORECASE))):
@@ -228,7 +112,7 @@ def _letter_frequency(text, params, ctx):
 
 # (words, sentences) that repairs later in the order add (an end phrase, a P.S., a keyword sentence): an
 # answer cut to a length limit leaves room for them. Under a sentence cap the keyword, letter and
-# placeholder sentences join the last sentence as clauses (`_add_sentence`), so only the end phrase and the
+# placeholder sentences join the last sentence as clauses (`add_sentence`), so only the end phrase and the
 # P.S. need a sentence each; a title line has no period.
 _ADDS = {"startend:end_checker": (8, 1), "detectable_content:postscript": (8, 1), "keywords:existence": (6, 0),
          "keywords:letter_frequency": (9, 0), "detectable_format:title": (5, 0), "startend:first_word": (1, 0),
@@ -249,14 +133,13 @@ def _reserved(ctx, unit: str) -> int:
     return sum(words if unit == "words" else sentences for words, sentences in adds)
 
 
-
 def _number_words(text, params, ctx):
     limit = params["num_words"]
     if params["relation"] == "at least":
-        return _add_fillers(text, _FILLER * 4, lambda t: count_words(t) >= limit, ctx)
+        return add_fillers(text, FILLER * 4, lambda t: count_words(t) >= limit, ctx)
     limit = max(limit - _reserved(ctx, "words"), 4)
     kept: list[str] = []
-    for sentence in _sentences(text):
+    for sentence in sentences_of(text):
         if count_words(" ".join(kept + [sentence])) >= limit:
             break
         kept.append(sentence)
@@ -271,16 +154,16 @@ def _number_words(text, params, ctx):
                   if c["id"] == "length_constraints:number_sentences" and c["params"]["relation"] == "at least"],
                  default=0)
     if len(kept) < wanted:
-        while len(kept) < wanted and _split_longest(kept):
+        while len(kept) < wanted and split_longest(kept):
             pass
         kept = [k if re.search(r"[.!?][\"')\]]*$", k) else k + "." for k in kept]
     return " ".join(kept)
 
 
 def _number_sentences(text, params, ctx):
-    sentences, n = _sentences(text), params["num_sentences"]
+    sentences, n = sentences_of(text), params["num_sentences"]
     if params["relation"] == "at least":
-        for filler in _FILLER:
+        for filler in FILLER:
             if len(sentences) >= n:
                 break
             sentences.append(filler)
@@ -291,18 +174,18 @@ def _number_sentences(text, params, ctx):
 
 def _bullets(text, params, ctx):
     n = params["num_bullets"]
-    sentences = _sentences(text) or [text.strip()]
-    if _word_capped(ctx) or _sentence_capped(ctx):
-        while len(sentences) < n and _split_longest(sentences):
+    sentences = sentences_of(text) or [text.strip()]
+    if word_capped(ctx) or sentence_capped(ctx):
+        while len(sentences) < n and split_longest(sentences):
             pass
-    sentences += [f for f in _FILLER if f not in sentences][: max(0, n - len(sentences))]
+    sentences += [f for f in FILLER if f not in sentences][: max(0, n - len(sentences))]
     groups = [sentences[i::n] for i in range(n)]  # every sentence kept, spread over n points
     ordered = [" ".join(sentences[j] for j in range(len(sentences)) if j % n == i) for i in range(n)]
     return "\n".join(f"* {point}" for point, group in zip(ordered, groups) if group)
 
 
 def _highlights(text, params, ctx):
-    sentences = _sentences(text)
+    sentences = sentences_of(text)
     need = params["num_highlights"] - sum(1 for h in re.findall(r"\*\*[^\n*]+\*\*|\*[^\n*]+\*", text)
                                           if h.strip("*").strip())
     for sentence in sentences:
@@ -322,10 +205,10 @@ def _highlights(text, params, ctx):
             continue
         text = f"{text[:at]}*{phrase}*{text[at + len(phrase):]}"
         need -= 1
-    for filler in _FILLER:
+    for filler in FILLER:
         if need <= 0:
             break
-        text = _add_sentence(text, f"*{filler.rstrip('.')}*.", ctx)
+        text = add_sentence(text, f"*{filler.rstrip('.')}*.", ctx)
         need -= 1
     return text
 
@@ -340,21 +223,21 @@ def _placeholders(text, params, ctx):
     have = len(re.findall(r"\[[^\[\]\n]*\w[^\[\]\n]*\]", text))
     missing = [p for p in _PLACEHOLDERS if p not in text][: max(0, params["num_placeholders"] - have)]
     if missing:
-        text = _add_sentence(text, f"Fill in {' and '.join(missing)} before you use it.", ctx)
+        text = add_sentence(text, f"Fill in {' and '.join(missing)} before you use it.", ctx)
     return text
 
 
 def _constrained(text, params, ctx):
     first = text.strip().lower()
     option = "no" if re.match(r"\W*no\b", first) else "yes" if re.match(r"\W*yes\b", first) else "maybe"
-    rest = [s for s in _sentences(text) if not re.match(r"\W*(yes|no)\W*$", s.lower())][:1]
+    rest = [s for s in sentences_of(text) if not re.match(r"\W*(yes|no)\W*$", s.lower())][:1]
     return " ".join([f"My answer is {option}."] + rest)
 
 
 def _end_phrase(text, params, ctx):
     # IFEval's end_checker wants the response to end with the phrase; on a line of its own it reads as a
     # sign-off, but where paragraphs are counted it joins the last one.
-    return f"{text.rstrip()}{' ' if _counts_paragraphs(ctx) else chr(10) * 2}{params['end_phrase']}"
+    return f"{text.rstrip()}{' ' if counts_paragraphs(ctx) else chr(10) * 2}{params['end_phrase']}"
 
 
 def _quotation(text, params, ctx):
@@ -366,7 +249,7 @@ def _first_word(text, params, ctx):
         return f"{params['first_word']}, here is my answer.\n\n{text.lstrip()}"
     # After any leading markup ("* ", "# ", a quote): a bullet list stays a bullet list.
     lead = re.match(r"[\s\"'*#>_-]*", text).group(0)
-    return lead + _with_first_word(params["first_word"], text[len(lead):])
+    return lead + with_first_word(params["first_word"], text[len(lead):])
 
 
 def _no_comma(text, params, ctx):
@@ -377,8 +260,8 @@ def _postscript(text, params, ctx):
     # A P.S. starts a line (our check; IFEval's finds "p.s." anywhere); where paragraphs are counted it is
     # a new line of the last paragraph, not a paragraph of its own. Our sentence splitter ends a sentence at
     # "P.S. ", so under a sentence cap the marker takes a colon: one sentence, not two.
-    marker = "P.S.:" if _sentence_capped(ctx) else "P.S."
-    return f"{text.rstrip()}{chr(10) if _counts_paragraphs(ctx) else chr(10) * 2}{marker} I hope this is useful to you."
+    marker = "P.S.:" if sentence_capped(ctx) else "P.S."
+    return f"{text.rstrip()}{chr(10) if counts_paragraphs(ctx) else chr(10) * 2}{marker} I hope this is useful to you."
 
 
 def _json(text, params, ctx):
@@ -386,8 +269,7 @@ def _json(text, params, ctx):
 
 
 def _paragraphs(text, params, ctx):
-    return "\n\n".join(_spread(_sentences(text), params["num_paragraphs"], ctx))
-
+    return "\n\n".join(spread(sentences_of(text), params["num_paragraphs"], ctx))
 
 
 def _sections(text, params, ctx):
@@ -395,8 +277,8 @@ def _sections(text, params, ctx):
     # marker (the first word's intro line) stays there, and the old markers are dropped.
     marker = _SECTION_LINE.search(text)
     preamble, body = (text[:marker.start()].strip(), text[marker.start():]) if marker else ("", text)
-    sentences = [s for s in _sentences(body) if not re.fullmatch(r"[ \t#*]*SECTION[ \t]*\d+\W*", s)]
-    groups = _spread(sentences, params["num_sections"], ctx)
+    sentences = [s for s in sentences_of(body) if not re.fullmatch(r"[ \t#*]*SECTION[ \t]*\d+\W*", s)]
+    groups = spread(sentences, params["num_sections"], ctx)
     sections = "\n\n".join(f"SECTION {i + 1}\n{group}" for i, group in enumerate(groups))
     return f"{preamble}\n\n{sections}" if preamble else sections
 
@@ -404,19 +286,19 @@ def _sections(text, params, ctx):
 def _nth_paragraph(text, params, ctx):
     # The sentences spread over the paragraphs, separated by blank lines only; the n-th one opens with the
     # word ("Next, drink ..."), unless it already does.
-    paragraphs = _spread(_sentences(text), params["num_paragraphs"], ctx)
+    paragraphs = spread(sentences_of(text), params["num_paragraphs"], ctx)
     k, word = params["nth_paragraph"] - 1, params["first_word"]
     if paragraph_first_word(paragraphs[k]) != word.lower():
-        paragraphs[k] = _with_first_word(word.capitalize(), paragraphs[k])
+        paragraphs[k] = with_first_word(word.capitalize(), paragraphs[k])
     return "\n\n".join(paragraphs)
 
 
 def _two_responses(text, params, ctx):
     # The draft's sentences split into two halves, each a response of its own: the check wants two distinct
     # non-empty pieces around "******", and keeping the same words keeps word and letter counts as they were.
-    first, second = _spread(_sentences(text), 2, ctx)
+    first, second = spread(sentences_of(text), 2, ctx)
     if first == second:
-        second = next(f for f in _FILLER if f != first)
+        second = next(f for f in FILLER if f != first)
     return f"{first}\n******\n{second}"
 
 

@@ -64,51 +64,46 @@ def _jsonl_rows(path: str | Path) -> list[tuple[dict, Prompt]]:
     path = Path(path)
     if not path.is_file():
         raise PromptFileError(f"{path}: prompt file not found")
-    prompts, seen, problems = [], {}, []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                problems.append(f"{where}: not valid JSON ({error.msg} at column {error.colno})")
-                continue
-            try:
-                prompt = prompt_from_row(row, where)
-            except PromptFileError as error:
-                problems.append(str(error))
-                continue
-            if prompt.id in seen:
-                problems.append(f"{where}: duplicate id {prompt.id!r} (first on line {seen[prompt.id]})")
-                continue
-            seen[prompt.id] = number
-            prompts.append((row, prompt))
-    _raise_problems(problems)
-    if not prompts:
-        raise PromptFileError(f"{path}: no prompts in file")
-    return prompts
+    problems: list[str] = []
+
+    def parsed_lines():
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, f"{path}:{number}", json.loads(line)
+                except json.JSONDecodeError as error:
+                    problems.append(f"{path}:{number}: not valid JSON ({error.msg} at column {error.colno})")
+
+    return _checked_prompts(parsed_lines(), problems, "on line", f"{path}: no prompts in file")
 
 
 def _from_rows(rows, where_prefix: str) -> list[Prompt]:
     """Prompts from an iterable of dict rows (Parquet, datasets); errors name `<source> row N`."""
-    prompts, seen, problems = [], {}, []
-    for number, row in enumerate(rows):
-        where = f"{where_prefix} row {number}"
+    numbered = ((number, f"{where_prefix} row {number}", dict(row)) for number, row in enumerate(rows))
+    return [prompt for _, prompt in _checked_prompts(numbered, [], "at row", f"{where_prefix}: no prompts")]
+
+
+def _checked_prompts(numbered_rows, problems: list[str], first_seen: str,
+                    when_empty: str) -> list[tuple[dict, Prompt]]:
+    """(row, prompt) of each (number, where, row); a bad row or a repeated id is added to `problems`, and all
+    of them are raised together at the end (with what the reader of `numbered_rows` found)."""
+    prompts, seen = [], {}
+    for number, where, row in numbered_rows:
         try:
-            prompt = prompt_from_row(dict(row), where)
+            prompt = prompt_from_row(row, where)
         except PromptFileError as error:
             problems.append(str(error))
             continue
         if prompt.id in seen:
-            problems.append(f"{where}: duplicate id {prompt.id!r} (first at row {seen[prompt.id]})")
+            problems.append(f"{where}: duplicate id {prompt.id!r} (first {first_seen} {seen[prompt.id]})")
             continue
         seen[prompt.id] = number
-        prompts.append(prompt)
+        prompts.append((row, prompt))
     _raise_problems(problems)
     if not prompts:
-        raise PromptFileError(f"{where_prefix}: no prompts")
+        raise PromptFileError(when_empty)
     return prompts
 
 

@@ -85,6 +85,15 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
+def seeded_policy(model_path: str | Path, settings):
+    """The policy a trainer trains (`load_policy`), with every RNG seeded from `settings.seed` first: LoRA
+    adapters are initialised when the model is wrapped, before a Trainer seeds anything."""
+    from transformers import set_seed
+
+    set_seed(settings.seed)
+    return load_policy(model_path, lora=settings.lora)
+
+
 def load_policy(model_path: str | Path, for_training: bool = True, lora: bool = False):
     """Model and tokenizer from a folder or Hub id. Weights an optimiser updates are float32 (master
     weights: an Adam step of 1e-6 on a bf16 weight of ~1e-2 rounds away), and compute runs under bf16

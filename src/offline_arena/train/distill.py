@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .common import (TrainResult, TrainSettings, chat_turns, load_policy, longest_budget, lora_config, run_guarded,
-                     trl_args)
+                     seeded_policy, trl_args)
 from .guard import on_policy_guard_example
 
 
@@ -70,11 +70,9 @@ def train_distill(model_path: str | Path, teacher_path: str | Path, rows: Sequen
     """Distil `teacher_path` into `model_path` on the prompts in `rows`; the checkpoint (LoRA merged) lands
     in `out_dir/checkpoint`. `settings.extra` may set `beta`, `temperature`, `max_completion_length`
     (default the longest of `settings.probe_max_new_tokens`), ..."""
-    from transformers import set_seed
     from trl import DistillationConfig, DistillationTrainer
 
-    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path, lora=settings.lora)
+    model, tokenizer = seeded_policy(model_path, settings)
     teacher, teacher_tokenizer = load_policy(teacher_path, for_training=False)
     check_same_vocabulary(tokenizer, teacher_tokenizer, model, teacher, teacher_path)
     teacher.eval()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
 from .guard import first_batches
 
 
@@ -46,11 +46,9 @@ def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
 def train_dpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
               probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
     """DPO from `model_path` on preference `rows`; `settings.extra` may set `beta`, `loss_type`, ..."""
-    from transformers import set_seed
     from trl import DPOConfig, DPOTrainer
 
-    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path, lora=settings.lora)
+    model, tokenizer = seeded_policy(model_path, settings)
     # TRL 1.16 has a single `max_length` for prompt + answer (no max_prompt_length any more); keep_end
     # truncation would cut the start of the prompt, keep_start (the default) cuts the answer's end, which
     # the stop-token guard notices on the rendered example.

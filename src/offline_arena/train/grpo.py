@@ -22,8 +22,8 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .common import (TrainResult, TrainSettings, chat_turns, load_policy, longest_budget, lora_config, run_guarded,
-                     trl_args)
+from .common import (TrainResult, TrainSettings, chat_turns, longest_budget, lora_config, run_guarded,
+                     seeded_policy, trl_args)
 from .guard import on_policy_guard_example
 
 NUM_GENERATIONS = 4  # answers sampled per prompt (one GRPO group); `settings.extra` may set another
@@ -92,11 +92,9 @@ def train_grpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path
     the longest of `settings.probe_max_new_tokens`), `beta`, `temperature`, ... `batch_size * grad_accum` must be a
     multiple of `num_generations`: each step's batch holds whole groups. `missing_eos_penalty` adds
     `stop_penalty` to the reward functions (None: off)."""
-    from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
-    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path, lora=settings.lora)
+    model, tokenizer = seeded_policy(model_path, settings)
     config = GRPOConfig(**{
         "num_generations": NUM_GENERATIONS,
         "max_completion_length": longest_budget(settings),

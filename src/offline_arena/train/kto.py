@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
 from .guard import first_batches
 
 
@@ -48,13 +48,11 @@ def guard_example(trainer) -> list[tuple[list[int], list[bool], list[bool]]]:
 def train_kto(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path, settings: TrainSettings,
               probe_messages: Sequence[Sequence[dict]] = ()) -> TrainResult:
     """KTO from `model_path` on labelled `rows`; `settings.extra` may set `beta`, `desirable_weight`, ..."""
-    from transformers import set_seed
     from trl import KTOConfig, KTOTrainer
 
     if settings.batch_size < 2:
         raise ValueError("KTO needs batch_size >= 2: its KL reference point is estimated within a batch")
-    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path, lora=settings.lora)
+    model, tokenizer = seeded_policy(model_path, settings)
     config = KTOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
     trainer = KTOTrainer(model=model, ref_model=None, args=config, train_dataset=kto_dataset(rows),
                          processing_class=tokenizer, peft_config=lora_config(settings))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, load_policy, lora_config, run_guarded, trl_args
+from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
 from .guard import first_batches
 
 
@@ -49,11 +49,9 @@ def train_sft(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     """Fine-tune `model_path` on `rows`; the checkpoint (LoRA merged) lands in `out_dir/checkpoint`.
 
     `data_collator` replaces TRL's default; the stop-token guard checks whichever collator is used."""
-    from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
 
-    set_seed(settings.seed)  # LoRA adapters are initialised before the Trainer seeds anything
-    model, tokenizer = load_policy(model_path, lora=settings.lora)
+    model, tokenizer = seeded_policy(model_path, settings)
     config = SFTConfig(**{
         "max_length": settings.max_length,
         "completion_only_loss": True,

@@ -2,7 +2,7 @@
 
 An opponent stronger than the target where no stronger model is at hand (the CPU quickstart): it keeps
 what the model says and fixes how it says it — case, commas, start and end phrases, bullet lists, word
-limits, placeholders, ... (prompts/repair.py). The repaired answer is judged like any other; only a
+limits, placeholders, ... (repair.py). The repaired answer is judged like any other; only a
 judge decides whether it beats the target. The draft is an independent sample (seed of its own), never
 the target's cached answer, so a battle between a model and its own @revise compares two draws (greedy
 requests excepted: there the draft is the model's one greedy answer, and repairing it is the point).
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .base import Completion, GenerationRequest, independent_request
+from ..models.base import Completion, GenerationRequest, independent_request
+from .repair import repair_answer
 
 
 class Revise:
@@ -31,8 +32,6 @@ class Revise:
         return self.inner.render(messages)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        from ..prompts.repair import repair_answer
-
         for request in requests:
             if not request.context.get("constraints"):
                 raise ValueError("a @revise model needs prompts with checkable constraints (e.g. "
