@@ -158,3 +158,25 @@ def test_a_misspelt_trainer_extra_is_refused_before_any_battle():
                      str(error.value)), error.value
     assert "stage rm_ppo: ppo.extra: 'ppo_epoch' is not a field of PPOSettings (did you mean 'ppo_epochs'?)" \
         in str(error.value)
+
+
+def test_a_trainer_extra_of_the_wrong_type_is_refused_before_any_battle():
+    """Each extra's value must fit its field's type in the installed class: "high" is no DPO beta, a list is
+    no PPO epoch count; a number written as a string still fits, as it would in a YAML recipe."""
+    from offline_arena.config import Recipe
+    from offline_arena.preflight import PreflightError, preflight
+
+    base = {"name": "t", "opponents": [OPPONENT], "prompts": {"per_stage": 4, "heldout": 4}}
+    good = Recipe.model_validate({**base, "stages": [
+        {"kind": "dpo", "train": {"extra": {"beta": "0.2", "loss_type": ["sigmoid"]}}},
+        {"kind": "rm_ppo", "ppo": {"extra": {"ppo_epochs": 2}}}]})
+    assert preflight(good).splits
+    bad = Recipe.model_validate({**base, "stages": [
+        {"kind": "dpo", "train": {"extra": {"beta": "high"}}},
+        {"kind": "rm_ppo", "ppo": {"extra": {"ppo_epochs": [2]}}}]})
+    with pytest.raises(PreflightError) as error:
+        preflight(bad)
+    message = str(error.value)
+    assert re.search(r"stage dpo: train.extra: beta: 'high' does not fit TRL \S+'s DPOConfig's field beta \(float\)",
+                     message), message
+    assert "stage rm_ppo: ppo.extra: ppo_epochs: [2] does not fit PPOSettings's field ppo_epochs (int)" in message

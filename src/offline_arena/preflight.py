@@ -193,28 +193,52 @@ def format_preflight(result: Preflight) -> str:
 
 
 def _check_trainer_extras(recipe: Recipe, result: Preflight) -> None:
-    """`train.extra` goes to the stage's TRL config as is, and `ppo.extra` to PPOSettings: a misspelt key would
-    fail only when the stage trains, after its battles were spent. Checked here against the installed
-    classes' fields."""
-    import dataclasses
-    import difflib
-
-    def unknown(keys, known: set[str], what: str, where: str) -> None:
-        for key in sorted(set(keys) - known):
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            result.problems.append(f"{where}: {key!r} is not a field of {what}"
-                                   + (f" (did you mean {close[0]!r}?)" if close else ""))
-
+    """`train.extra` goes to the stage's TRL config as is, and `ppo.extra` to PPOSettings: a misspelt key or a
+    value of the wrong type would fail only when the stage trains, after its battles were spent. Checked here
+    against the installed classes: each key must be one of their fields, and its value must fit the field's
+    annotated type (pydantic's lax mode: 0.1 or "0.1" for a float, never "high")."""
     for stage in recipe.stages:
         config_name = KINDS[stage.kind].trl_config
         if stage.train.extra and config_name:
             import trl
 
-            config = getattr(trl, config_name)
-            unknown(stage.train.extra, {f.name for f in dataclasses.fields(config)}, f"TRL {trl.__version__}'s "
-                    f"{config_name}", f"stage {stage.kind}: train.extra")
+            _check_extras(stage.train.extra, getattr(trl, config_name), f"TRL {trl.__version__}'s {config_name}",
+                          f"stage {stage.kind}: train.extra", result)
         if stage.kind == "rm_ppo" and stage.ppo.extra:
             from .train.ppo import PPOSettings
 
-            unknown(stage.ppo.extra, {f.name for f in dataclasses.fields(PPOSettings)}, "PPOSettings",
-                    f"stage {stage.kind}: ppo.extra")
+            _check_extras(stage.ppo.extra, PPOSettings, "PPOSettings", f"stage {stage.kind}: ppo.extra", result)
+
+
+def _check_extras(extra: dict, settings_class, what: str, where: str, result: Preflight) -> None:
+    import dataclasses
+    import difflib
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    known = sorted(f.name for f in dataclasses.fields(settings_class))
+    try:
+        types = typing.get_type_hints(settings_class)
+    except Exception:  # noqa: BLE001 - an annotation this Python cannot resolve: the names are still checked
+        types = {}
+    for key, value in sorted(extra.items()):
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            result.problems.append(f"{where}: {key!r} is not a field of {what}"
+                                   + (f" (did you mean {close[0]!r}?)" if close else ""))
+            continue
+        if key not in types:
+            continue
+        try:
+            TypeAdapter(types[key]).validate_python(value)
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"]
+            result.problems.append(f"{where}: {key}: {value!r} does not fit {what}'s field {key} "
+                                   f"({_type_name(types[key])}): {reason}")
+        except Exception:  # noqa: BLE001 - a type pydantic cannot build a validator for: left to the trainer
+            continue
+
+
+def _type_name(annotation) -> str:
+    return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
