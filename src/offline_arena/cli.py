@@ -62,12 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     _add_sampling_args(battle)
     battle.set_defaults(handler=cmd_battle)
 
-    judge = commands.add_parser("judge", help="judge the battles recorded in a run folder")
+    judge = commands.add_parser("judge", help="judge the battles recorded in a run folder; `arena judge audit "
+                                "JUDGE`: how far a judge agrees with the verifier, its position and length bias")
+    judge.add_argument("action", nargs="?", choices=["audit"], help="audit: measure the judge JUDGE (below)")
+    judge.add_argument("audited", nargs="?", metavar="JUDGE", help="audit: the judge spec to measure")
     judge.add_argument("--judge", default="verifier",
                        help="verifier[:loose][:graded|:complete-wins-ties|:count-only], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder> "
                             "(default: %(default)s)")
-    judge.add_argument("--run-dir", default="runs/arena", help="(default: %(default)s)")
+    judge.add_argument("--run-dir", help="(default: runs/arena; audit: runs/audit)")
     judge.add_argument("--tag", help="only battles with this tag")
+    judge.add_argument("--pairs", type=int, default=200, help="audit: prompts, one pair each (default: %(default)s)")
+    judge.add_argument("--models", nargs=2, metavar=("A", "B"), help="audit: the two contestants (default: the "
+                       "embedded model and its @revise, which differ in how many constraints they meet)")
+    judge.add_argument("--prompts", help="audit: prompts with checkable constraints (default: "
+                       "builtin:verifiable:heldout:PAIRS)")
+    judge.add_argument("--out", help="audit: write the report as JSON to this file")
+    _add_sampling_args(judge, max_new_tokens=256)
     judge.set_defaults(handler=cmd_judge)
 
     board = commands.add_parser("leaderboard", help="ratings with bootstrap CIs from a run folder's judged battles")
@@ -182,8 +192,8 @@ def _sigterm_unwinds(command: str):
         signal.signal(signal.SIGTERM, previous)
 
 
-def _add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="(default: %(default)s)")
+def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 128) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="(default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (default: %(default)s)")
     parser.add_argument("--top-p", type=float, default=1.0, help="(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")

@@ -85,16 +85,42 @@ def cmd_judge(args) -> int:
     from .records import WINNERS
     from .store import Store
 
-    with Store(RunFolder(args.run_dir).store) as store:
+    if args.action == "audit":
+        return _audit(args)
+    if args.audited:
+        raise ValueError(f"unexpected argument {args.audited!r}; did you mean `arena judge audit {args.audited}`?")
+    with Store(RunFolder(args.run_dir or "runs/arena").store) as store:
         battles = store.battles(args.tag)
         if not battles:
-            raise ValueError(f"{args.run_dir}: no battles recorded" + (f" with tag {args.tag!r}" if args.tag else "")
+            raise ValueError(f"{args.run_dir or 'runs/arena'}: no battles recorded" + (f" with tag {args.tag!r}" if args.tag else "")
                              + "; run `arena battle` first")
         judge = load_judge(args.judge, store=store)
         judgments = judge_battles(judge, battles, store)
     counts = Counter(j.winner for j in judgments)
     print(f"{len(judgments)} battles judged by {judge.fingerprint}: " +
           ", ".join(f"{k} {counts.get(k, 0)}" for k in WINNERS))
+    return 0
+
+
+def _audit(args) -> int:
+    import json
+
+    from .evals.judge_audit import DEFAULT_MODELS, run_audit
+    from .judges.audit import format_report
+    from .records import SamplingParams
+    from .store import Store
+
+    if not args.audited:
+        raise ValueError("expected the judge to audit: arena judge audit JUDGE (e.g. pairwise:builtin:smollm2-135m-instruct)")
+    params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p)
+    with Store(RunFolder(args.run_dir or "runs/audit").store) as store:
+        report = run_audit(args.audited, store, pairs=args.pairs, models=args.models or DEFAULT_MODELS,
+                           prompts=args.prompts, params=params, seed=args.seed, batch_size=args.batch_size)
+    print(format_report(report))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(report.as_dict(), handle, indent=1)
+        print(f"written: {args.out}")
     return 0
 
 

@@ -1,0 +1,165 @@
+"""The judge audit: its arithmetic on hand-built pairs, a planted position bias found with its size, the
+verifier agreeing with itself, an LLM pairwise judge's single-order verdicts read from its raw record, and
+`arena judge audit` end to end on the embedded model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from offline_arena.evals.judge_audit import audit_pairs, swapped
+from offline_arena.judges import VerifierJudge
+from offline_arena.judges.audit import (AuditPair, audit_report, binomial_two_sided, format_report, shown_first,
+                                        wilson)
+from offline_arena.judges.base import Verdict
+from offline_arena.judges.llm_pairwise import PairwiseJudge
+from offline_arena.prompts import load_prompts
+from offline_arena.prompts.constraints import check_all
+from offline_arena.prompts.repair import repair_answer
+from offline_arena.records import Battle, Completion
+from offline_arena.store import Store
+
+
+def test_the_report_arithmetic_on_hand_built_pairs():
+    pairs = [
+        # truth, winner, orders (a first, b first), words a, words b
+        AuditPair("model_a", "model_a", ("model_a", "model_a"), 10, 20),   # right, consistent
+        AuditPair("model_a", "model_b", ("model_b", "model_a"), 10, 20),   # wrong, inconsistent
+        AuditPair("model_b", "tie", ("model_a", "model_b"), 10, 20),       # a tie on a decisive pair
+        AuditPair("tie", "model_b", ("model_b", "model_b"), 10, 30),       # even: the longer one (b) won
+        AuditPair("tie", "model_a", ("model_a", "model_a"), 5, 5),         # even, equal lengths: not counted
+        AuditPair("model_b", "error", None, 1, 2),                         # no verdict
+    ]
+    report = audit_report("scripted", pairs)
+    assert (report.pairs, report.decisive, report.errors) == (6, 4, 1)  # decisive: by the verifier, errors too
+    # Decisive and decided: rows 1-3; right on row 1 only; decided (no judge tie): rows 1-2.
+    assert (report.agreement.hits, report.agreement.n) == (1, 3)
+    assert (report.agreement_decided.hits, report.agreement_decided.n) == (1, 2)
+    assert report.agreement_decided.p_vs_half == 1.0
+    assert (report.tie_rate.hits, report.tie_rate.n) == (1, 5)
+    # Orders of the 5 decided pairs: consistent on rows 1, 4, 5.
+    assert (report.position_consistency.hits, report.position_consistency.n) == (3, 5)
+    # Single-order calls naming the side shown first: order 1 shows a first, order 2 shows b first.
+    # Row 1: a (first) / a (second); row 2: b (second) / a (second); row 3: a (first) / b (first);
+    # row 4: b (second) / b (first); row 5: a (first) / a (second) -> 5 of 10 pick the first shown.
+    assert (report.first_position_wins.hits, report.first_position_wins.n) == (5, 10)
+    assert (report.longer_wins_when_even.hits, report.longer_wins_when_even.n) == (1, 1)
+    assert report.own_wins_by_judge is None
+
+
+def test_wilson_and_the_binomial_test_against_hand_values():
+    low, high = wilson(8, 10)
+    assert abs(low - 0.4902) < 1e-3 and abs(high - 0.9433) < 1e-3  # Wilson 95% for 8/10
+    assert abs(binomial_two_sided(9, 10) - 22 / 1024) < 1e-12       # 2 * (1 + 10) / 2^10
+    assert binomial_two_sided(5, 10) == 1.0
+
+
+def test_self_preference_compares_the_judges_share_with_the_verifiers():
+    pairs = [AuditPair("model_b", "model_a", ("model_a", "model_a"), 5, 6, own_side="model_a"),
+             AuditPair("model_a", "model_a", ("model_a", "model_a"), 5, 6, own_side="model_a"),
+             AuditPair("model_a", "model_b", ("model_b", "model_b"), 5, 6, own_side="model_b")]
+    report = audit_report("self", pairs)
+    assert (report.own_wins_by_judge.hits, report.own_wins_by_judge.n) == (3, 3)
+    assert (report.own_wins_by_verifier.hits, report.own_wins_by_verifier.n) == (1, 3)
+    assert "self-preference" in format_report(report)
+
+
+def verifiable_battles(n: int) -> list[Battle]:
+    """Battles on the pack's held-out prompts between a plain answer and the same answer repaired to meet
+    the constraints (so the verifier usually prefers the repaired one), positions alternated as the audit
+    alternates them."""
+    battles = []
+    for prompt in load_prompts(f"builtin:verifiable:heldout:{n}"):
+        constraints = prompt.meta["constraints"]
+        draft = "Sleep well, eat well and walk every day. Drink water, and rest when you are tired."
+        fixed, _ = repair_answer(draft, constraints, True, prompt.messages[-1]["content"])
+        plain, good = Completion(draft, True, 20), Completion(fixed, True, 30)
+        a, b = (("plain", plain), ("repaired", good)) if shown_first(prompt.id) else (("repaired", good), ("plain", plain))
+        battles.append(Battle(f"b{prompt.id}", "audit", prompt.id, tuple(prompt.messages), dict(prompt.meta),
+                              a[0], b[0], f"k-{a[0]}-{prompt.id}", f"k-{b[0]}-{prompt.id}", a[1], b[1]))
+    return battles
+
+
+class FirstPositionBias:
+    """A scripted judge with a planted bias: on a share of its calls (picked by a hash of what it is shown,
+    so each order of a pair draws on its own) it names whichever answer is shown first; otherwise the
+    answer that meets more constraints (a tie when they meet as many)."""
+
+    fingerprint = "scripted:first-position-bias"
+
+    def __init__(self, share: float):
+        self.share = share
+
+    def judge(self, matchups):
+        verdicts = []
+        for m in matchups:
+            coin = hashlib.sha256((m.answer_a.text + "|" + m.answer_b.text).encode()).digest()[0] / 256
+            if coin < self.share:
+                verdicts.append(Verdict("model_a"))
+                continue
+            a = sum(check_all(m.answer_a.text, m.context["constraints"]))
+            b = sum(check_all(m.answer_b.text, m.context["constraints"]))
+            verdicts.append(Verdict("model_a" if a > b else "model_b" if b > a else "tie"))
+        return verdicts
+
+
+def test_a_planted_position_bias_is_found_with_its_size(tmp_path):
+    battles = verifiable_battles(60)
+    with Store(tmp_path / "store.sqlite") as store:
+        fair = audit_report("verifier", audit_pairs(VerifierJudge(rule="count-only"), battles, store))
+        biased = audit_report("biased", audit_pairs(FirstPositionBias(0.6), battles, store))
+    # The verifier agrees with itself and has no position bias.
+    assert fair.decisive >= 40 and fair.agreement.share == 1.0 and fair.position_consistency.share == 1.0
+    assert fair.first_position_wins.p_vs_half > 0.05
+    # The biased judge: first position ~ 0.6 + 0.4 * 0.5 = 0.8 of the calls that pick a side.
+    assert 0.68 <= biased.first_position_wins.share <= 0.92, biased.first_position_wins
+    assert biased.first_position_wins.p_vs_half < 0.001
+    assert biased.position_consistency.share < 0.7
+    assert biased.agreement.share < fair.agreement.share
+    assert any(note.startswith("position bias: the answer shown first wins") for note in biased.notes)
+
+
+def test_a_pairwise_judges_orders_come_from_its_raw_verdicts(tmp_path):
+    """An LLM pairwise judge asks both orders itself; the audit reads them instead of asking again. A judge
+    model that always answers [[A]] is consistent never and picks the first position always."""
+
+    class AlwaysA:
+        fingerprint = "always-a"
+
+        def render(self, messages):
+            return str(messages)
+
+        def generate(self, requests):
+            return [Completion("The first one. [[A]]", True, 5) for _ in requests]
+
+    battles = verifiable_battles(12)
+    with Store(tmp_path / "store.sqlite") as store:
+        report = audit_report("always-a", audit_pairs(PairwiseJudge(AlwaysA()), battles, store))
+        assert not store.judges() or all("swapped" not in b for b in store.judges())
+    assert report.first_position_wins.share == 1.0 and report.first_position_wins.n == 24
+    assert report.position_consistency.share == 0.0
+    assert report.tie_rate.share == 1.0  # MT-Bench's rule: orders that disagree make a tie
+
+
+def test_the_swapped_battle_exchanges_everything_but_the_prompt():
+    [battle] = verifiable_battles(1)
+    back = swapped(battle)
+    assert (back.model_a, back.answer_a, back.completion_a) == (battle.model_b, battle.answer_b, battle.completion_b)
+    assert back.messages == battle.messages and back.id != battle.id
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_arena_judge_audit_end_to_end_on_the_embedded_model(tmp_path, capsys):
+    from offline_arena.cli import main
+
+    out = tmp_path / "audit.json"
+    assert main(["judge", "audit", "verifier:count-only", "--pairs", "6", "--max-new-tokens", "24",
+                 "--run-dir", str(tmp_path / "audit"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Judge audit: verifier:strict" in printed and "position consistency" in printed
+    report = json.loads(out.read_text())
+    assert report["pairs"] == 6 and report["agreement"]["share"] in (None, 1.0)
+    assert main(["judge", "audit"]) == 2  # no judge named: a clear error, not a traceback
