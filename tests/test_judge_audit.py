@@ -163,3 +163,80 @@ def test_arena_judge_audit_end_to_end_on_the_embedded_model(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["pairs"] == 6 and report["agreement"]["share"] in (None, 1.0)
     assert main(["judge", "audit"]) == 2  # no judge named: a clear error, not a traceback
+
+
+def test_kappas_against_hand_values():
+    from offline_arena.judges.audit import cohen_kappa, fleiss_kappa
+
+    # p_o = 2/3, chance = 2/3 * 1/3 + 1/3 * 2/3 = 4/9: (2/3 - 4/9) / (5/9) = 0.4
+    assert abs(cohen_kappa(["a", "b", "a"], ["a", "b", "b"]) - 0.4) < 1e-12
+    # Fleiss (Scott's pi for two raters): P = (1 + 1 + 0) / 3, chance = 0.5^2 + 0.5^2: (2/3 - 1/2) / (1/2)
+    assert abs(fleiss_kappa([["a", "a"], ["b", "b"], ["a", "b"]]) - 1 / 3) < 1e-12
+    assert fleiss_kappa([["a", "a", "a"], ["b", "b", "b"]]) == 1.0
+    assert cohen_kappa(["a", "a"], ["a", "a"]) is None  # all one label: agreement by chance is certain
+
+
+def test_panel_specs_parse_once_with_their_members():
+    from offline_arena.config import Recipe
+    from offline_arena.judges.spec import parse_judge_spec
+
+    spec = parse_judge_spec("panel:verifier,verifier:count-only,pairwise:openai:http://127.0.0.1:1/v1,http://127.0.0.1:2/v1#m")
+    assert spec.kind == "panel" and [m.kind for m in spec.members] == ["verifier", "verifier", "pairwise"]
+    assert spec.members[2].model == "openai:http://127.0.0.1:1/v1,http://127.0.0.1:2/v1#m"  # the replica comma stays
+    assert spec.calls_per_battle == 2 and spec.needs_constraints and not spec.leaves_the_machine
+    for bad, says in [("panel:verifier", "at least two members"), ("panel:verifier,panel:verifier,verifier", "cannot hold"),
+                      ("panel:verifier,score:", "member 'score:'")]:
+        with pytest.raises(ValueError, match=says):
+            parse_judge_spec(bad)
+    recipe = Recipe.model_validate({"name": "t", "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
+                                    "stages": [{"kind": "sft"}], "judge": ["verifier", "verifier:count-only"]})
+    assert recipe.judge == "panel:verifier,verifier:count-only"
+
+
+class Counting:
+    """A scripted member that counts the matchups it is asked about."""
+
+    def __init__(self, name: str, pick: str):
+        self.fingerprint, self.pick, self.asked = name, pick, 0
+
+    def judge(self, matchups):
+        self.asked += len(matchups)
+        return [Verdict(self.pick) for _ in matchups]
+
+
+def test_a_panel_votes_by_majority_and_a_new_member_reuses_the_others_verdicts(tmp_path):
+    from offline_arena.judges.base import Matchup
+    from offline_arena.judges.panel import PanelJudge, majority
+
+    assert majority(["model_a", "model_a", "model_b"]) == "model_a"
+    assert majority(["model_a", "model_b", "tie"]) == "tie"
+    assert majority(["model_b", "error", "error"]) == "model_b" and majority(["error"]) == "error"
+    matchups = [Matchup(({"role": "user", "content": f"q{i}"},), {}, Completion(f"a{i}", True, 1),
+                        Completion(f"b{i}", True, 1)) for i in range(5)]
+    one, two, three = Counting("one", "model_a"), Counting("two", "model_b"), Counting("three", "model_b")
+    with Store(tmp_path / "store.sqlite") as store:
+        first = PanelJudge([one, two], store).judge(matchups)
+        assert [v.winner for v in first] == ["tie"] * 5 and one.asked == two.asked == 5
+        later = PanelJudge([one, two, three], store).judge(matchups)
+    assert [v.winner for v in later] == ["model_b"] * 5
+    assert (one.asked, two.asked, three.asked) == (5, 5, 5)  # only the new member was asked
+    assert later[0].raw["members"]["three"]["winner"] == "model_b"
+
+
+def test_the_audit_of_a_panel_of_three_reports_kappa(tmp_path):
+    from offline_arena.judges.panel import PanelJudge
+
+    battles = verifiable_battles(40)
+    members = [VerifierJudge(rule="count-only"), FirstPositionBias(0.5), FirstPositionBias(0.9)]
+    members[2].fingerprint = "scripted:strong-first-position-bias"
+    with Store(tmp_path / "store.sqlite") as store:
+        panel = PanelJudge(members, store)
+        pairs = audit_pairs(panel, battles, store)
+        report = audit_report(panel.fingerprint, pairs, members=[m.fingerprint for m in members], calls_per_verdict=0)
+    kappas = report.members
+    assert kappas["agreement_with_verifier"]["verifier:strict"].share == 1.0
+    assert kappas["agreement_with_verifier"]["scripted:strong-first-position-bias"].share < 0.8
+    assert kappas["fleiss_kappa"] is not None and -1 <= kappas["fleiss_kappa"] < 1
+    assert len(kappas["cohen_kappa"]) == 3
+    text = format_report(report)
+    assert "Fleiss' kappa" in text and "Cohen's kappa verifier:strict ~ scripted:first-position-bias" in text

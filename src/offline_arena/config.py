@@ -316,7 +316,8 @@ class Recipe(Strict):
     seed: int = Field(0, description="seed of prompt sampling, generation and training")
     target: str = Field("builtin:smollm2-135m-instruct", description="the model being trained")
     opponents: list[Opponent] = Field(min_length=1, description="the stronger models the target battles")
-    judge: str = Field("verifier", description="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, score:<model>, rm:<folder>")
+    judge: str = Field("verifier", description="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, "
+                       "score:<model>, rm:<folder>, or a panel that votes: panel:<spec>,<spec>,... or a list of specs")
     judge_api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding an endpoint judge's API key")
     prompts: Prompts = Field(default_factory=Prompts, description="where prompts come from and how many")
     generation: Generation = Field(default_factory=Generation, description="how battle answers are sampled")
@@ -338,11 +339,13 @@ class Recipe(Strict):
             raise ValueError("the target must be a trainable model (builtin:, a folder or a Hub id)")
         return value
 
-    @field_validator("judge")
+    @field_validator("judge", mode="before")
     @classmethod
-    def _judge(cls, value: str) -> str:
+    def _judge(cls, value):
         from .judges.spec import parse_judge_spec
 
+        if isinstance(value, list):  # a panel written as a list of specs
+            value = "panel:" + ",".join(str(v) for v in value)
         parse_judge_spec(value)
         return value
 

@@ -115,6 +115,10 @@ def _cached(generator, store, chunk_size: int):
 
 def load_judge(spec: str | JudgeSpec, store=None, **generator_options) -> Judge:
     spec = spec if isinstance(spec, JudgeSpec) else parse_judge_spec(spec)
+    if spec.kind == "panel":
+        from .judges.panel import PanelJudge
+
+        return PanelJudge([load_judge(member, store, **generator_options) for member in spec.members], store)
     if spec.kind == "verifier":
         return VerifierJudge(loose=spec.loose, rule=spec.rule)
     if spec.asks_a_model:

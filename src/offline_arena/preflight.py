@@ -110,9 +110,9 @@ def _check_prompts(recipe: Recipe, result: Preflight) -> None:
 def _check_models(recipe: Recipe, result: Preflight) -> None:
     specs = [("target", recipe.target, None)]
     specs += [(f"opponent {o.name!r}", o.model, o.api_key_env) for o in recipe.opponents]
-    judge = parse_judge_spec(recipe.judge)
-    if judge.model is not None:  # an LLM judge's model spec, or a reward model's folder
-        specs.append(("judge", judge.model, recipe.judge_api_key_env if judge.asks_a_model else None))
+    for judge in parse_judge_spec(recipe.judge).judges:  # a panel's members, or the one judge
+        if judge.model is not None:  # an LLM judge's model spec, or a reward model's folder
+            specs.append(("judge", judge.model, recipe.judge_api_key_env if judge.asks_a_model else None))
     specs += [(f"stage {s.kind} teacher", s.teacher, None) for s in recipe.stages if s.teacher]
     endpoints: list[tuple[str, ModelSpec]] = []
     for what, raw, key_env in specs:

@@ -36,12 +36,16 @@ def audit_pairs(judge, battles: Sequence[Battle], store, own_model: str | None =
     if any(o is None for o in orders):
         back = judge_battles(judge, [swapped(b) for b in battles], store)
         orders = [(j.winner, OTHER.get(s.winner, "error")) for j, s in zip(judged, back)]
+    members = [m.fingerprint for m in getattr(judge, "members", ())]
     pairs = []
     for battle, verdict, true, order in zip(battles, judged, truth, orders):
         own = next((side for side in ("model_a", "model_b") if own_model and battle.side(side)[0] == own_model), None)
+        votes = raw[judgment_key(judge.fingerprint, battle.messages, battle.answer_a, battle.answer_b)]["raw"]
+        member_winners = tuple(votes.get("members", {}).get(m, {}).get("winner", "error") for m in members)
         pairs.append(AuditPair(truth=true.winner, winner=verdict.winner, orders=order,
                                words_a=len(battle.completion_a.text.split()),
-                               words_b=len(battle.completion_b.text.split()), own_side=own))
+                               words_b=len(battle.completion_b.text.split()), own_side=own,
+                               member_winners=member_winners))
     return pairs
 
 
@@ -67,5 +71,7 @@ def run_audit(judge_spec: str, store, pairs: int = 200, models: Sequence[str] = 
     battles = run_battles(schedule, contestants, store, params, seed=seed, tag="audit")
     spec = parse_judge_spec(judge_spec)
     judge = load_judge(spec, store=store)
-    own = spec.model if spec.asks_a_model and spec.model in models else None
-    return audit_report(judge.fingerprint, audit_pairs(judge, battles, store, own_model=own))
+    own = next((j.model for j in spec.judges if j.asks_a_model and j.model in models), None)
+    return audit_report(judge.fingerprint, audit_pairs(judge, battles, store, own_model=own),
+                        members=[m.fingerprint for m in getattr(judge, "members", ())],
+                        calls_per_verdict=spec.calls_per_battle)

@@ -16,7 +16,9 @@ For any judge (LLM pairwise, single-score, reward model, scripted) over pairs of
 - **length bias**: on the pairs the verifier calls even, how often the longer answer wins a decided verdict
   (0.5 = none);
 - **self-preference**, when the judge's model is also a contestant: its own answer's share of the judge's
-  decided verdicts against its share of the verifier's decisive ones.
+  decided verdicts against its share of the verifier's decisive ones;
+- for a **panel**: each member's agreement with the verifier, the members' agreement with one another
+  beyond chance (Cohen's kappa per pair of members, Fleiss' kappa over all), and model calls per verdict.
 
 Pairs are built with the two contestants' positions alternated by a hash of the prompt, so a judge that
 always names one position is not mistaken for one that knows which answer is better.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 SIDES = ("model_a", "model_b")
 OTHER = {"model_a": "model_b", "model_b": "model_a", "tie": "tie"}
@@ -43,6 +46,7 @@ class AuditPair:
     words_a: int
     words_b: int
     own_side: str | None = None      # the side the judge's own model answered, if any
+    member_winners: tuple[str, ...] = ()  # a panel's members' verdicts, in the panel's order
 
 
 @dataclass
@@ -81,14 +85,18 @@ class AuditReport:
     longer_wins_when_even: Rate
     own_wins_by_judge: Rate | None = None
     own_wins_by_verifier: Rate | None = None
+    members: dict | None = None      # a panel: per-member agreement, kappas, calls per verdict
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        out = asdict(self)
-        for name, value in vars(self).items():
+        def plain(value):
             if isinstance(value, Rate):
-                out[name] = {**asdict(value), "share": value.share, "ci": value.ci}
-        return out
+                return {**asdict(value), "share": value.share, "ci": value.ci}
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return {name: plain(value) for name, value in vars(self).items()}
 
 
 def wilson(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -107,11 +115,35 @@ def binomial_two_sided(hits: int, n: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def cohen_kappa(x: Sequence[str], y: Sequence[str]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items: (observed - chance) / (1 - chance)."""
+    n = len(x)
+    if n == 0:
+        return None
+    observed = sum(a == b for a, b in zip(x, y)) / n
+    chance = sum((list(x).count(c) / n) * (list(y).count(c) / n) for c in set(x) | set(y))
+    return None if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def fleiss_kappa(rows: Sequence[Sequence[str]]) -> float | None:
+    """Fleiss' kappa: each row holds every rater's label of one item (the same number of raters each)."""
+    if not rows or len(rows[0]) < 2:
+        return None
+    raters, items = len(rows[0]), len(rows)
+    categories = sorted({label for row in rows for label in row})
+    counts = [[list(row).count(c) for c in categories] for row in rows]
+    agreement = sum((sum(k * k for k in row) - raters) / (raters * (raters - 1)) for row in counts) / items
+    shares = [sum(row[j] for row in counts) / (items * raters) for j in range(len(categories))]
+    chance = sum(p * p for p in shares)
+    return None if chance == 1 else (agreement - chance) / (1 - chance)
+
+
 def _rate(hits: int, n: int, test: bool = False) -> Rate:
     return Rate(hits, n, binomial_two_sided(hits, n) if test and n else None)
 
 
-def audit_report(judge: str, pairs: list[AuditPair]) -> AuditReport:
+def audit_report(judge: str, pairs: list[AuditPair], members: Sequence[str] = (),
+                 calls_per_verdict: int | None = None) -> AuditReport:
     decided = [p for p in pairs if p.winner != "error"]
     decisive = [p for p in decided if p.truth != "tie"]
     sure = [p for p in decisive if p.winner != "tie"]
@@ -136,8 +168,25 @@ def audit_report(judge: str, pairs: list[AuditPair]) -> AuditReport:
         truthful = [p for p in own if p.truth != "tie"]
         report.own_wins_by_judge = _rate(sum(p.winner == p.own_side for p in judged), len(judged))
         report.own_wins_by_verifier = _rate(sum(p.truth == p.own_side for p in truthful), len(truthful))
+    if members:
+        report.members = _panel(members, pairs, calls_per_verdict)
     report.notes = _notes(report)
     return report
+
+
+def _panel(members: Sequence[str], pairs: list[AuditPair], calls_per_verdict: int | None) -> dict:
+    """Each member's agreement with the verifier, and the members' agreement with one another on the
+    pairs every member decided."""
+    voted = [p for p in pairs if len(p.member_winners) == len(members)]
+    complete = [p.member_winners for p in voted if "error" not in p.member_winners]
+    agreement = {}
+    for i, name in enumerate(members):
+        sure = [p for p in voted if p.truth != "tie" and p.member_winners[i] not in ("tie", "error")]
+        agreement[name] = _rate(sum(p.member_winners[i] == p.truth for p in sure), len(sure), test=True)
+    pairwise = {f"{members[i]} ~ {members[j]}": cohen_kappa([r[i] for r in complete], [r[j] for r in complete])
+                for i in range(len(members)) for j in range(i + 1, len(members))}
+    return {"agreement_with_verifier": agreement, "cohen_kappa": pairwise, "fleiss_kappa": fleiss_kappa(complete),
+            "pairs_all_members_decided": len(complete), "calls_per_verdict": calls_per_verdict}
 
 
 def _notes(report: AuditReport) -> list[str]:
@@ -172,8 +221,19 @@ def format_report(report: AuditReport) -> str:
     if report.own_wins_by_judge is not None:
         lines += [f"  self-preference: own answer wins by the judge                {report.own_wins_by_judge.text()}",
                   f"                   own answer wins by the verifier             {report.own_wins_by_verifier.text()}"]
+    if report.members:
+        panel = report.members
+        lines.append(f"  panel: model calls per verdict {panel['calls_per_verdict']}, Fleiss' kappa "
+                     f"{_number(panel['fleiss_kappa'])} over {panel['pairs_all_members_decided']} pairs every member decided")
+        lines += [f"    {name}: agreement with the verifier (decided) {rate.text()}"
+                  for name, rate in panel["agreement_with_verifier"].items()]
+        lines += [f"    Cohen's kappa {pair}: {_number(kappa)}" for pair, kappa in panel["cohen_kappa"].items()]
     lines += [f"  - {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def shown_first(prompt_id: str, seed: int = 0) -> bool:

@@ -8,6 +8,8 @@ the loader, preflight, the privacy policy, the dry-run plan, MT-Bench's judge).
     pairwise-arena-hard:<model spec> LLM pairwise, Arena-Hard's five-level verdicts, both orders
     score:<model spec>               LLM single-answer grading 1-10 (reference answer if the prompt has one)
     rm:<folder>                      a reward model (sequence classification, one output)
+    panel:<spec>,<spec>[,<spec>...]  several of the above vote (judges/panel.py); a member ends where the
+                                     next one's kind begins, so a member's own commas (replica URLs) stay
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 # The verifier's tie-break rules (judges/verifier.py owns what each does).
 VERIFIER_RULES = ("graded", "complete-wins-ties", "count-only")
 LLM_KINDS = ("pairwise", "pairwise-arena-hard", "score")
-KINDS = ("verifier", *LLM_KINDS, "rm")
+KINDS = ("verifier", *LLM_KINDS, "rm", "panel")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class JudgeSpec:
     loose: bool = False        # verifier: IFEval's loose check (a few lenient variants of the answer)
     rule: str = "graded"       # verifier: how equal constraint counts are ranked
     raw: str = ""
+    members: tuple = ()        # panel: the members' JudgeSpecs
+
+    @property
+    def judges(self) -> tuple:
+        """The judges that give verdicts: a panel's members, else this one."""
+        return self.members or (self,)
 
     @property
     def asks_a_model(self) -> bool:
@@ -35,17 +43,22 @@ class JudgeSpec:
 
     @property
     def calls_per_battle(self) -> int:
-        """Model calls one battle costs: both orders (pairwise) or both answers (score); none otherwise."""
+        """Model calls one battle costs: both orders (pairwise) or both answers (score); a panel's members'
+        together; none otherwise."""
+        if self.members:
+            return sum(m.calls_per_battle for m in self.members)
         return 2 if self.asks_a_model else 0
 
     @property
     def needs_constraints(self) -> bool:
         """Whether the judge can only decide prompts that carry checkable constraints."""
-        return self.kind == "verifier"
+        return any(j.kind == "verifier" for j in self.judges)
 
     @property
     def leaves_the_machine(self) -> bool:
         """Whether the judge sends the battles to an endpoint that is not on this machine."""
+        if self.members:
+            return any(m.leaves_the_machine for m in self.members)
         if not self.asks_a_model:
             return False
         from ..models.spec import parse_model_spec
@@ -76,9 +89,36 @@ def parse_judge_spec(text: str) -> JudgeSpec:
         except ValueError as error:
             raise ValueError(f"judge {raw!r}: {error}") from None
         return JudgeSpec(kind, model=target, raw=raw)
+    if kind == "panel":
+        members = split_panel(target)
+        if len(members) < 2:
+            raise ValueError(f"judge {raw!r}: a panel needs at least two members, e.g. "
+                             "panel:pairwise:<model>,pairwise:<model>,verifier")
+        parsed = []
+        for member in members:
+            if member.partition(":")[0] == "panel":
+                raise ValueError(f"judge {raw!r}: a panel cannot hold a panel")
+            try:
+                parsed.append(parse_judge_spec(member))
+            except ValueError as error:
+                raise ValueError(f"judge {raw!r}: member {member!r}: {error}") from None
+        return JudgeSpec("panel", raw=raw, members=tuple(parsed))
     if kind == "rm":
         if not target:
             raise ValueError(f"judge {raw!r}: expected rm:<folder of a sequence-classification reward model>")
         return JudgeSpec("rm", model=target, raw=raw)
     raise ValueError(f"unknown judge {raw!r}; expected verifier, pairwise:<model>, pairwise-arena-hard:<model>, "
-                     "score:<model> or rm:<folder>")
+                     "score:<model>, rm:<folder> or panel:<spec>,<spec>,...")
+
+
+def split_panel(text: str) -> list[str]:
+    """A panel's member specs: split at each comma that a judge kind follows ("verifier", "pairwise:", ...),
+    so `pairwise:openai:http://a/v1,http://b/v1#m` stays one member."""
+    starts = tuple(f"{kind}:" for kind in KINDS) + ("verifier",)
+    members: list[str] = []
+    for piece in text.split(","):
+        if members and not piece.strip().startswith(starts):
+            members[-1] += "," + piece
+        else:
+            members.append(piece.strip())
+    return [m for m in members if m]
