@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "JSONL of FastChat-style records {model_a, model_b, winner}; winner is "
                                          "model_a, model_b, tie or 'tie (bothbad)'; results land beside the file")
     board.add_argument("--anchor", help="pin this model at 1000 (default: none; run folders anchor nothing either)")
+    board.add_argument("--compare", metavar="REF.csv", help="also report how this board agrees with a reference "
+                       "board (a CSV with model, rating[, lower, upper]): Spearman, Kendall tau-b, separability, "
+                       "Arena-Hard's agreement with confidence")
     board.set_defaults(handler=cmd_leaderboard)
 
     export = commands.add_parser("export", help="turn judged battles into SFT/DPO/RM/KTO data files (TRL formats)")

@@ -200,6 +200,7 @@ def _log_leaderboard(args) -> int:
     print(f"battles: {len(a)} from {args.battles}")
     print(format_leaderboard(rows))
     print(f"written: {csv_path}, {json_path}")
+    _compare(rows, args.compare)
     return 0
 
 
@@ -221,4 +222,16 @@ def cmd_leaderboard(args) -> int:
     print(f"judge: {judge}  battles: {len(battles)}")
     print(format_leaderboard(rows))
     print(f"written: {csv_path}, {json_path}")
+    _compare(rows, args.compare)
     return 0
+
+
+def _compare(rows: list[dict], reference: str | None) -> None:
+    """With --compare: how this board agrees with a reference board (ratings/compare.py)."""
+    if not reference:
+        return
+    from .ratings.compare import compare_boards, format_comparison, read_board
+
+    ours = {row["model"]: (row["rating"], row["lower"], row["upper"]) for row in rows}
+    print(f"against {reference}:")
+    print(format_comparison(compare_boards(ours, read_board(reference))))
