@@ -240,3 +240,38 @@ def test_the_audit_of_a_panel_of_three_reports_kappa(tmp_path):
     assert len(kappas["cohen_kappa"]) == 3
     text = format_report(report)
     assert "Fleiss' kappa" in text and "Cohen's kappa verifier:strict ~ scripted:first-position-bias" in text
+
+
+def test_the_reports_judges_section_audits_stored_verdicts_without_asking_again(tmp_path):
+    """report/judges.py rebuilds the audit from the store alone: the pairwise judge's orders from its raw
+    records, the truth from the prompts' constraints; the same numbers as auditing the live judge."""
+    from offline_arena.judges import judge_battles
+    from offline_arena.records import SamplingParams
+    from offline_arena.report.judges import judge_audits
+
+    class AlwaysA:
+        fingerprint = "always-a"
+
+        def render(self, messages):
+            return str(messages)
+
+        def generate(self, requests):
+            return [Completion("[[A]]", True, 2) for _ in requests]
+
+    battles = verifiable_battles(16)
+    judge = PairwiseJudge(AlwaysA())
+    params = SamplingParams(max_new_tokens=8)
+    with Store(tmp_path / "store.sqlite") as store:
+        store.put_completions([(key, name, b.prompt_id, params, 0, 0, completion) for b in battles
+                               for key, name, completion in ((b.answer_a, b.model_a, b.completion_a),
+                                                             (b.answer_b, b.model_b, b.completion_b))])
+        store.put_battles(battles)
+        judge_battles(judge, battles, store, progress=False)
+        live = audit_report(judge.fingerprint, audit_pairs(judge, battles, store))
+    audits = {a.judge: a for a in judge_audits(tmp_path / "store.sqlite")}
+    assert set(audits) == {"pairwise[mt-bench]:always-a", "verifier:strict"}  # the audit's own truth is stored too
+    stored = audits[judge.fingerprint]
+    assert audits["verifier:strict"].agreement.share == 1.0
+    for measure in ("agreement", "agreement_decided", "tie_rate", "position_consistency", "first_position_wins"):
+        assert getattr(stored, measure) == getattr(live, measure), measure
+    assert stored.first_position_wins.share == 1.0 and stored.position_consistency.share == 0.0

@@ -131,6 +131,17 @@ def test_report_in_headless_chromium(pico_run, tmp_path):
         rows = page.evaluate("[...document.querySelectorAll('div.matrix[data-scope=\"all\"] th.row')].map(e => e.textContent)")
         assert set(rows) == {"base", "r1-sft", "r2-sft", OPPONENT}
 
+        # Judges: the run's judge audited from its stored verdicts, as report/judges.py computes it.
+        from offline_arena.report.judges import judge_audits
+
+        with Store(pico_run / "store.sqlite") as store:
+            judge_name = store.judges()[0]
+        [audit] = [a for a in judge_audits(pico_run / "store.sqlite") if a.judge == judge_name]
+        judge_row = page.evaluate("[...document.querySelectorAll('#judges table.judges tbody tr')]"
+                                  ".map(r => [...r.children].map(c => c.textContent))")
+        assert judge_row[0][0] == audit.judge and judge_row[0][1] == str(audit.pairs) == str(len(judged))
+        assert judge_row[0][5] == "n/a"  # a reward model keeps no single-order verdicts
+
         # Battle browser: filters change what is shown.
         assert matches() == len(all_battles)
         select("filter-stage", "round1/sft")

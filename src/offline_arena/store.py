@@ -252,6 +252,15 @@ class ReadOnlyStore(_Connection):
             "LEFT JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = ? "
             "LEFT JOIN judgments j ON j.key = bj.judgment_key ORDER BY b.created_at, b.rowid", [judge]).fetchall()
 
+    def judged_texts(self, judge: str) -> list[tuple]:
+        """(context JSON, text a, text b, winner, raw JSON) of every battle `judge` judged, oldest first."""
+        return self.conn.execute(
+            "SELECT b.context, ca.text, cb.text, j.winner, j.raw FROM battles b "
+            "JOIN battle_judgments bj ON bj.battle_id = b.id AND bj.judge = ? "
+            "JOIN judgments j ON j.key = bj.judgment_key "
+            "JOIN completions ca ON ca.key = b.answer_a JOIN completions cb ON cb.key = b.answer_b "
+            "ORDER BY b.created_at, b.rowid", [judge]).fetchall()
+
     def latest_battles(self, judge: str | None, count: int, text_cap: int) -> list[tuple]:
         """The latest `count` battles, oldest first: (tag, prompt_id, messages JSON, model_a, model_b, key_a,
         key_b, text_a cut to `text_cap`, full length a, stopped a, tokens a, the same for b, judgment key,

@@ -40,7 +40,8 @@ class AuditPair:
     """One judged pair. Sides are the battle's; `orders` are the single-order verdicts mapped back to sides
     (the pair as shown, then swapped), None where the judge gave no such pair of verdicts."""
 
-    truth: str                       # the verifier's strict count: model_a, model_b or tie
+    truth: str                       # the verifier's strict count: model_a, model_b, tie, or unknown
+                                     # (a prompt without checkable constraints)
     winner: str                      # the judge's verdict: model_a, model_b, tie or error
     orders: tuple[str, str] | None   # (verdict with a first, verdict with b first), as sides
     words_a: int
@@ -145,7 +146,7 @@ def _rate(hits: int, n: int, test: bool = False) -> Rate:
 def audit_report(judge: str, pairs: list[AuditPair], members: Sequence[str] = (),
                  calls_per_verdict: int | None = None) -> AuditReport:
     decided = [p for p in pairs if p.winner != "error"]
-    decisive = [p for p in decided if p.truth != "tie"]
+    decisive = [p for p in decided if p.truth in SIDES]
     sure = [p for p in decisive if p.winner != "tie"]
     ordered = [p for p in decided if p.orders is not None and "error" not in p.orders]
     # A single-order call "picks the first answer" when it names the side shown first: order 1 shows a first.
@@ -154,7 +155,7 @@ def audit_report(judge: str, pairs: list[AuditPair], members: Sequence[str] = ()
     even = [p for p in decided if p.truth == "tie" and p.winner != "tie" and p.words_a != p.words_b]
     longer = lambda p: "model_a" if p.words_a > p.words_b else "model_b"  # noqa: E731
     report = AuditReport(
-        judge=judge, pairs=len(pairs), decisive=len([p for p in pairs if p.truth != "tie"]),
+        judge=judge, pairs=len(pairs), decisive=len([p for p in pairs if p.truth in SIDES]),
         errors=len(pairs) - len(decided),
         agreement=_rate(sum(p.winner == p.truth for p in decisive), len(decisive)),
         agreement_decided=_rate(sum(p.winner == p.truth for p in sure), len(sure), test=True),
@@ -165,7 +166,7 @@ def audit_report(judge: str, pairs: list[AuditPair], members: Sequence[str] = ()
     own = [p for p in decided if p.own_side]
     if own:
         judged = [p for p in own if p.winner != "tie"]
-        truthful = [p for p in own if p.truth != "tie"]
+        truthful = [p for p in own if p.truth in SIDES]
         report.own_wins_by_judge = _rate(sum(p.winner == p.own_side for p in judged), len(judged))
         report.own_wins_by_verifier = _rate(sum(p.truth == p.own_side for p in truthful), len(truthful))
     if members:
@@ -181,7 +182,7 @@ def _panel(members: Sequence[str], pairs: list[AuditPair], calls_per_verdict: in
     complete = [p.member_winners for p in voted if "error" not in p.member_winners]
     agreement = {}
     for i, name in enumerate(members):
-        sure = [p for p in voted if p.truth != "tie" and p.member_winners[i] not in ("tie", "error")]
+        sure = [p for p in voted if p.truth in SIDES and p.member_winners[i] not in ("tie", "error")]
         agreement[name] = _rate(sum(p.member_winners[i] == p.truth for p in sure), len(sure), test=True)
     pairwise = {f"{members[i]} ~ {members[j]}": cohen_kappa([r[i] for r in complete], [r[j] for r in complete])
                 for i in range(len(members)) for j in range(i + 1, len(members))}
@@ -247,10 +248,13 @@ def order_verdicts(judge, verdict_raw: dict) -> tuple[str, str] | None:
     pair as shown: (verdict with a first, verdict with b first). None for a judge that keeps no orders
     (it is asked the swapped pair instead)."""
     scale = getattr(judge, "scale", None)
-    if scale is None:
-        return None
+    return None if scale is None else orders_from_raw(verdict_raw, scale.labels)
+
+
+def orders_from_raw(verdict_raw: dict, labels: dict) -> tuple[str, str]:
+    """`order_verdicts` from a stored raw record and the judge's verdict labels (token -> (position, strength))."""
     first, second = verdict_raw.get("verdict_ab"), verdict_raw.get("verdict_ba")
     if first is None or second is None:  # a verdict that never parsed
         return "error", "error"
     position = {"A": "model_a", "B": "model_b", "tie": "tie"}
-    return position[scale.labels[first][0]], OTHER[position[scale.labels[second][0]]]
+    return position[labels[first][0]], OTHER[position[labels[second][0]]]

@@ -4,6 +4,7 @@ evaluation, held-out metric and training curves, win-rate matrices, and a browse
     collect.py      the run folder's JSON files (recipe, eval.json, done.json, metrics.json)
     battle_data.py  store.sqlite, read-only: every battle's outcome; the latest battles' texts, size-capped
     snapshots.py    the leaderboard as it stood after each evaluation
+    judges.py       every judge audited from its stored verdicts (agreement with the verifier, position bias)
     matrix.py       pairwise win rates (pure)
     svg.py          line / error-bar charts as inline SVG
     render.py       the page; static/ holds its inline CSS and script
@@ -27,6 +28,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, judge: str 
     """Write the report of `run_dir` (finished or not) to `out` (default RUN/report.html); return the path."""
     from .battle_data import read_battles
     from .collect import collect_run_files
+    from .judges import judge_audits
     from .render import render_report
     from .snapshots import leaderboard_snapshots
 
@@ -40,7 +42,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, judge: str 
     battles = read_battles(folder.store, judge, limits)
     seed = int((files.recipe or {}).get("seed") or 0)
     snapshots = leaderboard_snapshots(files, battles.outcomes, seed=seed)
-    html = render_report(files, battles, snapshots, time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    html = render_report(files, battles, snapshots, time.strftime("%Y-%m-%d %H:%M:%S %Z"), judge_audits(folder.store))
     out = Path(out) if out else folder.report
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -38,10 +38,11 @@ def _static(name: str) -> str:
     return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
 
 
-def render_report(files: RunFiles, battles: BattleData, snapshots: list[Snapshot], generated_at: str) -> str:
+def render_report(files: RunFiles, battles: BattleData, snapshots: list[Snapshot], generated_at: str,
+                  audits: list | None = None) -> str:
     title = f"offline-arena report: {files.name}"
     sections = [_overview(files, battles, generated_at), _leaderboards(files, snapshots), _metrics(files),
-                _win_rates(battles, snapshots), _battle_browser(files, battles)]
+                _win_rates(battles, snapshots), _judges(audits or []), _battle_browser(files, battles)]
     browser = {**battles.browser, "opponents": files.opponents}
     return "\n".join([
         "<!DOCTYPE html>",
@@ -56,7 +57,7 @@ def render_report(files: RunFiles, battles: BattleData, snapshots: list[Snapshot
         f"<header class=\"top\"><h1>{escape(title)}</h1><nav>"
         + "".join(f'<a href="#{a}">{t}</a>' for a, t in (("overview", "Overview"), ("leaderboard", "Leaderboard"),
                                                            ("metrics", "Metrics"), ("win-rates", "Win rates"),
-                                                           ("battles", "Battles")))
+                                                           ("judges", "Judges"), ("battles", "Battles")))
         + "</nav></header><main>",
         *sections,
         "</main>",
@@ -303,6 +304,29 @@ def _rate_colour(rate: float) -> str:
 
 
 # -- battle browser ---------------------------------------------------------------------------------------
+
+def _judges(audits: list) -> str:
+    """Each judge audited from its stored verdicts (report/judges.py): agreement with the verifier where
+    prompts have checkable constraints, position consistency and bias where it kept both orders."""
+    if not audits:
+        return '<section id="judges"><h2>Judges</h2><p class="muted">No judged battles yet.</p></section>'
+
+    def rate(r) -> str:
+        return "n/a" if not r.n else f"{r.share:.2f} [{r.ci[0]:.2f}, {r.ci[1]:.2f}] ({r.hits}/{r.n})"
+
+    head = ["judge", "battles", "errors", "agreement with the verifier (decided)", "tie rate",
+            "position consistency", "first position wins", "longer wins when even"]
+    rows = [[escape(a.judge), str(a.pairs), str(a.errors), rate(a.agreement_decided), rate(a.tie_rate),
+             rate(a.position_consistency), rate(a.first_position_wins), rate(a.longer_wins_when_even)]
+            for a in audits]
+    notes = "".join(f"<li>{escape(a.judge)}: {escape(note)}</li>" for a in audits for note in a.notes)
+    return ('<section id="judges"><h2>Judges</h2>'
+            '<p class="muted">Each judge measured against the verifier on the battles it judged whose prompts have '
+            'checkable constraints (the answer that meets more of them is the better one; chance is 0.5), and, for '
+            'an LLM pairwise judge, on the two orders it judged every battle in. n/a: nothing to measure (no '
+            'constraints, or a judge that keeps no orders). <code>arena judge audit</code> measures a judge on pairs of its own.</p>'
+            + _table(head, rows, "judges") + (f"<ul class=\"notes\">{notes}</ul>" if notes else "") + "</section>")
+
 
 def _battle_browser(files: RunFiles, battles: BattleData) -> str:
     shown, total = len(battles.browser["battles"]), battles.total
