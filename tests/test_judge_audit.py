@@ -121,18 +121,21 @@ def test_a_planted_position_bias_is_found_with_its_size(tmp_path):
     assert any(note.startswith("position bias: the answer shown first wins") for note in biased.notes)
 
 
+class AlwaysA:
+    """A judge *model* that always answers [[A]] (the code under test is the audit reading its verdicts)."""
+
+    fingerprint = "always-a"
+
+    def render(self, messages):
+        return str(messages)
+
+    def generate(self, requests):
+        return [Completion("The first one. [[A]]", True, 5) for _ in requests]
+
+
 def test_a_pairwise_judges_orders_come_from_its_raw_verdicts(tmp_path):
     """An LLM pairwise judge asks both orders itself; the audit reads them instead of asking again. A judge
     model that always answers [[A]] is consistent never and picks the first position always."""
-
-    class AlwaysA:
-        fingerprint = "always-a"
-
-        def render(self, messages):
-            return str(messages)
-
-        def generate(self, requests):
-            return [Completion("The first one. [[A]]", True, 5) for _ in requests]
 
     battles = verifiable_battles(12)
     with Store(tmp_path / "store.sqlite") as store:
@@ -248,15 +251,6 @@ def test_the_reports_judges_section_audits_stored_verdicts_without_asking_again(
     from offline_arena.judges import judge_battles
     from offline_arena.records import SamplingParams
     from offline_arena.report.judges import judge_audits
-
-    class AlwaysA:
-        fingerprint = "always-a"
-
-        def render(self, messages):
-            return str(messages)
-
-        def generate(self, requests):
-            return [Completion("[[A]]", True, 2) for _ in requests]
 
     battles = verifiable_battles(16)
     judge = PairwiseJudge(AlwaysA())
