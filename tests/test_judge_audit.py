@@ -269,3 +269,49 @@ def test_the_reports_judges_section_audits_stored_verdicts_without_asking_again(
     for measure in ("agreement", "agreement_decided", "tie_rate", "position_consistency", "first_position_wins"):
         assert getattr(stored, measure) == getattr(live, measure), measure
     assert stored.first_position_wins.share == 1.0 and stored.position_consistency.share == 0.0
+
+
+def test_a_judge_that_never_gives_a_verdict_costs_a_bounded_number_of_tokens():
+    """Issue 22: the embedded model as a judge once rambled for minutes. A judge model that never writes a
+    verdict is asked (1 + max_retries) times per order, each at most max_new_tokens, and the battle is an
+    error — never a guess."""
+
+    class Rambler:
+        fingerprint = "rambler"
+
+        def __init__(self):
+            self.requests = []
+
+        def render(self, messages):
+            return str(messages)
+
+        def generate(self, requests):
+            self.requests += requests
+            return [Completion("word " * r.params.max_new_tokens, False, r.params.max_new_tokens) for r in requests]
+
+    from offline_arena.judges.base import Matchup
+    from offline_arena.records import SamplingParams
+
+    rambler = Rambler()
+    judge = PairwiseJudge(rambler, max_retries=1, params=SamplingParams(max_new_tokens=24, temperature=0.0))
+    matchups = [Matchup(({"role": "user", "content": f"q{i}"},), {}, Completion("a", True, 1), Completion("b", True, 1))
+                for i in range(3)]
+    verdicts = judge.judge(matchups)
+    assert [v.winner for v in verdicts] == ["error"] * 3
+    assert len(rambler.requests) == 3 * 2 * (1 + 1)  # matchups x orders x tries
+    assert max(r.params.max_new_tokens for r in rambler.requests) == 24
+
+
+def test_the_judge_budget_reaches_the_judge_from_a_spec_and_the_dry_run_plan_counts_it():
+    from offline_arena.config import Recipe
+    from offline_arena.loading import load_judge
+    from offline_arena.plan import plan
+
+    panel = load_judge("panel:score:builtin:smollm2-135m-instruct,pairwise:builtin:smollm2-135m-instruct",
+                       max_new_tokens=32, max_retries=0)
+    assert [(m.params.max_new_tokens, m.max_retries) for m in panel.members] == [(32, 0), (32, 0)]
+    base = {"name": "t", "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
+            "judge": "pairwise:builtin:smollm2-135m-instruct", "stages": [{"kind": "sft"}]}
+    cheap = plan(Recipe.model_validate({**base, "judge_max_new_tokens": 64, "judge_max_retries": 0}))
+    dear = plan(Recipe.model_validate({**base, "judge_max_new_tokens": 64, "judge_max_retries": 2}))
+    assert dear["totals"]["judge_tokens"] == 3 * cheap["totals"]["judge_tokens"] > 0

@@ -84,7 +84,7 @@ def test_mtbench_against_a_real_served_judge(pico_model_dir, pico_server, tmp_pa
     proxy = RecordingServer(upstream=url)
     try:
         result = run_suite("mtbench", str(pico_model_dir), judge=f"openai:{proxy.url}#{name}", run_dir=tmp_path,
-                           question_ids=[WRITING, MATH], max_new_tokens=6, judge_max_new_tokens=6, max_retries=0)
+                           question_ids=[WRITING, MATH], max_new_tokens=6, judge_max_new_tokens=6, judge_max_retries=0)
     finally:
         proxy.close()
     items = {(r["question_id"], r["turn"]): r for r in result["items"]}
@@ -122,7 +122,7 @@ def test_verdict_parsing_end_to_end(pico_model_dir, tmp_path):
     try:
         result = run_suite("mtbench", str(pico_model_dir), judge=f"score:openai:{server.url}#canned", run_dir=tmp_path,
                            question_ids=[WRITING, EMAIL, MATH], max_new_tokens=4, judge_max_new_tokens=16,
-                           max_retries=1)
+                           judge_max_retries=1)
     finally:
         server.close()
     assert len(server.requests) == 6 + 2  # 3 questions x 2 turns, and one retry for each garbage verdict

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     battle.add_argument("--budget", type=int, default=64, help="with --policy active: battles to run (default: %(default)s)")
     battle.add_argument("--tag", default="arena", help="label stored with the battles (default: %(default)s)")
     _add_sampling_args(battle)
+    _add_judge_budget_args(battle)
     battle.set_defaults(handler=cmd_battle)
 
     judge = commands.add_parser("judge", help="judge the battles recorded in a run folder; `arena judge audit "
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                        "builtin:verifiable:heldout:PAIRS)")
     judge.add_argument("--out", help="audit: write the report as JSON to this file")
     _add_sampling_args(judge, max_new_tokens=256)
+    _add_judge_budget_args(judge)
     judge.set_defaults(handler=cmd_judge)
 
     board = commands.add_parser("leaderboard", help="ratings with bootstrap CIs from a run folder's judged battles")
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--run-dir", default="runs/eval",
                           help="folder of the store.sqlite that caches answers and judgments (default: %(default)s)")
     evaluate.add_argument("--out", help="write the full result (with every answer) to this JSON file")
+    _add_judge_budget_args(evaluate, max_new_tokens=None)  # None: the suite's own (MT-Bench: FastChat's 2048)
     evaluate.set_defaults(handler=cmd_eval)
 
     report = commands.add_parser("report", help="write a run's HTML report: leaderboards, metric curves, win rates, battles")
@@ -195,6 +198,14 @@ def _sigterm_unwinds(command: str):
         signal.signal(signal.SIGTERM, previous)
 
 
+def _add_judge_budget_args(parser: argparse.ArgumentParser, max_new_tokens: int | None = 512) -> None:
+    parser.add_argument("--judge-max-new-tokens", type=int, default=max_new_tokens,
+                        help="an LLM judge's output limit per call (default: %(default)s)")
+    parser.add_argument("--judge-retries", type=int, default=2 if max_new_tokens else None,
+                        help="asks again when a verdict does not parse; with the limit it bounds what a judge that "
+                             "never gives a verdict costs (then: a judge error) (default: %(default)s)")
+
+
 def _add_sampling_args(parser: argparse.ArgumentParser, max_new_tokens: int = 128) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="(default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.7, help="0 for greedy (default: %(default)s)")
@@ -221,7 +232,8 @@ def cmd_eval(args) -> int:
     from .evals.suites import format_result, run_suite
 
     options = {"limit": args.limit, "max_new_tokens": args.max_new_tokens, "judge": args.judge,
-               "opponents": args.opponents, "prompts": args.prompts, "baseline": args.baseline}
+               "opponents": args.opponents, "prompts": args.prompts, "baseline": args.baseline,
+               "judge_max_new_tokens": args.judge_max_new_tokens, "judge_max_retries": args.judge_retries}
     # Only the options given reach the suite, so a suite that takes no --judge says so instead of ignoring it.
     options = {k: v for k, v in options.items() if v is not None}
     started = time.perf_counter()

@@ -43,7 +43,7 @@ def cmd_generate(args) -> int:
 def cmd_battle(args) -> int:
     from .battles import all_pairs, play_active, run_battles, target_vs_opponents
     from .judges import load_scorer
-    from .loading import load_generator, load_judge
+    from .loading import load_generator
     from .models import SamplingParams, named_specs, parse_model_spec
     from .prompts import load_prompts
     from .store import Store
@@ -70,7 +70,7 @@ def cmd_battle(args) -> int:
         elif args.policy == "all-pairs":
             battles = run_battles(all_pairs(names, prompts), contestants, store, params, args.seed, args.tag)
         else:
-            battles = play_active(names, prompts, contestants, load_judge(args.judge, store=store), store, params,
+            battles = play_active(names, prompts, contestants, _judge_of(args, args.judge, store), store, params,
                                   args.budget, seed=args.seed, tag=args.tag)
     print(f"{len(battles)} battles among {len(models)} models on {len(prompts)} prompts recorded in "
           f"{RunFolder(args.run_dir).store} (tag {args.tag!r})")
@@ -81,7 +81,6 @@ def cmd_judge(args) -> int:
     from collections import Counter
 
     from .judges import judge_battles
-    from .loading import load_judge
     from .records import WINNERS
     from .store import Store
 
@@ -94,12 +93,19 @@ def cmd_judge(args) -> int:
         if not battles:
             raise ValueError(f"{args.run_dir or 'runs/arena'}: no battles recorded" + (f" with tag {args.tag!r}" if args.tag else "")
                              + "; run `arena battle` first")
-        judge = load_judge(args.judge, store=store)
+        judge = _judge_of(args, args.judge, store)
         judgments = judge_battles(judge, battles, store)
     counts = Counter(j.winner for j in judgments)
     print(f"{len(judgments)} battles judged by {judge.fingerprint}: " +
           ", ".join(f"{k} {counts.get(k, 0)}" for k in WINNERS))
     return 0
+
+
+def _judge_of(args, spec: str, store):
+    """The judge a command names, with the command's budget for an LLM judge."""
+    from .loading import load_judge
+
+    return load_judge(spec, store=store, max_new_tokens=args.judge_max_new_tokens, max_retries=args.judge_retries)
 
 
 def _audit(args) -> int:
@@ -115,7 +121,8 @@ def _audit(args) -> int:
     params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p)
     with Store(RunFolder(args.run_dir or "runs/audit").store) as store:
         report = run_audit(args.audited, store, pairs=args.pairs, models=args.models or DEFAULT_MODELS,
-                           prompts=args.prompts, params=params, seed=args.seed, batch_size=args.batch_size)
+                           prompts=args.prompts, params=params, seed=args.seed, batch_size=args.batch_size,
+                           judge_max_new_tokens=args.judge_max_new_tokens, judge_max_retries=args.judge_retries)
     print(format_report(report))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:

@@ -319,6 +319,11 @@ class Recipe(Strict):
     judge: str = Field("verifier", description="verifier[:loose], pairwise:<model>, pairwise-arena-hard:<model>, "
                        "score:<model>, rm:<folder>, or a panel that votes: panel:<spec>,<spec>,... or a list of specs")
     judge_api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding an endpoint judge's API key")
+    judge_max_new_tokens: int = Field(512, ge=8, description=(
+        "an LLM judge's output limit per call: with judge_max_retries it bounds what a judge that never gives "
+        "a verdict costs (then the battle is a judge error)"))
+    judge_max_retries: int = Field(2, ge=0, le=5, description="times an LLM judge is asked again when its verdict "
+                                   "did not parse (sampling, so the retry can differ)")
     prompts: Prompts = Field(default_factory=Prompts, description="where prompts come from and how many")
     generation: Generation = Field(default_factory=Generation, description="how battle answers are sampled")
     rounds: int = Field(1, ge=1, le=8, description="how many times the stages repeat")

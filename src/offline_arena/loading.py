@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .judges import Judge, JudgeSpec, VerifierJudge, parse_judge_spec
 from .models import ModelSpec, parse_model_spec, resolve_local_path
+from .records import SamplingParams
 
 
 def load_generator(spec: ModelSpec | str, store=None, scorer=None, scorer_name: str | None = None,
@@ -113,23 +114,30 @@ def _cached(generator, store, chunk_size: int):
     return CachedGenerator(generator, store, chunk_size)
 
 
-def load_judge(spec: str | JudgeSpec, store=None, **generator_options) -> Judge:
+def load_judge(spec: str | JudgeSpec, store=None, max_new_tokens: int = 512, max_retries: int = 2,
+               **generator_options) -> Judge:
+    """The judge a spec names. An LLM judge writes at most `max_new_tokens` per call and is asked again at
+    most `max_retries` times when its verdict does not parse: a judge that never gives one costs at most
+    calls per battle x (1 + max_retries) x max_new_tokens tokens, and the battle is a judge error."""
     spec = spec if isinstance(spec, JudgeSpec) else parse_judge_spec(spec)
     if spec.kind == "panel":
         from .judges.panel import PanelJudge
 
-        return PanelJudge([load_judge(member, store, **generator_options) for member in spec.members], store)
+        return PanelJudge([load_judge(member, store, max_new_tokens, max_retries, **generator_options)
+                           for member in spec.members], store)
     if spec.kind == "verifier":
         return VerifierJudge(loose=spec.loose, rule=spec.rule)
     if spec.asks_a_model:
         generator = load_generator(spec.model, store=store, **generator_options)
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
         if spec.kind == "score":
             from .judges.single_score import SingleScoreJudge
 
-            return SingleScoreJudge(generator)
+            return SingleScoreJudge(generator, max_retries=max_retries, params=params)
         from .judges.llm_pairwise import PairwiseJudge
 
-        return PairwiseJudge(generator, scale="mt-bench" if spec.kind == "pairwise" else "arena-hard")
+        return PairwiseJudge(generator, scale="mt-bench" if spec.kind == "pairwise" else "arena-hard",
+                             max_retries=max_retries, params=params)
     from .judges.reward_model import RewardModelJudge
 
     return RewardModelJudge(spec.model)

@@ -12,7 +12,6 @@ from .models.spec import parse_model_spec
 from .stage_kinds import KINDS
 
 JUDGE_TEMPLATE_TOKENS = 400
-JUDGE_OUTPUT_TOKENS = 512
 
 
 def plan(recipe: Recipe) -> dict:
@@ -21,7 +20,9 @@ def plan(recipe: Recipe) -> dict:
     max_tokens = max(recipe.generation.max_new_tokens, recipe.generation.max_budget or 0)
     samples = {o.name: parse_model_spec(o.model).best_of or 1 for o in recipe.opponents}
     calls_per_battle = parse_judge_spec(recipe.judge).calls_per_battle
-    judge_tokens_per_call = 2 * max_tokens + JUDGE_TEMPLATE_TOKENS + JUDGE_OUTPUT_TOKENS
+    # Every try at its output limit: the most a judge that never gives a verdict can cost (then a judge error).
+    judge_tokens_per_call = (2 * max_tokens + JUDGE_TEMPLATE_TOKENS + recipe.judge_max_new_tokens) * \
+        (1 + recipe.judge_max_retries)
     stages, totals = [], {"generations": 0, "judge_calls": 0, "generated_tokens": 0, "judge_tokens": 0,
                           "opponent_cost": 0.0}
 

@@ -20,7 +20,7 @@ TAG = "eval-arena"
 def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", store=None,
         prompts: str | None = None, limit: int | None = None, max_new_tokens: int | None = None,
         temperature: float = 0.0, batch_size: int = 16, seed: int = 0, bootstrap_rounds: int = 100,
-        model_name: str | None = None) -> dict:
+        model_name: str | None = None, judge_max_new_tokens: int = 512, judge_max_retries: int = 2) -> dict:
     """Battles of `model` against each opponent on each prompt, judged by `judge` (a judge spec:
     verifier, pairwise:<model>, score:<model>, ...). Needs a store (the battles live there)."""
     from ..battles import play, rate, target_vs_opponents
@@ -42,7 +42,7 @@ def run(model: str, *, opponents: Sequence[str] = (), judge: str = "verifier", s
     limit = limit or DEFAULT_LIMIT
     prompt_set = load_prompts(prompts or DEFAULT_PROMPTS.format(limit=limit))[:limit]
     params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=temperature)
-    judge_obj = load_judge(judge, store=store)
+    judge_obj = load_judge(judge, store=store, max_new_tokens=judge_max_new_tokens, max_retries=judge_max_retries)
     contestants = {n: load_generator(s, store=store, batch_size=batch_size) for n, s in {name: model, **panel}.items()}
     judged = play(target_vs_opponents(name, list(panel), prompt_set), contestants, judge_obj, store, params, seed,
                   TAG, progress=False)

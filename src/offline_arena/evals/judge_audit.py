@@ -50,7 +50,8 @@ def audit_pairs(judge, battles: Sequence[Battle], store, own_model: str | None =
 
 
 def run_audit(judge_spec: str, store, pairs: int = 200, models: Sequence[str] = DEFAULT_MODELS,
-              prompts: str | None = None, params=None, seed: int = 0, batch_size: int | None = None) -> AuditReport:
+              prompts: str | None = None, params=None, seed: int = 0, batch_size: int | None = None,
+              judge_max_new_tokens: int = 512, judge_max_retries: int = 2) -> AuditReport:
     """Audit the judge `judge_spec` on `pairs` prompts answered by the two `models` (alternating positions)."""
     from ..battles import run_battles
     from ..judges import parse_judge_spec
@@ -70,7 +71,7 @@ def run_audit(judge_spec: str, store, pairs: int = 200, models: Sequence[str] = 
     schedule = [(p, first, second) if shown_first(p.id, seed) else (p, second, first) for p in prompt_list]
     battles = run_battles(schedule, contestants, store, params, seed=seed, tag="audit")
     spec = parse_judge_spec(judge_spec)
-    judge = load_judge(spec, store=store)
+    judge = load_judge(spec, store=store, max_new_tokens=judge_max_new_tokens, max_retries=judge_max_retries)
     own = next((j.model for j in spec.judges if j.asks_a_model and j.model in models), None)
     return audit_report(judge.fingerprint, audit_pairs(judge, battles, store, own_model=own),
                         members=[m.fingerprint for m in getattr(judge, "members", ())],

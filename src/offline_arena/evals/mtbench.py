@@ -142,7 +142,7 @@ def summarise(records: Sequence[dict]) -> dict:
 
 def run(model: str, *, judge: str | None = None, store=None, limit: int | None = None,
         max_new_tokens: int | None = None, judge_max_new_tokens: int = JUDGE_MAX_NEW_TOKENS, batch_size: int = 16,
-        seed: int = 0, question_ids: Sequence[int] | None = None, max_retries: int = 2) -> dict:
+        seed: int = 0, question_ids: Sequence[int] | None = None, judge_max_retries: int = 2) -> dict:
     """Answer MT-Bench with `model`, have `judge` grade both turns, and summarise."""
     from ..judges.single_score import rate_until_parsed
     from ..models import SamplingParams
@@ -157,7 +157,7 @@ def run(model: str, *, judge: str | None = None, store=None, limit: int | None =
     jobs = [(q, turn, judge_messages(q, [a.text for a in pair], turn, judge_prompts, references))
             for q, pair in zip(questions, answers) for turn in (1, 2)]
     ratings = rate_until_parsed(judge_generator, [m for _, _, m in jobs],
-                                SamplingParams(max_new_tokens=judge_max_new_tokens, temperature=0.0), max_retries)
+                                SamplingParams(max_new_tokens=judge_max_new_tokens, temperature=0.0), judge_max_retries)
     records = [{"question_id": q["question_id"], "category": q["category"], "turn": turn,
                 "judge_template": judge_template_name(q["category"], turn), "rating": rating, "judgment": output,
                 "answer": answers[i // 2][turn - 1].text}

@@ -71,7 +71,8 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
         # An opponent that follows the target (`target@revise`) is the base here: the evaluation's fixed
         # anchor; each stage's battles meet the current target's version of it (stages.stage_opponents).
         opponents = {o.name: load_opponent(o, recipe.target, store, recipe) for o in recipe.opponents}
-        judge = load_judge(recipe.judge, store=store, api_key_env=recipe.judge_api_key_env)
+        judge = load_judge(recipe.judge, store=store, max_new_tokens=recipe.judge_max_new_tokens,
+                           max_retries=recipe.judge_max_retries, api_key_env=recipe.judge_api_key_env)
         if redacts_judge(mode, recipe.judge):
             from ..privacy.wrappers import DeidentifyingJudge
 
