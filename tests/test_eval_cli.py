@@ -16,7 +16,7 @@ def test_cli_offers_exactly_the_registered_suites(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "m", "--suite", "nonsense"])
     offered = capsys.readouterr().err.split("choose from")[1]
-    assert set(re.findall(r"\w+", offered)) == set(SUITES)
+    assert set(re.findall(r"[\w-]+", offered)) == set(SUITES)
 
 
 def test_verifiable_suite_from_the_cli(pico_model_dir, tmp_path, capsys):

