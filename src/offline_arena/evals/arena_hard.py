@@ -192,6 +192,7 @@ def run(model: str, *, judge=None, store=None, limit: int | None = None, max_new
         judge_max_new_tokens: int = 512, judge_max_retries: int = 2) -> dict:
     """Answer Arena-Hard v2.0 with `model`, judge every answer against its baseline in both orders, score."""
     from ..battles import play, target_vs_opponents
+    from ..judges.base import judgment_key
     from ..judges.llm_pairwise import ARENA_HARD
     from ..loading import load_generator
     from ..models.cached import CachedGenerator
@@ -213,13 +214,12 @@ def run(model: str, *, judge=None, store=None, limit: int | None = None, max_new
     params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=0.0)
     judged = play(target_vs_opponents(model, [BASELINE_NAME], prompts), contestants, judge_obj, store, params, seed,
                   TAG, progress=True)
-    from ..judges.base import judgment_key
-
-    raw = store.get_judgments([judgment_key(judge_obj.fingerprint, b.messages, b.answer_a, b.answer_b) for b in judged])
+    keys = [judgment_key(judge_obj.fingerprint, b.messages, b.answer_a, b.answer_b) for b in judged]
+    raw = store.get_judgments(keys)
     by_category: dict[str, dict] = {}
     items = []
-    for question, battle in zip(questions, judged):
-        record = raw[judgment_key(judge_obj.fingerprint, battle.messages, battle.answer_a, battle.answer_b)]["raw"]
+    for question, battle, key in zip(questions, judged, keys):
+        record = raw[key]["raw"]
         # The battle shows the model as A first (verdict_ab), then the baseline as A (verdict_ba).
         rows = game_rows(record.get("verdict_ab"), record.get("verdict_ba"))
         style = style_features(style_of(battle.completion_a.text), style_of(battle.completion_b.text))

@@ -30,17 +30,17 @@ def audit_pairs(judge, battles: Sequence[Battle], store, own_model: str | None =
 
     truth = judge_battles(VerifierJudge(rule="count-only"), battles, store, progress=False)
     judged = judge_battles(judge, battles, store)
-    raw = store.get_judgments([judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b) for b in battles])
-    orders = [order_verdicts(judge, raw[judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b)]["raw"])
-              for b in battles]
+    keys = [judgment_key(judge.fingerprint, b.messages, b.answer_a, b.answer_b) for b in battles]
+    raw = store.get_judgments(keys)
+    orders = [order_verdicts(judge, raw[key]["raw"]) for key in keys]
     if any(o is None for o in orders):
         back = judge_battles(judge, [swapped(b) for b in battles], store)
         orders = [(j.winner, OTHER.get(s.winner, "error")) for j, s in zip(judged, back)]
     members = [m.fingerprint for m in getattr(judge, "members", ())]
     pairs = []
-    for battle, verdict, true, order in zip(battles, judged, truth, orders):
+    for battle, verdict, true, order, key in zip(battles, judged, truth, orders, keys):
         own = next((side for side in ("model_a", "model_b") if own_model and battle.side(side)[0] == own_model), None)
-        votes = raw[judgment_key(judge.fingerprint, battle.messages, battle.answer_a, battle.answer_b)]["raw"]
+        votes = raw[key]["raw"]
         member_winners = tuple(votes.get("members", {}).get(m, {}).get("winner", "error") for m in members)
         pairs.append(AuditPair(truth=true.winner, winner=verdict.winner, orders=order,
                                words_a=len(battle.completion_a.text.split()),
