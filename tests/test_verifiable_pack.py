@@ -13,6 +13,7 @@ from offline_arena.prompts.verifiable import (
     accuracy,
     base_tasks,
     build_pack,
+    evaluation_task_ids,
     heldout_task_ids,
     load_verifiable,
     make_prompt,
@@ -125,8 +126,25 @@ def test_heldout_shares_no_base_task_with_training(splits):
     assert heldout_tasks <= heldout_task_ids(0)
     assert not heldout_tasks & training_tasks
     assert not heldout_task_ids(0) & training_tasks
-    assert len(heldout_tasks) == 60  # one prompt per held-out task: the most varied evaluation
+    # every task the evaluation may deal is used before any is used twice: the most varied evaluation
+    assert heldout_tasks == evaluation_task_ids(0) and len(heldout_tasks) < 60
     assert {p.meta["category"] for p in splits[HELDOUT]} >= {"writing", "explanation", "advice", "healthcare"}
+
+
+def test_no_training_prompt_copies_a_heldout_prompt(splits):
+    """Held-out tasks that share their document (a clinical note asked about another way) with a training
+    task are dealt to neither side: no training prompt holds more than half of a held-out prompt's 8-grams,
+    the rule `arena run` refuses a recipe by (curation/recipe_checks.py)."""
+    from offline_arena.curation.decontaminate import EvalIndex, Rule, decontaminate
+    from offline_arena.curation.eval_sets import EvalItem
+
+    heldout = EvalIndex([EvalItem("heldout", p.id, p.messages[0]["content"]) for p in splits[HELDOUT]], [Rule(8, 0.5)])
+    training = [p for name, ps in splits.items() if name != HELDOUT for p in ps]
+    assert decontaminate(training, heldout).removed == []
+    # ...which the held-out tasks alone (before the shared-document ones are set aside) would break
+    every_heldout_task = [t for t in base_tasks() if t["id"] in heldout_task_ids(0) - evaluation_task_ids(0)]
+    assert decontaminate([t["text"] for t in base_tasks() if t["id"] not in heldout_task_ids(0)],
+                         EvalIndex([EvalItem("h", t["id"], t["text"]) for t in every_heldout_task], [Rule(8, 0.5)])).removed
 
 
 def test_a_shard_does_not_depend_on_the_other_shards(splits):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .cli_pieces import cmd_battle, cmd_export, cmd_generate, cmd_judge, cmd_leaderboard
+from .cli_prompts import add_prompt_commands
 from .logs import setup_logging
 from .run_folder import RunFolder
 
@@ -123,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     merge.set_defaults(handler=cmd_merge)
 
     evaluate = commands.add_parser("eval", help="run an evaluation suite on a model: ifeval, ifbench, verifiable, "
-                                   "mtbench, arena, arena-hard")
+                                   "mtbench, arena, arena-hard, alpaca-eval, healthbench")
     evaluate.add_argument("model", help="model spec: builtin:NAME, a folder or Hub id, vllm:..., openai:URL[,URL...]#NAME")
-    evaluate.add_argument("--suite", required=True, choices=["ifeval", "ifbench", "verifiable", "mtbench", "arena", "arena-hard"])
+    evaluate.add_argument("--suite", required=True, choices=["ifeval", "ifbench", "verifiable", "mtbench", "arena", "arena-hard",
+                                                              "alpaca-eval", "healthbench"])
     evaluate.add_argument("--judge", help="mtbench: the judge model spec (openai:URL#NAME, a folder, ...); "
                                           "arena: a judge spec (default verifier); arena-hard: "
-                                          "pairwise-arena-hard:<model spec> (or a model spec)")
+                                          "pairwise-arena-hard:<model spec> (or a model spec); alpaca-eval: "
+                                          "pairwise:<model spec> (or a model spec); healthbench: the grader's model spec")
     evaluate.add_argument("--opponents", nargs="+", metavar="[NAME=]SPEC", help="arena: the fixed panel of opponents")
     evaluate.add_argument("--prompts", help="arena: prompt source (default: the verifiable held-out split)")
     evaluate.add_argument("--limit", type=int, help="evaluate only the first N prompts/questions (ifeval: of a fixed order "
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     deid.add_argument("file", metavar="FILE", help="a .jsonl prompt file (rows with messages or prompt)")
     deid.add_argument("--out", help="where to write the redacted file (default: FILE with .deid before the suffix)")
     deid.set_defaults(handler=cmd_deidentify)
+
+    add_prompt_commands(commands)
 
     fields_ = commands.add_parser("fields", help="every recipe field with its type, default and description; "
                                                  "with --kind, what train.extra / ppo.extra accept")

@@ -131,7 +131,7 @@ def _audit(args) -> int:
     return 0
 
 
-def _judged_battles(run_dir: str, judge: str | None, tag: str | None) -> tuple[str, list[dict]]:
+def run_judged_battles(run_dir: str, judge: str | None, tag: str | None) -> tuple[str, list[dict]]:
     """The one judge's fingerprint and its judged battles in a run folder."""
     from .store import Store
 
@@ -148,7 +148,7 @@ def _judged_battles(run_dir: str, judge: str | None, tag: str | None) -> tuple[s
 def cmd_export(args) -> int:
     from .flywheel import DataFilters, dpo_rows, export_rows, kto_rows, reward_rows, sft_rows
 
-    _, battles = _judged_battles(args.run_dir, args.judge, args.tag)
+    _, battles = run_judged_battles(args.run_dir, args.judge, args.tag)
     filters = DataFilters(require_stopped=not args.keep_runaways, min_margin=args.min_margin)
     if args.kind == "sft":
         if not args.target:
@@ -217,7 +217,7 @@ def cmd_leaderboard(args) -> int:
 
     if args.battles:
         return _log_leaderboard(args)
-    judge, battles = _judged_battles(args.run_dir, args.judge, args.tag)
+    judge, battles = run_judged_battles(args.run_dir, args.judge, args.tag)
     battles = [b for b in battles if b.decided]
     if not battles:
         raise ValueError(f"{args.run_dir}: every judged battle is an error; nothing to rate")

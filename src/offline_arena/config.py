@@ -41,6 +41,23 @@ class Prompts(Strict):
     min_constraints: int = Field(1, ge=1, description="builtin:verifiable: fewest constraints a prompt")
     max_constraints: int = Field(3, ge=1, description="builtin:verifiable: most constraints a prompt")
     phrasings: int = Field(1, ge=1, description="builtin:verifiable: wordings per constraint drawn from (1: the pack's own only)")
+    decontaminate: bool = Field(True, description=(
+        "drop from every training shard, before any battle, a prompt that holds an item of an evaluation set "
+        "the recipe uses (evaluation.suites: ifeval, ifbench, mtbench, arena-hard, alpaca-eval, healthbench)"))
+    decontaminate_rules: list[str] = Field(["8:0.5", "13:0"], min_length=1, description=(
+        "n-gram rules N:SHARE: a prompt holding more than SHARE of an item's token N-grams (0: any) matches; "
+        "8:0.5 is Tulu 3's rule, 13:0 lm-evaluation-harness's"))
+    heldout_overlap: Literal["error", "allow"] = Field("error", description=(
+        "a training prompt that holds more than half of a held-out prompt's 8-grams: error stops the run before it starts"))
+
+    @field_validator("decontaminate_rules")
+    @classmethod
+    def _rules(cls, rules: list[str]) -> list[str]:
+        from .curation.decontaminate import parse_rule
+
+        for rule in rules:
+            parse_rule(rule)
+        return rules
 
     @model_validator(mode="after")
     def _pack_settings(self) -> "Prompts":
@@ -273,7 +290,8 @@ class Evaluation(Strict):
         "family guard: chance of a false alarm per stage (exact McNemar per family, Holm across families)"))
     suites: dict[str, dict] = Field(default_factory=dict, description=(
         "evaluation suites run on every checkpoint (base and each stage's model), by name -> options, e.g. "
-        "{ifbench: {limit: 100, max_new_tokens: 256}}; names: verifiable, ifbench, mtbench, arena"))
+        "{ifbench: {limit: 100, max_new_tokens: 256}}; names: verifiable, ifeval, ifbench, mtbench, arena, arena-hard, "
+        "alpaca-eval, healthbench"))
 
     @field_validator("suites")
     @classmethod

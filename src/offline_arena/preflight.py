@@ -33,6 +33,9 @@ class PreflightError(ValueError):
 class Preflight:
     splits: dict[str, int] = field(default_factory=dict)   # split name -> prompts it holds
     problems: list[str] = field(default_factory=list)
+    # What decontamination checked and removed: {"against": [...], "rules": [...], "checked": n,
+    # "removed": {split: {evaluation set: count}}, "examples": [...]} (curation/recipe_checks.py); None: off
+    decontamination: dict | None = None
 
 
 def preflight(recipe: Recipe) -> Preflight:
@@ -48,15 +51,16 @@ def preflight(recipe: Recipe) -> Preflight:
 
 
 def _splits(recipe: Recipe) -> list[tuple[str, str, object]]:
-    """(split name, what it is for, loader) of every prompt split the run deals, in run order."""
-    from .shards import heldout_prompts, stage_prompts
+    """(split name, what it is for, loader) of every prompt split the run deals, in run order; a loader
+    gives (prompts, what decontamination removed or None)."""
+    from .shards import heldout_prompts, stage_shard
 
-    splits = [("heldout", "evaluation", lambda: heldout_prompts(recipe))]
+    splits = [("heldout", "evaluation", lambda: (heldout_prompts(recipe), None))]
     for r in range(1, recipe.rounds + 1):
         for stage in recipe.stages:
             if KINDS[stage.kind].prompt_slot is not None:
                 splits.append((f"round{r}/{stage.kind}", stage.kind,
-                               lambda r=r, kind=stage.kind: stage_prompts(recipe, r, kind)))
+                               lambda r=r, kind=stage.kind: stage_shard(recipe, r, kind)))
     return splits
 
 
@@ -91,13 +95,16 @@ def _check_prompts(recipe: Recipe, result: Preflight) -> None:
         except (PromptFileError, OSError) as error:
             result.problems.append(f"prompts.source: {error}")
             return
+    dealt: dict[str, list] = {}
     for split, purpose, load in _splits(recipe):
         try:
-            prompts = load()
+            prompts, removed = load()
         except ValueError as error:
             result.problems.append(f"prompts ({split}): {error}")
             continue
         result.splits[split] = len(prompts)
+        dealt[split] = prompts
+        _count_decontamination(recipe, result, split, prompts, removed)
         missing = [p.id for p in prompts if not p.meta.get("constraints")]
         reasons = _needs_constraints(recipe, split, purpose)
         if missing and reasons:
@@ -105,6 +112,38 @@ def _check_prompts(recipe: Recipe, result: Preflight) -> None:
                 f"prompts ({split}): {len(missing)} of {len(prompts)} prompts carry no checkable constraints "
                 f"(e.g. {missing[0]!r}), which {', '.join(reasons)} need(s); give them `constraints` "
                 "or use another judge/scorer")
+    _check_heldout_overlap(recipe, result, dealt)
+
+
+def _count_decontamination(recipe: Recipe, result: Preflight, split: str, kept: list, removed) -> None:
+    if removed is None:
+        return
+    from .curation.recipe_checks import eval_set_names
+
+    summary = result.decontamination = result.decontamination or {
+        "against": eval_set_names(recipe), "rules": list(recipe.prompts.decontaminate_rules), "checked": 0,
+        "removed": {}, "examples": []}
+    summary["checked"] += removed.total
+    summary["removed"][split] = removed.counts()
+    for match in removed.removed[:3 - len(summary["examples"])]:
+        summary["examples"].append(f"{split}: a prompt holds {match.item.suite} item {match.item.id} ({match.rule}, "
+                                   f"{match.share:.0%})")
+
+
+def _check_heldout_overlap(recipe: Recipe, result: Preflight, dealt: dict[str, list]) -> None:
+    """A training prompt that holds a held-out prompt would make the held-out numbers a memory test."""
+    from .curation.recipe_checks import heldout_overlap
+
+    training = [(split, p) for split, prompts in dealt.items() if split != "heldout" for p in prompts]
+    matches = heldout_overlap(recipe, dealt.get("heldout", []), [p for _, p in training])
+    if matches:
+        first = matches[0]
+        split, prompt = training[first.prompt]
+        result.problems.append(
+            f"prompts: {len(matches)} training prompt(s) hold a held-out prompt (e.g. {prompt.id!r} in {split} holds "
+            f"held-out {first.item.id!r}: {first.rule}, {first.share:.0%}); the held-out numbers would measure "
+            "memory. Remove the copies from the prompt file (`arena prompts dedup`), or set "
+            "prompts.heldout_overlap: allow")
 
 
 def _check_models(recipe: Recipe, result: Preflight) -> None:
@@ -189,7 +228,21 @@ def _looks_like_a_path(location: str) -> bool:
 
 
 def format_preflight(result: Preflight) -> str:
-    return "prompts: " + ", ".join(f"{split} {n}" for split, n in result.splits.items())
+    lines = ["prompts: " + ", ".join(f"{split} {n}" for split, n in result.splits.items())]
+    if result.decontamination:
+        lines.append(format_decontamination(result.decontamination))
+    return "\n".join(lines)
+
+
+def format_decontamination(d: dict) -> str:
+    by_set: dict[str, int] = {}
+    for counts in d["removed"].values():
+        for name, count in counts.items():
+            by_set[name] = by_set.get(name, 0) + count
+    line = (f"decontamination against {', '.join(d['against'])} ({', '.join(d['rules'])}): "
+            f"{sum(by_set.values())} of {d['checked']} training prompts removed"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(by_set.items())) + ")" if by_set else ""))
+    return "\n".join([line] + [f"  {example}" for example in d["examples"]])
 
 
 def _check_trainer_extras(recipe: Recipe, result: Preflight) -> None:

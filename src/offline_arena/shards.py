@@ -15,14 +15,21 @@ HELDOUT = "heldout"
 
 def stage_prompts(recipe: Recipe, round_index: int, kind: str) -> list:
     """The fresh shard of one stage (disjoint from every other stage's and from held-out), each prompt with
-    its length budget (`prompts/budget.py`) over the recipe's battle token limit."""
+    its length budget (`prompts/budget.py`) over the recipe's battle token limit, and without the prompts
+    that hold an item of an evaluation set the recipe uses (`curation/recipe_checks.py`)."""
+    return stage_shard(recipe, round_index, kind)[0]
+
+
+def stage_shard(recipe: Recipe, round_index: int, kind: str) -> tuple[list, object]:
+    """`stage_prompts` and what decontamination removed from the shard (None when nothing was checked)."""
+    from .curation.recipe_checks import decontaminated
     from .prompts.budget import apply_budgets
 
     slot = stage_kind(kind).prompt_slot
     if slot is None:
         raise ValueError(f"a {kind} stage takes no prompts")
-    prompts = _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind))
-    return apply_budgets(prompts, recipe.generation.max_new_tokens, recipe.generation.max_budget)
+    prompts, removed = decontaminated(recipe, _split(recipe, f"round{round_index}/{slot}", stage_prompt_count(recipe, kind)))
+    return apply_budgets(prompts, recipe.generation.max_new_tokens, recipe.generation.max_budget), removed
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import arena_elo, arena_hard, heldout, ifbench, ifeval, mtbench
+from . import alpaca_eval, arena_elo, arena_hard, healthbench, heldout, ifbench, ifeval, mtbench
 
 SUITES: dict[str, Callable[..., dict]] = {
     "verifiable": heldout.run,
@@ -24,6 +24,8 @@ SUITES: dict[str, Callable[..., dict]] = {
     "mtbench": mtbench.run,
     "arena": arena_elo.run,
     "arena-hard": arena_hard.run,
+    "alpaca-eval": alpaca_eval.run,
+    "healthbench": healthbench.run,
 }
 FORMATTERS: dict[str, Callable[[dict], str]] = {
     "verifiable": heldout.format_result,
@@ -32,6 +34,8 @@ FORMATTERS: dict[str, Callable[[dict], str]] = {
     "mtbench": mtbench.format_result,
     "arena": arena_elo.format_result,
     "arena-hard": arena_hard.format_result,
+    "alpaca-eval": alpaca_eval.format_result,
+    "healthbench": healthbench.format_result,
 }
 
 

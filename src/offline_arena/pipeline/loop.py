@@ -45,14 +45,14 @@ def run(recipe: Recipe, run_dir: Path, log: Callable[[str], None] | None = None)
 
     from ..preflight import preflight
 
-    preflight(recipe)  # every problem the recipe and its inputs have, before anything loads
+    checks = preflight(recipe)  # every problem the recipe and its inputs have, before anything loads
     folder = RunFolder(run_dir)
     folder.root.mkdir(parents=True, exist_ok=True)
     with folder.lock():  # one run per folder
-        return _run_locked(recipe, folder, log)
+        return _run_locked(recipe, folder, log, checks.decontamination)
 
 
-def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
+def _run_locked(recipe: Recipe, folder: RunFolder, log, decontamination: dict | None = None) -> dict:
     from ..loading import load_judge
     from ..manifest import collect_manifest
     from ..models import SamplingParams
@@ -61,7 +61,12 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log) -> dict:
     from .tracking import stage_tracker
 
     save_recipe(recipe, folder)
-    write_json(folder.manifest, {**collect_manifest(recipe.seed), "privacy": manifest_entry(recipe)})
+    write_json(folder.manifest, {**collect_manifest(recipe.seed), "privacy": manifest_entry(recipe),
+                                 "decontamination": decontamination})
+    if decontamination:
+        from ..preflight import format_decontamination
+
+        log(format_decontamination(decontamination))
     mode = recipe.privacy.deidentify
     g, ev = recipe.generation, recipe.evaluation
     params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p)
