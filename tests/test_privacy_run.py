@@ -72,7 +72,10 @@ def test_an_external_endpoint_never_sees_the_planted_identifiers(tmp_path, pico_
         recipe.write_text(yaml.safe_dump({
             "name": "privacy", "target": str(pico_model_dir), "judge": "verifier",
             "opponents": [{"name": "remote", "model": f"openai:{endpoint.url}#scribe", "api_key_env": ""}],
-            "prompts": {"source": str(notes_file(tmp_path / "notes.jsonl")), "per_stage": 4, "heldout": 4},
+            # The notes are one template (the same planted identifiers in each), near copies of each other on
+            # purpose: the held-out split overlapping training is allowed here, privacy is the point.
+            "prompts": {"source": str(notes_file(tmp_path / "notes.jsonl")), "per_stage": 4, "heldout": 4,
+                        "heldout_overlap": "allow"},
             "generation": {"max_new_tokens": 8, "batch_size": 8},
             "stages": [{"kind": "sft", "min_rows": 100}],  # battles and judging only: training is not the point
             "evaluation": {"bootstrap_rounds": 10}, "privacy": {"deidentify": mode}}))
