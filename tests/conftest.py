@@ -3,6 +3,7 @@ chat template, special tokens and padding, yet run in seconds on 2 cores."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -31,6 +32,20 @@ def nltk_has(resource: str) -> bool:
         return True
     except LookupError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _our_logging_put_back():
+    """`arena`'s logging setup (logs.setup_logging, which an in-process `main()` runs) does not outlive the test:
+    it stops the `offline_arena` logger propagating to the root logger, where pytest's caplog listens."""
+    ours = logging.getLogger("offline_arena")
+    handlers, level, propagate = ours.handlers[:], ours.level, ours.propagate
+    yield
+    for handler in ours.handlers[:]:
+        if handler not in handlers:
+            ours.removeHandler(handler)
+    ours.setLevel(level)
+    ours.propagate = propagate
 
 
 @pytest.fixture

