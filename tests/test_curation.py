@@ -209,3 +209,76 @@ def test_a_run_drops_evaluation_items_from_its_shards_and_refuses_a_copied_heldo
     with pytest.raises(PreflightError, match="hold a held-out prompt.*heldout_overlap: allow"):
         preflight(load_recipe(_recipe(tmp_path, str(source))))
     assert preflight(load_recipe(_recipe(tmp_path, str(source), heldout_overlap="allow")))
+
+
+# The opt-in embedding check (curation/embeddings.py), with the pico model folder as the local encoder.
+NEVER = Rule(8, 1.0)  # more than all of an item's 8-grams: never fires, so only the embedding can see a copy
+
+
+def test_an_eval_item_verbatim_has_cosine_one_and_the_embedding_check_flags_it(pico_model_dir, monkeypatch):
+    from offline_arena.curation import embeddings
+    from offline_arena.curation.embeddings import EmbeddingRule, embed, paraphrase_matches
+
+    items = [EvalItem("t", "1", "Explain how tides work, in two short paragraphs."),
+             EvalItem("t", "2", "Write a haiku about the first snow of the winter in the mountains.")]
+    prompts = ["Summarise the plot of Hamlet for a ten-year-old.", items[1].text, "What is 17 times 23?"]
+    vectors = embed([items[1].text, "Something else entirely, and longer than it is.", items[1].text], pico_model_dir,
+                    batch_size=2)
+    assert vectors.shape == (3, 64) and abs(float(vectors[0] @ vectors[2]) - 1.0) < 1e-5  # padding changes nothing
+    assert abs(float((vectors ** 2).sum(axis=1)[1]) - 1.0) < 1e-5                        # unit length
+
+    [(prompt, item, cosine)] = [m for m in paraphrase_matches(prompts, items, pico_model_dir, threshold=0.999)]
+    assert (prompt, item) == (1, items[1]) and cosine == pytest.approx(1.0, abs=1e-5)
+    monkeypatch.setattr(embeddings, "CHUNK", 2)  # prompts compared two at a time: the same answer
+    assert [m[:2] for m in paraphrase_matches(prompts, items, pico_model_dir, threshold=0.999)] == [(1, items[1])]
+
+    index = EvalIndex(items, [NEVER])
+    assert decontaminate(prompts, index).removed == []   # the n-gram rule alone sees nothing
+    rule = EmbeddingRule(str(pico_model_dir), 0.999)
+    result = decontaminate(prompts, index, embedding=rule)
+    [match] = result.removed
+    assert result.kept == [0, 2] and (match.prompt, match.item, match.rule) == (1, items[1], rule)
+    assert str(match.rule) == "embedding cosine >= 0.999" and match.share == pytest.approx(1.0, abs=1e-5)
+    assert str(EmbeddingRule(str(pico_model_dir))) == "embedding cosine >= 0.90"
+    # A (folder, threshold) pair does the same; a prompt the n-gram rules flag keeps its n-gram match.
+    both = decontaminate(prompts, EvalIndex(items), embedding=(pico_model_dir, 0.999))
+    assert both.kept == [0, 2] and isinstance(both.removed[0].rule, Rule) and both.removed[0].share == 1.0
+
+
+def test_the_embedding_check_is_off_by_default_and_refuses_what_is_not_a_local_model_folder(tmp_path, ifeval_and_mtbench):
+    from offline_arena.curation.embeddings import EmbeddingRule, embed
+
+    items, index = ifeval_and_mtbench
+    prompts = [items[3].text, LONG, "Describe the water cycle to a ten-year-old in three short paragraphs."]
+    assert decontaminate(prompts, index, embedding=None) == decontaminate(prompts, index)
+    (tmp_path / "empty").mkdir()
+    for missing in (tmp_path / "nowhere", tmp_path / "empty", "sentence-transformers/all-MiniLM-L6-v2"):
+        with pytest.raises(ValueError, match="not a local model folder"):
+            embed(["a text"], missing)
+        with pytest.raises(ValueError, match="not a local model folder"):
+            decontaminate(prompts, index, embedding=(missing, 0.9))
+    with pytest.raises(ValueError, match="threshold"):
+        EmbeddingRule(str(tmp_path), 1.5)
+
+
+def test_prompts_decontaminate_embed_model_writes_the_embedding_rule_and_cosine(tmp_path, pico_model_dir, capsys):
+    """A prompt that is an item plus a word: the rule 50:0.99 misses it (each text shorter than 50 words is one
+    n-gram of its own), the embedding check does not, and the report says so with the cosine as share."""
+    from offline_arena.cli import main
+    from offline_arena.curation.embeddings import embed
+
+    item = "Write a haiku about the first snow of the winter in the mountains."
+    rows = [{"id": "a", "prompt": "Summarise the plot of Hamlet for a ten-year-old."}, {"id": "b", "prompt": item + " Thanks!"}]
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"id": "e1", "prompt": item}) + "\n")
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["prompts", "decontaminate", str(tmp_path / "p.jsonl"), "--against", str(tmp_path / "eval.jsonl"),
+            "--rule", "50:0.99", "--out", str(tmp_path / "clean.jsonl")]
+    assert main(args) == 0 and not (tmp_path / "clean.removed.jsonl").read_text()  # n-grams alone: nothing removed
+    assert main([*args, "--embed-model", str(pico_model_dir), "--embed-threshold", "0.95"]) == 0
+    assert [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()] == [rows[0]]
+    [why] = [json.loads(line) for line in (tmp_path / "clean.removed.jsonl").read_text().splitlines()]
+    vectors = embed([rows[1]["prompt"], item], pico_model_dir)
+    assert (why["id"], why["item"], why["rule"], why["item_text"]) == ("b", "e1", "embedding cosine >= 0.95", item)
+    assert why["share"] == round(float(vectors[0] @ vectors[1]), 3) and 0.95 <= why["share"] < 1
+    assert "embedding cosine >= 0.95" in capsys.readouterr().out
+    assert main([*args, "--embed-model", str(tmp_path / "nowhere")]) == 2

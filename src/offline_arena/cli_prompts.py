@@ -4,7 +4,6 @@ report of what it removed and why, beside it."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ def add_prompt_commands(commands) -> None:
     stats = sub.add_parser("stats", help="counts, lengths, languages, duplicates, overlap with evaluation sets")
     _source(stats)
     _against(stats)
+    _embedding(stats)
     stats.add_argument("--exact-only", action="store_true", help="count exact duplicates only (no MinHash)")
     stats.set_defaults(handler=cmd_stats)
 
@@ -33,6 +33,7 @@ def add_prompt_commands(commands) -> None:
     decon.add_argument("--rule", action="append", metavar="N:SHARE",
                        help="flag a prompt holding more than SHARE of an item's N-grams (0: any); repeatable "
                             "(default: 8:0.5, Tulu 3's rule, and 13:0, lm-evaluation-harness's)")
+    _embedding(decon)
     decon.set_defaults(handler=cmd_decontaminate)
 
     select = sub.add_parser("select", help="a diverse (k-means over TF-IDF) or hard (most battles lost) subset")
@@ -62,6 +63,24 @@ def _against(parser) -> None:
     parser.add_argument("--against", action="append", metavar="NAME|FILE",
                         help="an evaluation set (ifeval, ifbench, mtbench, arena-hard, alpaca-eval, healthbench) or a "
                              "prompt file; repeatable (default: every built-in set whose package is installed)")
+
+
+def _embedding(parser) -> None:
+    parser.add_argument("--embed-model", metavar="FOLDER",
+                        help="also flag paraphrases: prompts the n-gram rules keep whose sentence embedding (mean-pooled, "
+                             "L2-normalised) from this LOCAL encoder folder, e.g. a saved all-MiniLM-L6-v2, is close to an "
+                             "item's (default: off; nothing is downloaded)")
+    parser.add_argument("--embed-threshold", type=float, default=0.9, metavar="COSINE",
+                        help="--embed-model: least cosine similarity that flags a prompt (default: %(default)s)")
+
+
+def _embedding_rule(args):
+    """The embedding check the flags ask for, or None (off)."""
+    if not args.embed_model:
+        return None
+    from .curation.embeddings import EmbeddingRule
+
+    return EmbeddingRule(args.embed_model, args.embed_threshold)
 
 
 def _near_options(parser) -> None:
@@ -126,7 +145,7 @@ def cmd_stats(args) -> int:
 
     prompts = _load(args.file)
     dedup = deduplicate([prompt_text(p) for p in prompts], near=not args.exact_only, progress=True)
-    decontamination = decontaminate(prompts, _eval_index(args.against), progress=True)
+    decontamination = decontaminate(prompts, _eval_index(args.against), progress=True, embedding=_embedding_rule(args))
     print(format_stats(prompt_stats(prompts, dedup=dedup, decontamination=decontamination), args.file))
     return 0
 
@@ -157,8 +176,9 @@ def cmd_decontaminate(args) -> int:
 
     started = time.perf_counter()
     prompts = _load(args.file)
+    embedding = _embedding_rule(args)
     index = _eval_index(args.against, args.rule)
-    result = decontaminate(prompts, index, progress=True)
+    result = decontaminate(prompts, index, progress=True, embedding=embedding)
     path = _write(args.file, prompts, result.kept, args.out)
     report = _write_report(args, [
         {"id": prompts[m.prompt].id, "suite": m.item.suite, "item": m.item.id, "rule": str(m.rule),
@@ -166,7 +186,8 @@ def cmd_decontaminate(args) -> int:
         for m in result.removed])
     counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts().items())) or "none"
     print(f"{args.file}: {result.total} prompts checked against {len(index.items)} evaluation items "
-          f"({', '.join(str(r) for r in index.rules)}); removed {len(result.removed)} ({counts}), "
+          f"({', '.join(str(r) for r in [*index.rules, *([embedding] if embedding else [])])}); "
+          f"removed {len(result.removed)} ({counts}), "
           f"{len(result.kept)} kept -> {path} ({time.perf_counter() - started:.1f}s); why: {report}")
     return 0
 

@@ -9,7 +9,8 @@ in it; share 0 means any shared n-gram. The defaults are the field's two:
 
 Tokens are lowercased \\w+ runs (case, punctuation and spacing do not hide a copy); a text shorter than n
 is one n-gram of its own length. Paraphrases slip past n-grams (LMSYS's llm-decontaminator, arXiv
-2311.04850); an embedding check is a separate, opt-in step.
+2311.04850): `embedding=` adds an opt-in check of the prompts they kept, by the cosine similarity of a local
+encoder's sentence embeddings (embeddings.py).
 
 Instruction wording is set aside. A prompt that carries checkable instructions (`meta["constraints"]`,
 like the built-in pack's) has them worded like IFEval's own ("Your response should contain at least 3
@@ -23,10 +24,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
 from .eval_sets import EvalItem
 from .text import ngrams, prompt_text, words
+
+if TYPE_CHECKING:
+    from .embeddings import EmbeddingRule
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,8 @@ def parse_rule(text: str) -> Rule:
 class Match:
     prompt: int        # index of the training prompt
     item: EvalItem     # the evaluation item it holds
-    rule: Rule
-    share: float       # share of the item's n-grams (beyond set-aside wording) found in the prompt
+    rule: Union[Rule, "EmbeddingRule"]
+    share: float       # share of the item's n-grams (beyond set-aside wording) in the prompt; an embedding's cosine
 
 
 class EvalIndex:
@@ -164,11 +168,18 @@ class Decontamination:
         return dict(Counter(m.item.suite for m in self.removed))
 
 
-def decontaminate(prompts: Sequence, index: EvalIndex, progress: bool = False) -> Decontamination:
+def decontaminate(prompts: Sequence, index: EvalIndex, progress: bool = False, embedding=None) -> Decontamination:
     """Prompts (Prompt objects or texts) checked against `index`: which to keep, and for each removed one its
-    best match (the highest share over the rules that fired)."""
+    best match (the highest share over the rules that fired). `embedding` (an EmbeddingRule, or a
+    (local model folder, threshold) pair; None: off) also checks the prompts the n-gram rules kept, each with
+    its own instruction sentences cut out, against the same items."""
     from tqdm import tqdm
 
+    if embedding is not None:
+        from .embeddings import EmbeddingRule, paraphrase_matches
+
+        if not isinstance(embedding, EmbeddingRule):
+            embedding = EmbeddingRule(str(embedding[0]), float(embedding[1]))
     kept, removed = [], []
     for position, prompt in enumerate(tqdm(prompts, desc="decontaminate", unit="prompt", disable=not progress)):
         found = index.matches(prompt_text(prompt), instruction_sentences(prompt))
@@ -177,4 +188,16 @@ def decontaminate(prompts: Sequence, index: EvalIndex, progress: bool = False) -
             removed.append(Match(position, best.item, best.rule, best.share))
         else:
             kept.append(position)
+    if embedding is not None and kept:
+        texts = [_without(prompt_text(prompts[p]), instruction_sentences(prompts[p])) for p in kept]
+        paraphrased = {kept[i]: Match(kept[i], item, embedding, cosine) for i, item, cosine in paraphrase_matches(
+            texts, index.items, embedding.model_path, embedding.threshold, progress=progress)}
+        kept = [p for p in kept if p not in paraphrased]
+        removed = sorted(removed + list(paraphrased.values()), key=lambda m: m.prompt)
     return Decontamination(len(prompts), kept, removed)
+
+
+def _without(text: str, sentences: Iterable[str]) -> str:
+    for sentence in sentences:
+        text = text.replace(sentence, " ")
+    return text

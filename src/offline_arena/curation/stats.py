@@ -48,7 +48,7 @@ def _language(text: str) -> str:
 def format_stats(stats: dict, source: str) -> str:
     w = stats["words"]
     lines = [f"{source}: {stats['prompts']} prompts ({stats['with_constraints']} with checkable constraints)",
-             f"  user turns: " + ", ".join(f"{k}: {v}" for k, v in stats["user_turns"].items()),
+             "  user turns: " + ", ".join(f"{k}: {v}" for k, v in stats["user_turns"].items()),
              f"  words: min {w['min']}, median {w['median']:.0f}, mean {w['mean']:.1f}, 95th percentile "
              f"{w['p95']:.0f}, max {w['max']}",
              f"  languages (a sample of {stats['languages']['sampled']}): " +

@@ -80,7 +80,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import Completion, Prompt
+from ..records import Prompt
+from .fixed_answers import FixedAnswers
 from .framework_data import task_dir
 
 VERSION = "alpaca-eval-2.0"
@@ -124,21 +125,9 @@ def load_instruction_difficulty(path: str | Path) -> dict[int, float]:
         return {int(row["index"]): float(row["instruction_difficulty"]) for row in csv.DictReader(handle)}
 
 
-class BaselineAnswers:
-    """The baseline's answers as a generator: each instruction answered with GPT-4 Turbo's answer (so they go
-    through the store and into battles like any contestant's)."""
-
-    fingerprint = f"{VERSION}:{BASELINE}"
-
-    def __init__(self, items: Sequence[dict]):
-        self.by_prompt = {item["instruction"]: item["baseline_answer"] for item in items}
-
-    def render(self, messages) -> str:
-        return json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
-
-    def generate(self, requests) -> list[Completion]:
-        texts = [self.by_prompt[r.messages[-1]["content"]] for r in requests]
-        return [Completion(text, True, len(text.split())) for text in texts]
+def baseline_answers(items: Sequence[dict]) -> FixedAnswers:
+    """The baseline's answers as a generator (evals/fixed_answers.py), under the fingerprint they are stored by."""
+    return FixedAnswers(f"{VERSION}:{BASELINE}", {item["instruction"]: item["baseline_answer"] for item in items})
 
 
 # --- scoring -------------------------------------------------------------------------------------------
@@ -356,7 +345,7 @@ def run(model: str, *, judge=None, store=None, limit: int | None = None, max_new
     prompts = [Prompt(item["uid"], ({"role": "user", "content": item["instruction"]},), {"dataset": item["dataset"]})
                for item in items]
     contestants = {model: load_generator(model, store=store, batch_size=batch_size),
-                   BASELINE_NAME: CachedGenerator(BaselineAnswers(items), store)}
+                   BASELINE_NAME: CachedGenerator(baseline_answers(items), store)}
     params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=0.0)
     judged = play(target_vs_opponents(model, [BASELINE_NAME], prompts), contestants, judge_obj, store, params, seed,
                   TAG, progress=True)

@@ -34,7 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..records import Completion, Prompt
+from ..records import Prompt
+from .fixed_answers import FixedAnswers
 from .framework_data import task_dir
 
 VERSION = "arena-hard-v2.0"
@@ -85,21 +86,9 @@ def load_questions(limit: int | None = None) -> list[dict]:
     return questions
 
 
-class BaselineAnswers:
-    """The baselines' answers as a generator: each question answered with its category's baseline answer
-    (so they go through the store and into battles like any contestant's)."""
-
-    fingerprint = f"{VERSION}:baselines"
-
-    def __init__(self, questions: Sequence[dict]):
-        self.by_prompt = {q["prompt"]: q["baseline_answer"] for q in questions}
-
-    def render(self, messages) -> str:
-        return json.dumps(list(messages), ensure_ascii=False, sort_keys=True)
-
-    def generate(self, requests) -> list[Completion]:
-        texts = [self.by_prompt[r.messages[-1]["content"]] for r in requests]
-        return [Completion(text, True, len(text.split())) for text in texts]
+def baseline_answers(questions: Sequence[dict]) -> FixedAnswers:
+    """The baseline's answers as a generator (evals/fixed_answers.py), under the fingerprint they are stored by."""
+    return FixedAnswers(f"{VERSION}:baselines", {q["prompt"]: q["baseline_answer"] for q in questions})
 
 
 def game_rows(model_first: str | None, baseline_first: str | None, weight: int = WEIGHT) -> list[float] | None:
@@ -210,7 +199,7 @@ def run(model: str, *, judge=None, store=None, limit: int | None = None, max_new
     prompts = [Prompt(q["uid"], ({"role": "user", "content": q["prompt"]},), {"category": q["category"]})
                for q in questions]
     contestants = {model: load_generator(model, store=store, batch_size=batch_size),
-                   BASELINE_NAME: CachedGenerator(BaselineAnswers(questions), store)}
+                   BASELINE_NAME: CachedGenerator(baseline_answers(questions), store)}
     params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=0.0)
     judged = play(target_vs_opponents(model, [BASELINE_NAME], prompts), contestants, judge_obj, store, params, seed,
                   TAG, progress=True)
