@@ -15,7 +15,7 @@ import yaml
 from offline_arena.curation.decontaminate import EvalIndex, Rule, decontaminate, parse_rule
 from offline_arena.curation.dedup import deduplicate
 from offline_arena.curation.eval_sets import EvalItem, load_eval_set
-from offline_arena.curation.select import battle_losses, diverse, hard
+from offline_arena.curation.select import battle_losses, battle_scores, diverse, hard
 from offline_arena.records import JudgedBattle, Prompt
 
 LONG = ("Write a detailed guide for a first-time gardener who wants to grow tomatoes on a small city balcony, "
@@ -139,6 +139,22 @@ def test_hard_takes_the_prompts_the_model_lost_most():
     assert hard(prompts, 3, losses) == [1, 2, 4]
     with pytest.raises(ValueError, match="no prompt"):
         hard(prompts, 2, battle_losses(battles, "someone else"))
+
+
+def test_hard_by_score_takes_the_prompts_the_judge_scored_lowest():
+    """The verifier's score is the constraints met: the prompts the model met fewest of come first."""
+    def scored(prompt_id, mine, theirs, swap=False):
+        a, b = ("opponent", "target") if swap else ("target", "opponent")
+        return JudgedBattle(f"s{prompt_id}{swap}", "t", prompt_id, ({"role": "user", "content": "q"},), {}, a, b,
+                            "x", "y", 0, 0, winner="tie", score_a=theirs if swap else mine, score_b=mine if swap else theirs)
+
+    battles = [scored("p1", 0, 2), scored("p1", 1, 2, swap=True), scored("p2", 2, 0), scored("p3", 1, 1),
+               JudgedBattle("sp4", "t", "p4", ({"role": "user", "content": "q"},), {}, "target", "opponent",
+                            "x", "y", 0, 0, winner="tie")]  # no score: not a candidate
+    scores = battle_scores(battles, "target")
+    assert scores == {"p1": (-0.5, 2), "p2": (-2.0, 1), "p3": (-1.0, 1)}
+    prompts = [Prompt(pid, ({"role": "user", "content": pid},)) for pid in ("p1", "p2", "p3", "p4")]
+    assert hard(prompts, 2, scores) == [0, 2]
 
 
 def _arena(*args: str) -> subprocess.CompletedProcess:

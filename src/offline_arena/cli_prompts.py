@@ -46,6 +46,9 @@ def add_prompt_commands(commands) -> None:
     select.add_argument("--run", metavar="RUN", help="--hard: the run folder whose battles count")
     select.add_argument("--model", help="--hard: the model whose losses count (a contestant's name in RUN)")
     select.add_argument("--judge", help="--hard: judge fingerprint (or a unique part) when several judged RUN")
+    select.add_argument("--by", choices=["outcome", "score"], default="outcome",
+                        help="--hard: most battles lost (outcome), or lowest mean judge score (score: a "
+                             "single-score judge's rating, the verifier's constraints met) (default: %(default)s)")
     select.add_argument("--seed", type=int, default=0)
     select.set_defaults(handler=cmd_select)
 
@@ -205,8 +208,9 @@ def cmd_select(args) -> int:
         from .cli_pieces import run_judged_battles
 
         _, battles = run_judged_battles(args.run, args.judge, None)
-        keep = select.hard(prompts, args.hard, select.battle_losses(battles, args.model))
-        how = f"hard (most lost by {args.model} in {args.run})"
+        rank = select.battle_losses if args.by == "outcome" else select.battle_scores
+        keep = select.hard(prompts, args.hard, rank(battles, args.model))
+        how = f"hard ({'most lost by' if args.by == 'outcome' else 'lowest judge scores of'} {args.model} in {args.run})"
     path = _write(args.file, prompts, keep, args.out)
     print(f"{args.file}: {len(keep)} of {len(prompts)} prompts selected, {how} -> {path}")
     return 0

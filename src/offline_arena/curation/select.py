@@ -5,7 +5,9 @@
   TF-IDF is what a laptop has without downloading an encoder;
 - **hard** (Offline-Hard): the prompts the model lost most often in the battles stored in a run folder
   (ties count half), ties broken by how many battles the prompt had, then by prompt id; Arena Learning also
-  selects its training data this way (battle outcomes beat random, k-means, IFD and INSTAG selection).
+  selects its training data this way (battle outcomes beat random, k-means, IFD and INSTAG selection). Or,
+  `by="score"`, the prompts where the judge scored the model lowest on average: a single-score judge's
+  rating, or the verifier's count of constraints met (so the verifier's failures come first).
 """
 
 from __future__ import annotations
@@ -55,9 +57,25 @@ def battle_losses(battles, model: str) -> dict[str, tuple[float, int]]:
     return {pid: (lost[pid] / fought[pid], fought[pid]) for pid in fought}
 
 
+def battle_scores(battles, model: str) -> dict[str, tuple[float, int]]:
+    """prompt id -> (minus the model's mean judge score, battles scored), so that `hard` ranks the lowest
+    scores first; battles whose judge gave no score are left out."""
+    total: dict[str, float] = defaultdict(float)
+    scored: dict[str, int] = defaultdict(int)
+    for battle in battles:
+        if model not in (battle.model_a, battle.model_b):
+            continue
+        score = battle.score_a if battle.model_a == model else battle.score_b
+        if score is None:
+            continue
+        total[battle.prompt_id] += score
+        scored[battle.prompt_id] += 1
+    return {pid: (-total[pid] / scored[pid], scored[pid]) for pid in scored}
+
+
 def hard(prompts: Sequence, n: int, losses: dict[str, tuple[float, int]]) -> list[int]:
-    """Indices of the `n` prompts `model` lost most (see `battle_losses`), in file order; prompts it never
-    battled on are not candidates."""
+    """Indices of the `n` prompts ranked hardest by `losses` (`battle_losses` or `battle_scores`: higher is
+    harder), in file order; prompts the model never battled on are not candidates."""
     if n < 1:
         raise ValueError(f"--hard needs N >= 1, got {n}")
     ranked = sorted((i for i, p in enumerate(prompts) if p.id in losses),
