@@ -45,7 +45,6 @@ token limits 64 (budgets up to 96), 2 guard probes; default run dir runs/bench-s
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from dataclasses import asdict
@@ -302,16 +301,28 @@ def main() -> None:
         if len(rows[OUTCOME]) < stage.min_rows:
             print(f"note: {len(rows[OUTCOME])} rows < the stage's min_rows {stage.min_rows} (the pipeline would "
                   "skip training; the bench trains anyway)")
-        trained = {name: train_arm(recipe, name, rows[name], prompts, args.run_dir) for name in (OUTCOME, RANDOM)}
+        if info[RANDOM]["shared_prompts_with_by_outcome"] == len(rows[OUTCOME]):
+            print(f"note: the random draw is the by_outcome set itself ({len(rows[OUTCOME])} of {len(prompts)} prompts "
+                  "kept): nothing to compare; cap --rows below the kept rows or battle more --prompts")
+        elif len(rows[OUTCOME]) > len(prompts) // 2:
+            print(f"note: by_outcome keeps {len(rows[OUTCOME])} of {len(prompts)} prompts, so the two sets share "
+                  f"{info[RANDOM]['shared_prompts_with_by_outcome']}; --rows below that makes them differ more")
+        trained = {OUTCOME: train_arm(recipe, OUTCOME, rows[OUTCOME], prompts, args.run_dir)}
+        if rows[RANDOM] == rows[OUTCOME]:  # the same rows train the same model: once is enough
+            trained[RANDOM] = trained[OUTCOME]
+        else:
+            trained[RANDOM] = train_arm(recipe, RANDOM, rows[RANDOM], prompts, args.run_dir)
         for name, record in trained.items():
-            print(f"[train {name}] {record['rows']} rows, {record['steps']} logged steps, loss {record['first_loss']:.3f}"
-                  f" -> {record['last_loss']:.3f}; guard {record['guard']}")
+            print(f"[train {name}] {record['rows']} rows, {record['steps']} logged steps, loss {record['first_loss']}"
+                  f" -> {record['last_loss']}; guard {record['guard']}")
         heldout = heldout_prompts(recipe)
         models = {BASE_NAME: recipe.target, **{name: record["checkpoint"] for name, record in trained.items()}}
-        evals = {}
+        evals, by_model = {}, {}
         for name, model in models.items():
-            with phase(f"eval {name}"):
-                evals[name] = evaluate(recipe, model, heldout, store)
+            if model not in by_model:
+                with phase(f"eval {name}"):
+                    by_model[model] = evaluate(recipe, model, heldout, store)
+            evals[name] = by_model[model]
 
     rounds, seed = recipe.evaluation.bootstrap_rounds, recipe.seed
     differences = {f"{OUTCOME} - {BASE_NAME}": paired(evals[OUTCOME], evals[BASE_NAME], rounds, seed),
