@@ -158,6 +158,11 @@ def test_resuming_with_another_recipe_is_refused(tmp_path, pico_model_dir, pico_
     del saved["privacy"], saved["stages"][0]["ppo"]["engine"]
     (tmp_path / "recipe.json").write_text(json.dumps(saved))
     save_recipe(recipe, RunFolder(tmp_path))
+    # More rounds continue the same run (round r's prompts do not depend on how many rounds there are).
+    save_recipe(recipe.model_copy(update={"rounds": 3}), RunFolder(tmp_path))
+    assert json.loads((tmp_path / "recipe.json").read_text())["rounds"] == 3
+    with pytest.raises(ValueError, match=r"different recipe \(seed: 0 -> 1"):
+        save_recipe(recipe.model_copy(update={"rounds": 2, "seed": 1}), RunFolder(tmp_path))
 
 
 def test_doctor_names_what_differs(tmp_path, capsys):

@@ -50,6 +50,8 @@ def test_a_prompt_file_is_dealt_to_the_recipes_stages_in_table_order():
                                     "rounds": 2, "prompts": {"per_stage": 7, "heldout": 3}})
     assert file_slots(recipe) == [("heldout", 3), ("round1/sft", 5), ("round1/rm", 7), ("round2/sft", 5),
                                   ("round2/rm", 7)]
+    # so a run given more rounds later keeps the shards its first rounds were dealt
+    assert file_slots(recipe.model_copy(update={"rounds": 1})) == file_slots(recipe)[:3]
 
 
 def test_trainer_settings_default_to_the_recipes_defaults_and_copy_a_recipe():

@@ -137,8 +137,15 @@ def save_recipe(recipe: Recipe, folder: RunFolder) -> None:
         except ValueError:
             pass  # a field the schema no longer has: the differences below name it
         changes = [c for c in diff(saved, resolved) if not _where_it_runs(c[0])]
+        more_rounds = [c for c in changes if c[0] == "rounds"]
+        changes = [c for c in changes if c[0] != "rounds"]
         if changes:
             listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changes[:10])
             raise ValueError(f"{folder.root} holds a run of a different recipe ({listed}); use a new --run-dir")
-        return
+        if not more_rounds:
+            return
+        # Another number of rounds continues the same run (`arena run --rounds 3 --run-dir RUN` after a
+        # one-round run): round r's shards are dealt by its name, not by how many rounds there are
+        # (shards.file_slots deals round by round), so rounds already done keep their answers and data.
+        # The saved recipe then says how many rounds the folder's last run asked for.
     write_json(folder.recipe, resolved)
