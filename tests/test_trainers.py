@@ -196,6 +196,44 @@ def test_dpo_trains_and_checkpoint_generates(pico_model_dir, tmp_path):
     assert_prefers(implicit_reward_margins(result.checkpoint, pico_model_dir), +1)
 
 
+def padded_tokens(trainer) -> tuple[int, list[int]]:
+    """Tokens one epoch of `trainer`'s training batches holds, padding included, and the order of the
+    examples (by the number of words in their prompt, which is their identity here)."""
+    padded, order = 0, []
+    for batch in trainer.get_train_dataloader():
+        padded += batch["input_ids"].numel()
+        order += [int((row != trainer.processing_class.pad_token_id).sum()) for row in batch["input_ids"]]
+    return padded, order
+
+
+def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_dir, tmp_path):
+    """transformers' length-grouped sampler measures `input_ids`, which DPO's rows do not have: ours measures
+    every token-id column. On 32 pairs of 4 to 128 words, one epoch pads to fewer tokens than random batches
+    do, and still visits every pair once; and a DPO stage trains with it (and with TRL's precomputed reference
+    log-probabilities, as the quickstart does)."""
+    from trl import DPOConfig, DPOTrainer
+
+    from offline_arena.train.common import length_grouping, load_policy, trl_args
+    from offline_arena.train.dpo import preference_dataset, train_dpo
+
+    rows = [{"prompt": user(" ".join(["word"] * 4 * n)), "chosen": assistant("Yes " * 4 * n),
+             "rejected": assistant("No")} for n in range(1, 33)]
+    epoch = {}
+    for grouped in (False, True):
+        trainer_cls, grouping = length_grouping(DPOTrainer, settings(group_by_length=grouped))
+        model, tokenizer = load_policy(pico_model_dir)
+        config = DPOConfig(max_length=512, **trl_args(settings(), tmp_path / str(grouped)), **grouping)
+        trainer = trainer_cls(model=model, args=config, train_dataset=preference_dataset(rows),
+                              processing_class=tokenizer)
+        epoch[grouped] = padded_tokens(trainer)
+    assert epoch[True][0] < 0.9 * epoch[False][0], epoch
+    assert sorted(epoch[True][1]) == sorted(epoch[False][1]) and len(set(epoch[True][1])) > 16
+    # as the quickstart trains: grouped, with the reference log-probabilities computed once before training
+    stage = settings(group_by_length=True, probe_prompts=0, max_length=512, extra={"precompute_ref_log_probs": True})
+    result = train_dpo(pico_model_dir, rows, tmp_path / "stage", stage)
+    assert_trained(result, pico_model_dir)
+
+
 def test_dpo_on_swapped_pairs_prefers_the_other_answer(pico_model_dir, tmp_path):
     """The margin check above tells the orientations apart: with chosen and rejected swapped, the trained
     model prefers BAD over GOOD (a test of "some weight moved" would pass both)."""

@@ -34,13 +34,14 @@ def collect_manifest(seed: int) -> dict:
     }
 
 
-RECORDED_ENV_PREFIXES = ("CUDA_VISIBLE", "HF_", "OMP_NUM", "OFFLINE_ARENA_")
+RECORDED_ENV_PREFIXES = ("CUDA_VISIBLE", "GLIBC_TUNABLES", "HF_", "LD_PRELOAD", "OMP_NUM", "OFFLINE_ARENA_")
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 
 
 def recorded_environment() -> dict:
-    """The environment variables that change results (devices, threads, Hub settings, ours), never one
-    that holds a secret: HF_TOKEN and the like are left out by name, whatever their prefix."""
+    """The environment variables that change results or speed (devices, threads, the allocator, Hub
+    settings, ours), never one that holds a secret: HF_TOKEN and the like are left out by name, whatever
+    their prefix."""
     return {k: os.environ[k] for k in sorted(os.environ)
             if k.startswith(RECORDED_ENV_PREFIXES) and not any(m in k.upper() for m in SECRET_MARKERS)}
 

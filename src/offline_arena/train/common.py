@@ -45,6 +45,7 @@ class TrainSettings:
     seed: int = 0                      # data order and initialisation
     logging_steps: int = 1             # log the loss every N steps
     gradient_checkpointing: bool = train_default("gradient_checkpointing")  # trade compute for memory
+    group_by_length: bool = train_default("group_by_length")  # batches of similar length (less padding)
     probe_prompts: int = train_default("probe_prompts")        # runaway-rate probe size (0: no after-check)
     probe_max_new_tokens: int | list[int] = 64  # token limit of a probe generation (or each probe's own)
     runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
@@ -138,6 +139,33 @@ def trl_args(settings: TrainSettings, out_dir: str | Path) -> dict:
         bf16=bf16, use_cpu=not gpu, **{_checkpointing_field(): settings.gradient_checkpointing},
         dataloader_num_workers=0, **settings.extra,
     )
+
+
+def length_grouping(trainer_cls, settings: TrainSettings):
+    """`trainer_cls` and the config arguments that batch examples of similar length together when
+    `settings.group_by_length` (sft, dpo, kto and the reward model; the on-policy trainers sample prompts
+    their own way). Padding is compute on a CPU: the quickstart's answers run from a line to 320 tokens, and
+    a random batch of four pads each to the longest.
+
+    transformers' `LengthGroupedSampler` measures an example by its `input_ids` (or a `length` column, which
+    the trainers' column pruning drops before the sampler is built), so it fails on preference and KTO rows
+    (`prompt_ids`, `chosen_ids`, `rejected_ids`, ...). The subclass measures every token-id column instead.
+    The sampler still shuffles: random megabatches of 50 batches (fewer on small sets), sorted inside."""
+    if not settings.group_by_length:
+        return trainer_cls, {}
+
+    class LengthGrouped(trainer_cls):
+        def _get_train_sampler(self, train_dataset=None):
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            columns = [name for name in dataset.column_names if name.endswith("ids")]
+            lengths = [sum(len(ids) for ids in row) for row in zip(*(dataset[name] for name in columns))]
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=lengths)
+
+    LengthGrouped.__name__ = f"LengthGrouped{trainer_cls.__name__}"
+    return LengthGrouped, {"train_sampling_strategy": "group_by_length"}
 
 
 def _checkpointing_field() -> str:

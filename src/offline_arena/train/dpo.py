@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
+from .common import (TrainResult, TrainSettings, chat_turns, length_grouping, lora_config, run_guarded, seeded_policy,
+                     trl_args)
 from .guard import first_batches
 
 
@@ -52,7 +53,8 @@ def train_dpo(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     # TRL 1.16 has a single `max_length` for prompt + answer (no max_prompt_length any more); keep_end
     # truncation would cut the start of the prompt, keep_start (the default) cuts the answer's end, which
     # the stop-token guard notices on the rendered example.
-    config = DPOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    DPOTrainer, grouping = length_grouping(DPOTrainer, settings)
+    config = DPOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir), **grouping})
     trainer = DPOTrainer(model=model, ref_model=None, args=config, train_dataset=preference_dataset(rows),
                          processing_class=tokenizer, peft_config=lora_config(settings))
     return run_guarded("dpo", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
+from .common import (TrainResult, TrainSettings, chat_turns, length_grouping, lora_config, run_guarded, seeded_policy,
+                     trl_args)
 from .guard import first_batches
 
 
@@ -53,7 +54,8 @@ def train_kto(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     if settings.batch_size < 2:
         raise ValueError("KTO needs batch_size >= 2: its KL reference point is estimated within a batch")
     model, tokenizer = seeded_policy(model_path, settings)
-    config = KTOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    KTOTrainer, grouping = length_grouping(KTOTrainer, settings)
+    config = KTOConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir), **grouping})
     trainer = KTOTrainer(model=model, ref_model=None, args=config, train_dataset=kto_dataset(rows),
                          processing_class=tokenizer, peft_config=lora_config(settings))
     return run_guarded("kto", trainer, model, tokenizer, guard_example, probe_messages, settings, out_dir)

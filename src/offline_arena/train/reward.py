@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..models.chat import SCORE_AT_END_OF_TURN, pad_token_apart_from_end_of_turn, reward_input_ids
-from .common import TrainResult, TrainSettings, chat_turns, lora_config, on_gpu, run_guarded, trl_args
+from .common import TrainResult, TrainSettings, chat_turns, length_grouping, lora_config, on_gpu, run_guarded, trl_args
 from .guard import first_batches
 
 
@@ -98,7 +98,8 @@ def train_reward(model_path: str | Path, rows: Sequence[dict], out_dir: str | Pa
     set_seed(settings.seed)  # TRL seeds only when it loads the model itself; the new score head needs it
     model, tokenizer = load_reward_model(model_path, lora=settings.lora)
     # RewardTrainer drops (does not truncate) pairs longer than max_length.
-    config = RewardConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir)})
+    RewardTrainer, grouping = length_grouping(RewardTrainer, settings)
+    config = RewardConfig(**{"max_length": settings.max_length, **trl_args(settings, out_dir), **grouping})
     trainer = RewardTrainer(model=model, args=config, train_dataset=reward_dataset(rows, tokenizer),
                             processing_class=tokenizer, peft_config=lora_config(settings, task_type="SEQ_CLS"))
     return run_guarded("reward", trainer, model, tokenizer, guard_example, [], settings, out_dir)

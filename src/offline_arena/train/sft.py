@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .common import TrainResult, TrainSettings, chat_turns, lora_config, run_guarded, seeded_policy, trl_args
+from .common import (TrainResult, TrainSettings, chat_turns, length_grouping, lora_config, run_guarded, seeded_policy,
+                     trl_args)
 from .guard import first_batches
 
 
@@ -52,11 +53,12 @@ def train_sft(model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
     from trl import SFTConfig, SFTTrainer
 
     model, tokenizer = seeded_policy(model_path, settings)
+    SFTTrainer, grouping = length_grouping(SFTTrainer, settings)
     config = SFTConfig(**{
         "max_length": settings.max_length,
         "completion_only_loss": True,
         "packing": False,  # packing would let one answer's loss see another's context
-        **trl_args(settings, out_dir),
+        **trl_args(settings, out_dir), **grouping,
     })
     trainer = SFTTrainer(model=model, args=config, train_dataset=sft_dataset(rows), processing_class=tokenizer,
                          data_collator=data_collator, peft_config=lora_config(settings))

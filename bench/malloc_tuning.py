@@ -1,0 +1,59 @@
+"""glibc's malloc as it comes against the tuning the `arena` command relaunches with (malloc_tuning.py), side
+by side in one run: the same SFT and DPO steps of the embedded model (`bench/training.py`, float32 and, where
+the CPU has bf16 units, bf16 autocast) in two child processes that differ only in `GLIBC_TUNABLES`. Prints
+seconds per step, the losses (they must be identical: the allocator changes no arithmetic), the CPU time the
+kernel took, and the speed-up.
+
+    python bench/malloc_tuning.py [--steps 4] [--rows 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from offline_arena.malloc_tuning import SWITCH, TUNABLES
+
+STEP_LINE = re.compile(r"^(sft|dpo): .*$", re.M)
+SECONDS = re.compile(r"(float32|bf16 autocast) ([0-9.]+) s/step, loss (\[[^]]*\])")
+
+
+def run_steps(tunables: str | None, steps: int, rows: int) -> tuple[dict, float]:
+    """{(kind, dtype): (seconds per step, losses)} of one child process, and the kernel CPU seconds it used."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", SWITCH)}
+    if tunables:
+        env["GLIBC_TUNABLES"] = tunables
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("training.py")), "--steps", str(steps),
+                          "--rows", str(rows)], env=env, capture_output=True, text=True, check=True).stdout
+    kernel = resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime - before
+    result = {}
+    for line in STEP_LINE.finditer(out):
+        kind = line.group(1)
+        for dtype, seconds, losses in SECONDS.findall(line.group(0)):
+            result[kind, dtype] = (float(seconds), losses)
+    return result, kernel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=24)
+    args = parser.parse_args()
+
+    plain, plain_kernel = run_steps(None, args.steps, args.rows)
+    tuned, tuned_kernel = run_steps(TUNABLES, args.steps, args.rows)
+    print(f"kernel CPU time: glibc default {plain_kernel:.0f} s, tuned ({TUNABLES}) {tuned_kernel:.0f} s")
+    for key, (seconds, losses) in plain.items():
+        tuned_seconds, tuned_losses = tuned[key]
+        print(f"{key[0]} {key[1]}: {seconds:.1f} -> {tuned_seconds:.1f} s/step, speed-up {seconds / tuned_seconds:.2f}x; "
+              f"losses {'identical' if losses == tuned_losses else f'DIFFER: {losses} vs {tuned_losses}'}")
+
+
+if __name__ == "__main__":
+    main()
