@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) bench/generation.py
 	$(PY) bench/batching.py
 	$(PY) bench/training.py
+	$(PY) bench/malloc_tuning.py
 	$(PY) bench/http_faults.py
 
 clean:

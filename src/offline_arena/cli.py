@@ -21,7 +21,7 @@ DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
 def entry() -> None:
     """The `arena` console script: relaunched once with glibc's malloc tuned for PyTorch on the CPU
-    (malloc_tuning.py: 1.3-1.5x faster training steps here), then `main`. `main` itself never relaunches: it
+    (malloc_tuning.py: 1.3-1.6x faster training steps here), then `main`. `main` itself never relaunches: it
     also runs inside other programs (the tests)."""
     from .malloc_tuning import relaunch_with_tuned_malloc
 

@@ -4,15 +4,15 @@ A training step on the CPU allocates and frees activations and gradients of tens
 glibc serves any allocation above its mmap threshold (128 KiB, rising to at most 32 MiB as it adapts) with a
 fresh `mmap` and returns it to the kernel on `free`, so every step page-faults its working memory in again,
 zeroed by the kernel: on the quickstart's 2 cores a third of the CPU time went to the kernel. With large
-allocations kept in the heap and the heap not trimmed below 1 GiB, the memory is reused from step to step:
-the embedded model's SFT and DPO steps ran 1.3-1.5x faster here, bit-identical losses
-(`bench/malloc_tuning.py`). PyTorch's CPU tuning guide makes the same point with jemalloc or tcmalloc
-preloaded; these two glibc settings need no library installed.
+allocations up to 4 GiB kept in the heap (a DPO step's logits are ~1 GB) and the heap not trimmed below 4 GiB,
+the memory is reused from step to step: the embedded model's SFT and DPO steps ran 1.3-1.6x faster here,
+with the same losses (`bench/malloc_tuning.py`). PyTorch's CPU tuning guide makes the same point with
+jemalloc or tcmalloc preloaded; these two glibc settings need no library installed.
 
 glibc reads its tunables when a process starts, so they cannot be set from Python; the console script execs
 itself once with `GLIBC_TUNABLES` set (children — accelerate-launched trainers, Ray workers — inherit it).
 Nothing happens off Linux/glibc, when the user already tunes malloc (`GLIBC_TUNABLES` with a malloc setting,
-an allocator in `LD_PRELOAD`), or with `OFFLINE_ARENA_MALLOC=system`. The cost: up to 1 GiB of freed memory
+an allocator in `LD_PRELOAD`), or with `OFFLINE_ARENA_MALLOC=system`. The cost: up to 4 GiB of freed memory
 stays with the process instead of going back to the kernel.
 """
 
@@ -23,8 +23,8 @@ import platform
 import sys
 from typing import Mapping, Sequence
 
-GiB = 1 << 30
-TUNABLES = f"glibc.malloc.mmap_threshold={GiB}:glibc.malloc.trim_threshold={GiB}"
+HEAP_KEPT = 4 << 30  # bytes
+TUNABLES = f"glibc.malloc.mmap_threshold={HEAP_KEPT}:glibc.malloc.trim_threshold={HEAP_KEPT}"
 SWITCH = "OFFLINE_ARENA_MALLOC"  # "system": leave malloc alone; "tuned": set by the relaunch itself
 
 
