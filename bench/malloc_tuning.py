@@ -1,8 +1,13 @@
-"""glibc's malloc as it comes against the tuning the `arena` command relaunches with (malloc_tuning.py), side
-by side in one run: the same SFT and DPO steps of the embedded model (`bench/training.py`, float32 and, where
-the CPU has bf16 units, bf16 autocast) in two child processes that differ only in `GLIBC_TUNABLES`. Prints
-seconds per step, the losses (they must be identical: the allocator changes no arithmetic), the CPU time the
-kernel took, and the speed-up.
+"""glibc's malloc as it comes against large allocations kept in the heap, side by side in one run: the same
+SFT and DPO steps of the embedded model (`bench/training.py`, float32 and, where the CPU has bf16 units, bf16
+autocast) in two child processes that differ only in `GLIBC_TUNABLES`. Prints seconds per step, the losses
+(the allocator changes no arithmetic), the CPU time the kernel took, and the speed-up.
+
+Why: above its mmap threshold (128 KiB, adapting up to 32 MiB) glibc maps every allocation afresh and unmaps
+it on free, so each training step page-faults its activations and logits (~1 GB for a DPO step here) in
+again. Kept in the heap, they are reused. Not the default of `arena`: a whole quickstart run with it held
+16 GB resident by its last stage on a 24 GB machine (freed memory stays with the process), for a few percent
+of wall time. To use it: `GLIBC_TUNABLES=<TUNABLES below> arena run ...`.
 
     python bench/malloc_tuning.py [--steps 4] [--rows 24]
 """
@@ -17,7 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from offline_arena.malloc_tuning import SWITCH, TUNABLES
+HEAP_KEPT = 4 << 30  # bytes: allocations up to this size come from the heap, which is not trimmed below it
+TUNABLES = f"glibc.malloc.mmap_threshold={HEAP_KEPT}:glibc.malloc.trim_threshold={HEAP_KEPT}"
 
 STEP_LINE = re.compile(r"^(sft|dpo): .*$", re.M)
 SECONDS = re.compile(r"(float32|bf16 autocast) ([0-9.]+) s/step, loss (\[[^]]*\])")
@@ -25,7 +31,7 @@ SECONDS = re.compile(r"(float32|bf16 autocast) ([0-9.]+) s/step, loss (\[[^]]*\]
 
 def run_steps(tunables: str | None, steps: int, rows: int) -> tuple[dict, float]:
     """{(kind, dtype): (seconds per step, losses)} of one child process, and the kernel CPU seconds it used."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", SWITCH)}
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     if tunables:
         env["GLIBC_TUNABLES"] = tunables
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime

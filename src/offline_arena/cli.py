@@ -19,16 +19,6 @@ from .run_folder import RunFolder
 DEFAULT_MODEL = "builtin:smollm2-135m-instruct"
 
 
-def entry() -> None:
-    """The `arena` console script: relaunched once with glibc's malloc tuned for PyTorch on the CPU
-    (malloc_tuning.py: 1.3-1.6x faster training steps here), then `main`. `main` itself never relaunches: it
-    also runs inside other programs (the tests)."""
-    from .malloc_tuning import relaunch_with_tuned_malloc
-
-    relaunch_with_tuned_malloc(sys.argv)  # the console script again, so the manifest records the same command
-    sys.exit(main())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="arena", description="Post-train LLMs through an offline arena.")
     parser.add_argument("--verbose", action="store_true",
