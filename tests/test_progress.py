@@ -171,3 +171,14 @@ def test_a_training_stage_shows_steps_and_loss_not_every_metric(caplog, capsys):
     handler.on_train_end(None, state, control)
     assert lines(caplog)[-1].startswith("train dpo: 3/3 steps in ") and lines(caplog)[-1].endswith("loss 0.5")
     assert "logits/chosen" not in capsys.readouterr().out
+
+
+def test_a_wrappers_bar_is_named_apart_from_the_model_behind_it():
+    """A `@revise` call shows the drafts' bar and its own: the two must not read as one model generating
+    twice (the quickstart's log showed three 'generate smollm2-135m-instruct' lines for two samples)."""
+    from offline_arena.models.cached import _short_name
+
+    assert _short_name("builtin:smollm2-135m-instruct:b179c9523d0e6a0f:bf16") == "smollm2-135m-instruct"
+    assert _short_name("builtin:smollm2-135m-instruct:b179c9523d0e6a0f:bf16@revise[v3]") == "smollm2-135m-instruct@revise"
+    assert _short_name("hf:checkpoint:020e9338:bf16@best-of-4[verifier]@revise[v3]") == "checkpoint@best-of-4@revise"
+    assert _short_name("echo") == "echo"

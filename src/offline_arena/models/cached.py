@@ -51,7 +51,12 @@ class CachedGenerator:
 
 
 def _short_name(fingerprint: str) -> str:
-    """'hf:checkpoint:3f2a...' -> 'checkpoint'; 'revise(builtin:smollm2...)' stays recognisable."""
-    parts = fingerprint.split(":")
-    name = parts[1] if len(parts) > 2 and parts[0] in ("hf", "builtin", "vllm", "openai") else fingerprint
+    """'hf:checkpoint:3f2a...' -> 'checkpoint'; a wrapper's fingerprint keeps the wrapper, without its
+    version, so its bar is told apart from the bar of the model behind it (a `@revise` call shows the
+    drafts' bar and its own): 'builtin:smollm2-135m-instruct:b179...:bf16@revise[v3]' ->
+    'smollm2-135m-instruct@revise'."""
+    model, *wrappers = fingerprint.split("@")
+    parts = model.split(":")
+    name = parts[1] if len(parts) > 2 and parts[0] in ("hf", "builtin", "vllm", "openai") else model
+    name += "".join("@" + w.split("[")[0] for w in wrappers)
     return name if len(name) <= 48 else name[:45] + "..."
