@@ -285,13 +285,34 @@ def test_launch_command_on_cpu(tmp_path):
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in cmd and "--cpu" not in cmd
     assert env["ACCELERATE_USE_CPU"] == "true"
     assert cmd[-3:] == ["-m", "offline_arena.train.launch", str(tmp_path / "job.json")]
-    cmd, env = launch_command(tmp_path / "job.json", 1, gpu=False)
+    cmd, env = launch_command(tmp_path / "job.json", 1, gpu=False, env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1"})
     assert "--cpu" in cmd and "--multi_gpu" not in cmd
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.mmap_threshold=1" and env["PATH"] == os.environ["PATH"]
     cmd, env = launch_command(tmp_path / "job.json", 4, config_file="zero2.yaml", gpu=True,
                               extra_args=["--gpu_ids", "0,1,2,3"])
     assert cmd[cmd.index("--config_file") + 1] == "zero2.yaml" and "--multi_gpu" not in cmd
     assert "--main_process_port" not in cmd  # the config file decides the rendezvous
     assert cmd.index("--gpu_ids") < cmd.index("offline_arena.train.launch")
+
+
+def test_a_launched_job_shows_its_progress_in_the_driver_and_reports_its_peak_memory(pico_model_dir, tmp_path,
+                                                                                     caplog):
+    """The quickstart launches SFT and DPO (one process each, its allocator tuned through train.launch.env):
+    the stage's progress line must still reach the driver's log, the job's other output stays in its file,
+    and rank 0 reports the most memory it held."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="offline_arena.train.launch")
+    heap = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"
+    result = train_launched("sft", pico_model_dir, sft_rows(), tmp_path / "out", settings(2, False), processes=1,
+                            env={"GLIBC_TUNABLES": heap})
+    relayed = [r.getMessage() for r in caplog.records if r.name == "offline_arena.train.launch"]
+    assert any(line.startswith(f"train sft: {STEPS}/{STEPS} steps") for line in relayed), relayed
+    assert all(line.startswith("train ") for line in relayed)
+    log = (tmp_path / "out" / "launch" / "launch.log").read_text()
+    assert log.startswith(f"GLIBC_TUNABLES={heap} ") and f"train sft: {STEPS}/{STEPS} steps" in log
+    assert 0.1 < result.metrics["launched_peak_rss_gb"] < 16
+    assert (result.checkpoint / "config.json").is_file()
 
 
 def test_a_failed_job_raises_with_its_log(tmp_path):
@@ -480,7 +501,7 @@ def test_the_pipeline_hands_a_launch_stage_to_the_launcher(monkeypatch, tmp_path
     checkpoint, metrics = RUNNERS["sft"].train(job)
     assert checkpoint == tmp_path / "checkpoint" and metrics["last_loss"] == 1.0
     assert calls == [("sft", "model", {"processes": 3, "config_file": None, "extra_args": ["--gpu_ids", "0,1,2"],
-                                       "timeout_s": 3600})]
+                                       "timeout_s": 3600, "env": {}})]
 
 
 def test_a_run_resumes_with_another_launch_timeout_but_not_another_launch(tmp_path):

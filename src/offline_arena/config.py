@@ -126,6 +126,10 @@ class Launch(Strict):
     timeout_s: float | None = Field(None, gt=0, description=(
         "stop the job, every rank, after this many seconds and fail the stage; null: no limit (a collective "
         "that hangs still ends at torch's process-group timeout)"))
+    env: dict[str, str] = Field(default_factory=dict, description=(
+        "environment variables of the job's processes, over the driver's own: e.g. GLIBC_TUNABLES, read by "
+        "glibc when a process starts, so a job can tune its allocator without the driver holding the memory "
+        "(recipes/quickstart.yaml)"))
 
 
 class Train(Strict):

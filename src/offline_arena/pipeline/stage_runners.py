@@ -92,7 +92,8 @@ def _launched(kind: str, job: TrainJob, out_dir=None, probe=None):
     launch = job.stage.train.launch
     return train_launched(kind, job.model_path, job.rows, out_dir or job.stage_dir, job.settings,
                           job.probe if probe is None else probe, processes=launch.processes,
-                          config_file=launch.config_file, extra_args=launch.extra_args, timeout_s=launch.timeout_s)
+                          config_file=launch.config_file, extra_args=launch.extra_args, timeout_s=launch.timeout_s,
+                          env=launch.env)
 
 
 def _train_with_trainer(job: TrainJob) -> tuple:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -43,6 +45,10 @@ from .guard import GuardReport
 LAUNCHABLE = TRAINERS
 
 LOG_TAIL_LINES = 40
+RU_MAXRSS_BYTES = 1 if sys.platform == "darwin" else 1024  # getrusage's unit: bytes on macOS, KiB on Linux
+PROGRESS_PREFIX = "train "  # a trainer's progress line (StepProgress: "train {stage}: ...")
+
+logger = logging.getLogger(__name__)
 # After SIGTERM, how long the ranks get before SIGKILL: longer than torchrun's own 30 s shutdown (SIGTERM to the
 # ranks, SIGKILL after 30 s), so that it closes them in order when it can.
 STOP_GRACE_SECONDS = 35
@@ -67,16 +73,16 @@ def free_port() -> int:
 
 
 def launch_command(job_file: Path, processes: int, config_file: str | None = None, gpu: bool | None = None,
-                   extra_args: Sequence[str] = ()) -> tuple[list[str], dict]:
-    """The `accelerate launch` command line and the environment it runs in. With a config file, that file
-    decides the distributed type (DDP, DeepSpeed, FSDP) and its port; without one, plain DDP on this
-    machine."""
+                   extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> tuple[list[str], dict]:
+    """The `accelerate launch` command line and the environment it runs in (the driver's, with `env` over
+    it). With a config file, that file decides the distributed type (DDP, DeepSpeed, FSDP) and its port;
+    without one, plain DDP on this machine."""
     if gpu is None:
         import torch
 
         gpu = torch.cuda.is_available()
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     if config_file:
         cmd += ["--config_file", str(config_file)]
     else:
@@ -99,9 +105,11 @@ def launch_command(job_file: Path, processes: int, config_file: str | None = Non
 def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_dir: str | Path,
                    settings: TrainSettings, probe_messages: Sequence[Sequence[dict]] = (), processes: int = 2,
                    config_file: str | None = None, extra_args: Sequence[str] = (),
-                   timeout_s: float | None = None) -> TrainResult:
+                   timeout_s: float | None = None, env: dict[str, str] | None = None) -> TrainResult:
     """Run trainer `kind` on `processes` ranks through `accelerate launch`; the checkpoint lands in
-    `out_dir/checkpoint` as in-process. The job's files and its log are in `out_dir/launch/`.
+    `out_dir/checkpoint` as in-process. The job's files and its log are in `out_dir/launch/`; its training
+    progress lines also reach the driver's log, as they would in-process. `env`: variables set for the job's
+    processes only (train.launch.env).
 
     `settings.batch_size` stays per device: the global batch is processes x batch_size x grad_accum.
     Past `timeout_s`, or when the driver is interrupted, the launcher and every process under it are stopped
@@ -118,26 +126,43 @@ def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_
         "kind": kind, "model_path": str(model_path), "rows_file": str(rows_file), "out_dir": str(out_dir),
         "result_file": str(result_file), "settings": asdict(settings),
         "probe_messages": [list(m) for m in probe_messages]}, indent=2))
-    cmd, env = launch_command(job_file, processes, config_file, extra_args=extra_args)
+    cmd, full_env = launch_command(job_file, processes, config_file, extra_args=extra_args, env=env)
     with log_file.open("w") as log:
-        log.write(" ".join(cmd) + "\n")
+        log.write(" ".join([*(f"{k}={v}" for k, v in sorted((env or {}).items())), *cmd]) + "\n")
         log.flush()
-        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True, text=True, errors="replace")
+        copier = threading.Thread(target=_copy_output, args=(process.stdout, log), daemon=True)
+        copier.start()
         try:
             returncode = process.wait(timeout=timeout_s)
+            copier.join()
         except subprocess.TimeoutExpired:
             stop_process_group(process)
+            copier.join(timeout=10)  # the last lines, for the tail below
             raise LaunchError(f"launched {kind} job ({processes} processes) ran past train.launch.timeout_s "
                               f"({timeout_s:g} s) and was stopped, every rank; full log {log_file}; its end:\n"
                               f"{_log_tail(log_file)}") from None
         except BaseException:  # Ctrl-C or a failure in the driver: the ranks must not outlive it
             stop_process_group(process)
+            copier.join(timeout=10)  # before the log file closes under it
             raise
     if returncode != 0 or not result_file.exists():
         raise LaunchError(f"launched {kind} job ({processes} processes) failed with exit status {returncode}; "
                           f"full log {log_file}; its end:\n{_log_tail(log_file)}")
     result = json.loads(result_file.read_text())
     return TrainResult(Path(result["checkpoint"]), result["metrics"], GuardReport(**result["guard"]))
+
+
+def _copy_output(stream, log) -> None:
+    """The job's output line by line into its log file; its training progress lines (`train sft: 5/16 steps
+    ...`, train/step_progress.py) also to the driver's log, so a launched stage shows its progress as an
+    in-process one does, and the rest (the libraries' warnings, every rank's start-up) stays in the file."""
+    for line in stream:
+        log.write(line)
+        log.flush()
+        if line.startswith(PROGRESS_PREFIX):
+            logger.info(line.rstrip("\n"))
 
 
 def stop_process_group(process: subprocess.Popen) -> None:
@@ -217,8 +242,12 @@ def run_job(job_file: str | Path) -> TrainResult:
     settings = TrainSettings(**job["settings"])
     result = trainer_fn(job["model_path"], rows, job["out_dir"], settings, job["probe_messages"])
     if state.is_main_process:
+        # The most memory rank 0 held, for the stage's metrics: the figure that says whether an allocator
+        # setting (train.launch.env) that keeps freed memory in the process fits the machine.
+        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * RU_MAXRSS_BYTES / 2**30
+        metrics = {**result.metrics, "launched_peak_rss_gb": round(peak_gb, 2)}
         Path(job["result_file"]).write_text(json.dumps({
-            "checkpoint": str(result.checkpoint), "metrics": result.metrics, "guard": asdict(result.guard),
+            "checkpoint": str(result.checkpoint), "metrics": metrics, "guard": asdict(result.guard),
             "processes": state.num_processes, "distributed_type": str(state.distributed_type)}, indent=2))
     state.wait_for_everyone()  # every rank exits together; a failing rank makes torchrun stop the others
     return result
@@ -230,6 +259,9 @@ def main(argv: Sequence[str]) -> None:
     # "exitcode 1" and the cause sits somewhere above, interleaved with the other ranks' output.
     from torch.distributed.elastic.multiprocessing.errors import record
 
+    from ..logs import setup_logging
+
+    setup_logging()  # our lines as `arena` writes them, so the driver can pass the progress lines on
     if len(argv) != 1:
         raise SystemExit("usage: accelerate launch -m offline_arena.train.launch JOB.json")
     record(run_job)(argv[0])
