@@ -57,8 +57,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/judge-panel"))
     args = parser.parse_args()
 
+    from offline_arena.logs import setup_logging
     from offline_arena.models import parse_model_spec, resolve_local_path
 
+    setup_logging()  # before the ML libraries load: their weight-loading reports and bars quieted as in `arena`
     run, out = args.run_dir.resolve(), args.out.resolve()
     base = resolve_local_path(parse_model_spec("builtin:smollm2-135m-instruct"))
     sft, dpo = run / "round1" / "sft" / "checkpoint", run / "round1" / "dpo" / "checkpoint"
