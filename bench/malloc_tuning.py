@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from offline_arena.train.launch import RU_MAXRSS_BYTES
+
 HEAP_KEPT = 4 << 30  # bytes: allocations up to this size come from the heap, which is not trimmed below it
 TUNABLES = f"glibc.malloc.mmap_threshold={HEAP_KEPT}:glibc.malloc.trim_threshold={HEAP_KEPT}"
 
@@ -48,7 +50,7 @@ def run_steps(tunables: str | None, steps: int, rows: int) -> tuple[dict, float,
         kind = line.group(1)
         for dtype, seconds, losses in SECONDS.findall(line.group(0)):
             result[kind, dtype] = (float(seconds), losses)
-    return result, usage.ru_stime, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024) / 2**30
+    return result, usage.ru_stime, usage.ru_maxrss * RU_MAXRSS_BYTES / 2**30
 
 
 def main() -> None:
