@@ -270,6 +270,24 @@ def test_reward_model_judge_on_a_pico_reward_model(pico_reward_dir):
     assert {first.winner, second.winner} == {"model_a", "model_b"} or first.winner == second.winner == "tie"
 
 
+def test_reward_model_judge_reads_each_answer_once(pico_reward_dir):
+    """An audit asks a reward model the swapped pairs too: the second order must cost no model call and give
+    the mirrored scores; an answer met twice in one call is read once."""
+    judge = load_judge(f"rm:{pico_reward_dir}")
+    reads = []
+    forward = judge.model.forward
+    judge.model.forward = lambda *args, **kwargs: reads.append(len(kwargs["input_ids"])) or forward(*args, **kwargs)
+    pairs = [matchup("apple answer", "banana answer"), matchup("apple answer", "cherry answer")]
+    first = judge.judge(pairs)
+    assert sum(reads) == 3  # apple once, banana, cherry
+    swapped = judge.judge([matchup("banana answer", "apple answer"), matchup("cherry answer", "apple answer")])
+    assert sum(reads) == 3
+    assert [(v.score_a, v.score_b) for v in swapped] == [(v.score_b, v.score_a) for v in first]
+    fresh = load_judge(f"rm:{pico_reward_dir}").judge(pairs)  # the scores are the ones a new judge reads
+    assert [s for v in fresh for s in (v.score_a, v.score_b)] == \
+        pytest.approx([s for v in first for s in (v.score_a, v.score_b)], abs=1e-5)
+
+
 def test_reward_model_judge_keeps_the_answer_end_and_shows_runaways_open(pico_reward_dir):
     """Issue 10: right-side truncation cut the answer's end; a runaway was rendered as a finished turn."""
     judge = load_judge(f"rm:{pico_reward_dir}")

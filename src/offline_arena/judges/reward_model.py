@@ -3,6 +3,8 @@ chat context; the higher score wins, scores within `tie_margin` tie."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Sequence
 
 from ..models.chat import reward_input_ids, scores_at_end_of_turn
@@ -43,6 +45,7 @@ class RewardModelJudge:
         self.tokenizer.padding_side = "right"  # positions as in training (Llama-style models count from the left)
         self.tie_margin, self.batch_size, self.max_length = tie_margin, batch_size, max_length
         self._fingerprint: str | None = None
+        self._read: dict[bytes, float] = {}  # judge(): each distinct answer's score, by its conversation's hash
 
     @property
     def fingerprint(self) -> str:
@@ -77,15 +80,23 @@ class RewardModelJudge:
         return out
 
     def judge(self, matchups: Sequence[Matchup]) -> list[Verdict]:
-        conversations, stopped = [], []
+        # An answer's score depends on its own conversation only, never on the answer beside it: each distinct
+        # one is read once per judge, so an audit's swapped pairs (judges/audit.py) and an answer met by
+        # several opponents cost no second read.
+        keys, unread = [], {}
         for m in matchups:
             for answer in (m.answer_a, m.answer_b):
-                conversations.append([*m.messages, {"role": "assistant", "content": answer.text}])
-                stopped.append(answer.stopped)
-        scores = self.scores(conversations, stopped)
+                conversation = [*m.messages, {"role": "assistant", "content": answer.text}]
+                key = hashlib.sha256(json.dumps([conversation, answer.stopped]).encode()).digest()
+                keys.append(key)
+                if key not in self._read and key not in unread:
+                    unread[key] = (conversation, answer.stopped)
+        if unread:
+            conversations, stopped = zip(*unread.values())
+            self._read.update(zip(unread, self.scores(conversations, stopped)))
         verdicts = []
         for i in range(len(matchups)):
-            a, b = scores[2 * i], scores[2 * i + 1]
+            a, b = self._read[keys[2 * i]], self._read[keys[2 * i + 1]]
             winner = "tie" if abs(a - b) <= self.tie_margin else "model_a" if a > b else "model_b"
             verdicts.append(Verdict(winner, a, b, f"reward A {a:.3f}, B {b:.3f}"))
         return verdicts
