@@ -39,7 +39,7 @@ from typing import Sequence
 
 from . import TRAINERS, trainer
 from .common import TrainResult, TrainSettings
-from .guard import GuardReport
+from .guard import GuardReport, StopTokenGuardError
 
 # The trainers a job may run: every one with the common signature (train/__init__.py).
 LAUNCHABLE = TRAINERS
@@ -147,10 +147,12 @@ def train_launched(kind: str, model_path: str | Path, rows: Sequence[dict], out_
             stop_process_group(process)
             copier.join(timeout=10)  # before the log file closes under it
             raise
-    if returncode != 0 or not result_file.exists():
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    if "guard_error" in result:
+        raise StopTokenGuardError(f"{result['guard_error']} (launched {kind} job; full log {log_file})")
+    if returncode != 0 or not result:
         raise LaunchError(f"launched {kind} job ({processes} processes) failed with exit status {returncode}; "
                           f"full log {log_file}; its end:\n{_log_tail(log_file)}")
-    result = json.loads(result_file.read_text())
     return TrainResult(Path(result["checkpoint"]), result["metrics"], GuardReport(**result["guard"]))
 
 
@@ -240,7 +242,14 @@ def run_job(job_file: str | Path) -> TrainResult:
     trainer_fn = trainer(job["kind"])
     rows = [json.loads(line) for line in Path(job["rows_file"]).read_text().splitlines() if line.strip()]
     settings = TrainSettings(**job["settings"])
-    result = trainer_fn(job["model_path"], rows, job["out_dir"], settings, job["probe_messages"])
+    try:
+        result = trainer_fn(job["model_path"], rows, job["out_dir"], settings, job["probe_messages"])
+    except StopTokenGuardError as error:
+        # The guard's verdict on the stage, not a crash: the driver raises it again as itself, so a launched
+        # stage fails with the one message an in-process stage gives rather than a launcher's traceback.
+        if state.is_main_process:
+            Path(job["result_file"]).write_text(json.dumps({"guard_error": str(error)}))
+        raise
     if state.is_main_process:
         # The most memory rank 0 held, for the stage's metrics: the figure that says whether an allocator
         # setting (train.launch.env) that keeps freed memory in the process fits the machine.
