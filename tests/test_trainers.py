@@ -234,6 +234,23 @@ def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_di
     assert_trained(result, pico_model_dir)
 
 
+def test_dpo_with_the_chosen_answers_nll_keeps_them_likelier(pico_model_dir, tmp_path):
+    """The quickstart's DPO adds the chosen answer's NLL to the loss (RPO, Pang et al. 2024; TRL's loss_type
+    [sigmoid, sft]): against plain DPO from the same start and the same steps, the chosen answers (whose
+    end-of-turn is what keeps a model stopping) end likelier, and the pairs are still told apart."""
+    from offline_arena.train.dpo import train_dpo
+
+    chosen = list(zip(QUESTIONS, GOOD))
+    trained = {}
+    for name, extra in (("dpo", {}), ("rpo", {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]})):
+        result = train_dpo(pico_model_dir, preference_rows(), tmp_path / name, settings(probe_prompts=0, extra=extra))
+        trained[name] = result
+    assert trained["rpo"].metrics["first_loss"] > trained["dpo"].metrics["first_loss"] + 1  # log 2 + the NLL
+    rpo, dpo = answer_logprobs(trained["rpo"].checkpoint, chosen), answer_logprobs(trained["dpo"].checkpoint, chosen)
+    assert (rpo > dpo).all(), (rpo.tolist(), dpo.tolist())
+    assert_prefers(implicit_reward_margins(trained["rpo"].checkpoint, pico_model_dir), +1)
+
+
 def test_dpo_on_swapped_pairs_prefers_the_other_answer(pico_model_dir, tmp_path):
     """The margin check above tells the orientations apart: with chosen and rejected swapped, the trained
     model prefers BAD over GOOD (a test of "some weight moved" would pass both)."""
