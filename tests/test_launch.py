@@ -48,7 +48,8 @@ from offline_arena.train.guard import StopTokenGuardError
 from offline_arena.train import launch as launch_module
 from offline_arena.train.launch import (LAUNCHABLE, LaunchError, check_launchable, free_port, launch_command,
                                         stop_process_group, train_launched)
-from test_trainers import BAD, GOOD, PROBES, QUESTIONS, assistant, preference_rows, sft_rows, user
+from test_trainers import (BAD, GOOD, PROBES, QUESTIONS, assistant, preference_rows, rows_cut_before_their_end,
+                           sft_rows, user)
 
 LEARNING_RATE = 1e-3
 STEPS = 2
@@ -328,16 +329,10 @@ def test_a_failed_job_raises_with_its_log(tmp_path):
 def test_a_launched_stage_the_guard_stops_fails_with_the_guards_message(pico_model_dir, tmp_path):
     """A guard verdict in a launched job (here: max_length cuts every answer before its end-of-turn) reaches
     the driver as the guard's own error and message, as an in-process stage's would, not as a traceback."""
-    from transformers import AutoTokenizer
-
-    question = user("Name a colour.")
-    rows = [{"prompt": question, "chosen": assistant("Blue, like the sky on a clear summer day."),
-             "rejected": assistant("Red, like a fire engine racing down a busy street.")}] * 2
-    prompt_tokens = len(AutoTokenizer.from_pretrained(str(pico_model_dir)).apply_chat_template(
-        question, add_generation_prompt=True, return_dict=True)["input_ids"])
+    rows, max_length = rows_cut_before_their_end(pico_model_dir)
     with pytest.raises(StopTokenGuardError, match="missing from the rendered example's trained span") as caught:
         train_launched("dpo", pico_model_dir, rows, tmp_path / "out",
-                       dataclasses.replace(settings(1, False), max_length=prompt_tokens + 3), processes=1)
+                       dataclasses.replace(settings(1, False), max_length=max_length), processes=1)
     assert "Traceback" not in str(caught.value) and "launched dpo job" in str(caught.value)
 
 

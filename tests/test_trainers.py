@@ -241,10 +241,8 @@ def test_dpo_with_the_chosen_answers_nll_keeps_them_likelier(pico_model_dir, tmp
     from offline_arena.train.dpo import train_dpo
 
     chosen = list(zip(QUESTIONS, GOOD))
-    trained = {}
-    for name, extra in (("dpo", {}), ("rpo", {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]})):
-        result = train_dpo(pico_model_dir, preference_rows(), tmp_path / name, settings(probe_prompts=0, extra=extra))
-        trained[name] = result
+    trained = {name: train_dpo(pico_model_dir, preference_rows(), tmp_path / name, settings(probe_prompts=0, extra=extra))
+               for name, extra in (("dpo", {}), ("rpo", {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}))}
     assert trained["rpo"].metrics["first_loss"] > trained["dpo"].metrics["first_loss"] + 1  # log 2 + the NLL
     rpo, dpo = answer_logprobs(trained["rpo"].checkpoint, chosen), answer_logprobs(trained["dpo"].checkpoint, chosen)
     assert (rpo > dpo).all(), (rpo.tolist(), dpo.tolist())
@@ -459,21 +457,27 @@ def test_pad_masking_collator_fails_before_training(pico_model_dir, tmp_path, mo
     assert not (tmp_path / "checkpoint").exists()
 
 
-def test_truncated_answers_fail_before_training(pico_model_dir, tmp_path):
-    """max_length that cuts off the answer's end: <|im_end|> is not in the rendered example at all."""
+def rows_cut_before_their_end(model_dir) -> tuple[list[dict], int]:
+    """Preference rows and a max_length that keeps their prompt and cuts every answer before its end-of-turn."""
     from transformers import AutoTokenizer
-
-    from offline_arena.train.dpo import train_dpo
 
     question = user("Name a colour.")
     rows = [{"prompt": question, "chosen": assistant("Blue, like the sky on a clear summer day."),
              "rejected": assistant("Red, like a fire engine racing down a busy street.")}] * 2
-    tokenizer = AutoTokenizer.from_pretrained(str(pico_model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     prompt_tokens = len(tokenizer.apply_chat_template(question, add_generation_prompt=True, return_dict=True)
                         ["input_ids"])
+    return rows, prompt_tokens + 3
+
+
+def test_truncated_answers_fail_before_training(pico_model_dir, tmp_path):
+    """max_length that cuts off the answer's end: <|im_end|> is not in the rendered example at all."""
+    from offline_arena.train.dpo import train_dpo
+
+    rows, max_length = rows_cut_before_their_end(pico_model_dir)
     missing = re.escape("'<|im_end|>'") + ".*missing from the rendered example's trained span"
     with pytest.raises(StopTokenGuardError, match=missing):
-        train_dpo(pico_model_dir, rows, tmp_path, settings(max_length=prompt_tokens + 3), [])
+        train_dpo(pico_model_dir, rows, tmp_path, settings(max_length=max_length), [])
 
 
 @pytest.mark.parametrize("before, after, fails", [(0.0, 0.1, False), (0.0, 0.5, True), (0.25, 0.3, False),
