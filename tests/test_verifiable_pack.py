@@ -230,3 +230,45 @@ def test_recipe_control_over_the_pack():
     assert all(len(p.meta["constraints"]) == 1 and p.meta["constraints"][0]["id"] in ids for p in prompts)
     with pytest.raises(ValueError, match="unknown constraint id"):
         load_verifiable("round1/sft", 3, 0, constraint_ids=["no:such"])
+
+
+def test_constraint_weights_draw_the_weighted_families_more_and_leave_the_heldout_split_alone():
+    from collections import Counter
+
+    from offline_arena.prompts.verifiable import load_verifiable
+
+    settings = dict(short_answers=False, min_constraints=1, max_constraints=2)
+    heavy = {"change_case:english_capital": 6.0, "combination:two_responses": 6.0, "punctuation:no_comma": 0}
+    count = lambda prompts: Counter(c["id"] for p in prompts for c in p.meta["constraints"])
+    plain = count(load_verifiable("round1/sft", 200, 0, **settings))
+    weighted = count(load_verifiable("round1/sft", 200, 0, constraint_weights=heavy, **settings))
+    for cid in ("change_case:english_capital", "combination:two_responses"):
+        assert weighted[cid] > 2.5 * plain[cid], (cid, plain[cid], weighted[cid])
+    assert plain["punctuation:no_comma"] > 5 and weighted["punctuation:no_comma"] == 0
+    # no weights, or all weights 1, is the pack as it always was (existing runs keep their prompts)
+    ids = lambda **kw: [p.id for p in load_verifiable("round1/sft", 40, 0, **settings, **kw)]
+    assert ids() == ids(constraint_weights=None) == ids(constraint_weights={})
+    # the held-out split is what every recipe is measured on: weights do not touch it
+    assert ([p.id for p in load_verifiable("heldout", 40, 0, **settings)]
+            == [p.id for p in load_verifiable("heldout", 40, 0, constraint_weights=heavy, **settings)])
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"no:such": 2.0}, "not among the constraints"),
+    ({"punctuation:no_comma": -1}, "numbers >= 0"),
+])
+def test_constraint_weights_that_cannot_be_used_are_refused_naming_them(weights, message):
+    from offline_arena.prompts.verifiable import load_verifiable
+
+    with pytest.raises(ValueError, match=message):
+        load_verifiable("round1/sft", 3, 0, constraint_weights=weights)
+
+
+def test_a_recipe_with_every_constraint_weighted_zero_is_refused():
+    from offline_arena.config import Prompts
+    from offline_arena.prompts.constraints import CONSTRAINTS
+
+    with pytest.raises(ValueError, match="every constraint has weight 0"):
+        Prompts(short_answers=False, constraint_weights={cid: 0 for cid in CONSTRAINTS})
+    with pytest.raises(ValueError, match="not among the constraints"):
+        Prompts(constraints=["punctuation:no_comma"], constraint_weights={"startend:end_checker": 2})

@@ -41,6 +41,9 @@ class Prompts(Strict):
     min_constraints: int = Field(1, ge=1, description="builtin:verifiable: fewest constraints a prompt")
     max_constraints: int = Field(3, ge=1, description="builtin:verifiable: most constraints a prompt")
     phrasings: int = Field(1, ge=1, description="builtin:verifiable: wordings per constraint drawn from (1: the pack's own only)")
+    constraint_weights: dict[str, float] | None = Field(None, description=(
+        "builtin:verifiable: {constraint id: weight}, drawn for training shards in proportion (missing: 1, 0: never); "
+        "the held-out split stays unweighted"))
     decontaminate: bool = Field(True, description=(
         "drop from every training shard, before any battle, a prompt that holds an item of an evaluation set "
         "the recipe uses (evaluation.suites: ifeval, ifbench, mtbench, arena-hard, alpaca-eval, healthbench)"))
@@ -69,6 +72,10 @@ class Prompts(Strict):
             unknown = sorted(set(self.constraints) - set(CONSTRAINTS))
             if unknown:
                 raise ValueError(f"constraints: unknown id(s) {unknown}; known: {', '.join(sorted(CONSTRAINTS))}")
+        if self.constraint_weights is not None:
+            from .prompts.verifiable import check_weights, pack_constraint_ids
+
+            check_weights(self.constraint_weights, pack_constraint_ids(self.short_answers, self.constraints))
         return self
 
 

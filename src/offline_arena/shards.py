@@ -66,7 +66,7 @@ def _split(recipe: Recipe, split: str, n: int) -> list:
         p = recipe.prompts
         prompts = load_verifiable(split, n, recipe.seed, short_answers=p.short_answers, constraint_ids=p.constraints,
                                   min_constraints=p.min_constraints, max_constraints=p.max_constraints,
-                                  phrasings=p.phrasings)
+                                  phrasings=p.phrasings, constraint_weights=p.constraint_weights)
     else:
         prompts = file_split(source, split, n, recipe)
     if recipe.privacy.deidentify == "all":  # nothing downstream ever sees the raw text (privacy/policy.py)

@@ -130,10 +130,15 @@ def _signature(constraints: list[dict]) -> str:
     return json.dumps(sorted(constraints, key=lambda c: c["id"]), sort_keys=True)
 
 
-def sample_constraints(task: dict, rng: random.Random, count: int, candidate_ids) -> list[dict]:
-    """Up to `count` mutually compatible constraints for `task`, in a random order."""
+def sample_constraints(task: dict, rng: random.Random, count: int, candidate_ids, weights=None) -> list[dict]:
+    """Up to `count` mutually compatible constraints for `task`, in a random order. `weights` ({id: w},
+    missing ids weigh 1) makes a constraint w times as likely to be drawn first; without it every order is
+    equally likely, exactly as before weights existed (the same seed gives the same prompts)."""
     ids = [cid for cid in candidate_ids if CONSTRAINTS[cid].applies_to(task)]
-    rng.shuffle(ids)
+    if weights:
+        ids = _weighted_order(ids, weights, rng)
+    else:
+        rng.shuffle(ids)
     chosen: list[dict] = []
     for cid in ids:
         if len(chosen) == count:
@@ -144,6 +149,19 @@ def sample_constraints(task: dict, rng: random.Random, count: int, candidate_ids
         if compatible(chosen + [spec]):
             chosen.append(spec)
     return chosen
+
+
+def _weighted_order(ids: list[str], weights: dict[str, float], rng: random.Random) -> list[str]:
+    """A random order of `ids` drawn without replacement in proportion to their weights: each id gets the key
+    u ** (1 / w) for a uniform u, and the largest keys come first (Efraimidis and Spirakis 2006, "Weighted
+    random sampling with a reservoir"). An id of weight 0 is never drawn."""
+    keyed = []
+    for cid in ids:
+        weight = weights.get(cid, 1.0)
+        u = rng.random()
+        if weight > 0:
+            keyed.append((u ** (1.0 / weight), cid))
+    return [cid for _, cid in sorted(keyed, reverse=True)]
 
 
 def make_prompt(task: dict, constraints: list[dict]) -> Prompt:
@@ -159,8 +177,10 @@ class _TaskPrompts:
     """The seeded sequence of distinct prompts of one base task: element c is its prompt in cycle c."""
 
     def __init__(self, task: dict, seed: int, min_constraints: int, max_constraints: int, candidate_ids,
-                 phrasings: int = 1):
+                 phrasings: int = 1, weights=None):
         settings = f"{seed}|{task['id']}|{min_constraints}|{max_constraints}|{','.join(candidate_ids)}"
+        if weights:
+            settings += "|" + json.dumps(weights, sort_keys=True)
         self.rng = random.Random(settings)  # str seeds hash with SHA-512: stable across processes
         # Wordings come from a generator of their own: with phrasings=1 the prompts are exactly those of a
         # pack without phrasings, and more phrasings change the wording, never the constraints.
@@ -168,6 +188,7 @@ class _TaskPrompts:
         self.phrasings = phrasings
         self.task, self.candidate_ids = task, candidate_ids
         self.min_constraints, self.max_constraints = min_constraints, max_constraints
+        self.weights = weights
         self.prompts: list[Prompt] = []
         self.seen: set[str] = set()
         self.exhausted = False
@@ -180,7 +201,7 @@ class _TaskPrompts:
     def _grow(self):
         for _ in range(_SAMPLING_ATTEMPTS):
             count = self.rng.randint(self.min_constraints, self.max_constraints)
-            constraints = sample_constraints(self.task, self.rng, count, self.candidate_ids)
+            constraints = sample_constraints(self.task, self.rng, count, self.candidate_ids, self.weights)
             signature = _signature(constraints)
             if len(constraints) >= self.min_constraints and signature not in self.seen:
                 self.seen.add(signature)
@@ -207,7 +228,8 @@ def _check_settings(min_constraints: int, max_constraints: int):
                          f"{max_constraints}")
 
 
-def _candidate_ids(short_answers: bool, constraint_ids=None) -> tuple[str, ...]:
+def pack_constraint_ids(short_answers: bool, constraint_ids=None) -> tuple[str, ...]:
+    """The constraint ids the pack draws from: all (or those a short answer can meet), narrowed to `constraint_ids`."""
     ids = tuple(short_answer_ids() if short_answers else CONSTRAINTS)
     if constraint_ids is None:
         return ids
@@ -221,15 +243,34 @@ def _candidate_ids(short_answers: bool, constraint_ids=None) -> tuple[str, ...]:
     return chosen
 
 
+def check_weights(weights, candidate_ids) -> dict[str, float] | None:
+    """`constraint_weights` as the pack uses them, or ValueError naming the id or weight that is wrong."""
+    if not weights:
+        return None
+    unknown = sorted(set(weights) - set(candidate_ids))
+    if unknown:
+        raise ValueError(f"constraint_weights: {unknown} not among the constraints the pack draws from "
+                         f"({', '.join(candidate_ids)})")
+    bad = {cid: w for cid, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
+    if bad:
+        raise ValueError(f"constraint_weights: weights must be numbers >= 0, got {bad}")
+    if all(weights.get(cid, 1.0) == 0 for cid in candidate_ids):
+        raise ValueError("constraint_weights: every constraint has weight 0, so none can be drawn")
+    return {cid: float(w) for cid, w in sorted(weights.items())}
+
+
 def _deal(tasks: list[dict], n: int, seed: int, slot: int, slots: int, where: str, *, min_constraints,
-          max_constraints, short_answers, constraint_ids=None, phrasings: int = 1) -> list[Prompt]:
+          max_constraints, short_answers, constraint_ids=None, phrasings: int = 1,
+          constraint_weights=None) -> list[Prompt]:
     """n prompts for `slot` of `slots`: in cycle c the tasks are shuffled and slot k takes every
     slots-th task from position k, each giving its c-th prompt."""
     _check_settings(min_constraints, max_constraints)
     if n < 0:
         raise ValueError(f"{where}: size must be >= 0, got {n}")
-    candidate_ids = _candidate_ids(short_answers, constraint_ids)
-    sequences = {task["id"]: _TaskPrompts(task, seed, min_constraints, max_constraints, candidate_ids, phrasings)
+    candidate_ids = pack_constraint_ids(short_answers, constraint_ids)
+    weights = check_weights(constraint_weights, candidate_ids)
+    sequences = {task["id"]: _TaskPrompts(task, seed, min_constraints, max_constraints, candidate_ids, phrasings,
+                                          weights)
                  for task in tasks}
     prompts: list[Prompt] = []
     for cycle in range(MAX_PROMPTS_PER_TASK):
@@ -270,11 +311,14 @@ def shard_slot(name: str) -> int:
 
 
 def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int = 1, max_constraints: int = 3,
-                    short_answers: bool = False, constraint_ids=None, phrasings: int = 1) -> list[Prompt]:
+                    short_answers: bool = False, constraint_ids=None, phrasings: int = 1,
+                    constraint_weights=None) -> list[Prompt]:
     """n prompts of one split of the pack: "heldout" (evaluation only) or a training shard such as
     "round1/sft". The same arguments always give the same prompts, whatever other splits a run loads.
     `constraint_ids` restricts the constraints drawn; `phrasings` > 1 varies their wording
-    (prompts/phrasings.py)."""
+    (prompts/phrasings.py); `constraint_weights` ({id: w}) draws the training shards' constraints in
+    proportion to w (1 where missing). The held-out split ignores the weights: it stays the one every recipe
+    with the same other settings is measured on, so a reweighted run is compared with the same prompts."""
     settings = dict(min_constraints=min_constraints, max_constraints=max_constraints,
                     short_answers=short_answers, constraint_ids=constraint_ids, phrasings=phrasings)
     tasks = base_tasks()
@@ -284,7 +328,8 @@ def load_verifiable(split: str, n: int, seed: int = 0, *, min_constraints: int =
         return _deal(pool, n, seed, 0, 1, f"{SOURCE_NAME} split {split!r}", **settings)
     slot = shard_slot(split)
     pool = [t for t in tasks if t["id"] not in heldout_ids]
-    return _deal(pool, n, seed, slot, MAX_ROUNDS * len(SHARD_SLOTS), f"{SOURCE_NAME} split {split!r}", **settings)
+    return _deal(pool, n, seed, slot, MAX_ROUNDS * len(SHARD_SLOTS), f"{SOURCE_NAME} split {split!r}",
+                 constraint_weights=constraint_weights, **settings)
 
 
 def pack_splits(seed: int, sizes: dict[str, int], heldout: int, **settings) -> dict[str, list[Prompt]]:
