@@ -272,3 +272,19 @@ def test_a_recipe_with_every_constraint_weighted_zero_is_refused():
         Prompts(short_answers=False, constraint_weights={cid: 0 for cid in CONSTRAINTS})
     with pytest.raises(ValueError, match="not among the constraints"):
         Prompts(constraints=["punctuation:no_comma"], constraint_weights={"startend:end_checker": 2})
+
+
+def test_a_recipes_constraint_weights_reach_its_stage_shards():
+    from collections import Counter
+
+    from offline_arena.config import Recipe
+    from offline_arena.shards import heldout_prompts, stage_prompts
+
+    settings = {"name": "t", "target": "x", "opponents": [{"name": "o", "model": "builtin:smollm2-135m-instruct"}],
+                "stages": [{"kind": "sft"}], "prompts": {"per_stage": 64, "heldout": 24, "short_answers": False}}
+    weighted = {**settings, "prompts": {**settings["prompts"], "constraint_weights": {"change_case:english_capital": 8}}}
+    capitals = lambda recipe: Counter(c["id"] for p in stage_prompts(recipe, 1, "sft")
+                                      for c in p.meta["constraints"])["change_case:english_capital"]
+    plain, heavy = Recipe.model_validate(settings), Recipe.model_validate(weighted)
+    assert capitals(heavy) > 2 * capitals(plain)
+    assert [p.id for p in heldout_prompts(heavy)] == [p.id for p in heldout_prompts(plain)]
