@@ -60,6 +60,9 @@ def write_recipe(path: Path, **changes) -> Path:
     ({"target": "openai:http://x/v1#m"}, r"target: the target must be a trainable model"),
     ({"rounds": 0}, r"rounds: Input should be greater than or equal to 1"),
     ({"evaluation": {"suites": {"hellaswag": {}}}}, r"evaluation.suites: .*unknown evaluation suite\(s\) \['hellaswag'\]"),
+    ({"stages": [{"kind": "sft", "from_round": {1: {"min_rows": 2}}}]}, r"stages.0: .*from round 2 or later"),
+    ({"stages": [{"kind": "sft", "from_round": {2: {"kind": "dpo"}}}]}, r"stages.0: .*\['kind'\] cannot change between rounds"),
+    ({"stages": [{"kind": "sft", "from_round": {2: {"train": {"lerning_rate": 1}}}}]}, r"stages.0: .*from_round: 2: train.lerning_rate: Extra inputs are not permitted"),
 ])
 def test_broken_recipes_name_the_file_and_field(tmp_path, changes, message):
     path = write_recipe(tmp_path / "r.yaml", **changes)
@@ -225,3 +228,33 @@ def test_an_opponent_that_follows_the_target_repairs_the_current_model(tmp_path,
         assert later["fixer"].fingerprint == load_opponent(recipe.opponents[0], str(pico_opponent_dir), store,
                                                            recipe).fingerprint
         assert "@revise" in later["fixer"].fingerprint
+
+
+def test_a_stage_changes_its_settings_from_the_round_its_recipe_says():
+    from offline_arena.config import Stage
+
+    stage = Stage.model_validate({"kind": "dpo", "train": {"learning_rate": 2e-5, "extra": {"beta": 0.1}},
+                                  "from_round": {2: {"train": {"extra": {"loss_type": ["sigmoid", "sft"]}}},
+                                                 3: {"train": {"learning_rate": 1e-5}, "min_rows": 3}}})
+    assert stage.for_round(1) is stage
+    second, third = stage.for_round(2), stage.for_round(5)
+    assert second.train.extra == {"beta": 0.1, "loss_type": ["sigmoid", "sft"]}  # merged key by key
+    assert second.train.learning_rate == 2e-5 and second.min_rows == stage.min_rows
+    assert third.train.extra == second.train.extra and third.train.learning_rate == 1e-5 and third.min_rows == 3
+    assert not third.from_round
+
+
+def test_a_run_trains_later_rounds_with_their_changed_settings(tmp_path, pico_model_dir, pico_reward_dir):
+    keep = {"require_stopped": False, "require_passing": False}
+    tiny = {"max_steps": 1, "batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
+    recipe = write_recipe(
+        tmp_path / "r.yaml", target=str(pico_model_dir), judge=f"rm:{pico_reward_dir}", rounds=2,
+        prompts={"per_stage": 8, "heldout": 4}, generation={"max_new_tokens": 8, "batch_size": 8},
+        stages=[{"kind": "sft", "train": tiny, "min_rows": 1, "data": keep, "from_round": {2: {"min_rows": 1000}}}],
+        evaluation={"bootstrap_rounds": 10, "leaderboard": False})
+    run = subprocess.run([sys.executable, "-m", "offline_arena.cli", "run", str(recipe), "--run-dir",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, second = json.loads((tmp_path / "run" / "summary.json").read_text())["stages"][1:]
+    assert not first["train"].get("skipped")  # round 1: its own min_rows (1)
+    assert second["train"].get("skipped") and "(< min_rows 1000)" in run.stdout  # round 2: the changed one

@@ -258,6 +258,16 @@ class Merge(Strict):
         return self
 
 
+ROUND_SETTINGS = {"train", "ppo", "data", "min_rows"}  # what `from_round` may change: how a stage trains, not what it is
+
+
+def _merged(base: dict, change: dict) -> dict:
+    merged = dict(base)
+    for key, value in change.items():
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
 class Stage(Strict):
     kind: Literal[STAGE_KINDS] = Field(description="what the stage trains (stage_kinds.py; merge trains nothing)")
     train: Train = Field(default_factory=Train, description="training settings (rm_ppo: the reward model's)")
@@ -267,6 +277,37 @@ class Stage(Strict):
     prompts: int | None = Field(None, ge=1, description="fresh prompts this stage battles on (null: prompts.per_stage)")
     teacher: str | None = Field(None, description="distill only: the teacher model spec; it must share the target's tokenizer")
     merge: Merge = Field(default_factory=Merge, description="merge only: what is merged, how, and what becomes of it")
+    from_round: dict[int, dict] = Field(default_factory=dict, description=(
+        "settings that change in later rounds: {R: {train: {...}, ppo: ..., data: ..., min_rows: N}} applies "
+        "from round R on, merged over the stage's own (dicts key by key, anything else replaced)"))
+
+    @model_validator(mode="after")
+    def _later_rounds(self) -> "Stage":
+        for first, changes in self.from_round.items():
+            if first < 2:
+                raise ValueError(f"from_round: {first}: a change applies from round 2 or later (round 1 is the "
+                                 "stage's own settings)")
+            fixed = sorted(set(changes) - ROUND_SETTINGS)
+            if fixed:
+                raise ValueError(f"from_round: {first}: {fixed} cannot change between rounds (only "
+                                 f"{', '.join(sorted(ROUND_SETTINGS))} can)")
+            try:
+                self.for_round(first)  # invalid merged settings fail here, at load
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+                raise ValueError(f"from_round: {first}: {problems}") from None
+        return self
+
+    def for_round(self, round_index: int) -> "Stage":
+        """The stage as it runs in `round_index`: its own settings with every `from_round` change up to that
+        round merged over them, in round order."""
+        changes = [c for first, c in sorted(self.from_round.items()) if first <= round_index]
+        if not changes:
+            return self
+        settings = self.model_dump(exclude={"from_round"}, exclude_unset=True)
+        for change in changes:
+            settings = _merged(settings, change)
+        return Stage.model_validate(settings)
 
     @model_validator(mode="after")
     def _launch(self) -> "Stage":

@@ -90,7 +90,7 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log, decontamination: dict | 
         for round_index in range(1, recipe.rounds + 1):
             ctx.round_starts[round_index] = current_model
             for stage in recipe.stages:
-                summary = run_stage(ctx, round_index, stage, current_name, current_model, log)
+                summary = run_stage(ctx, round_index, stage.for_round(round_index), current_name, current_model, log)
                 history.append(summary)
                 if summary.get("promoted", True):  # a merge may only join the leaderboard
                     current_name, current_model = summary["model_name"], summary["checkpoint"]
