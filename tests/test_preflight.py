@@ -180,3 +180,10 @@ def test_a_trainer_extra_of_the_wrong_type_is_refused_before_any_battle():
     assert re.search(r"stage dpo: train.extra: beta: 'high' does not fit TRL \S+'s DPOConfig's field beta \(float\)",
                      message), message
     assert "stage rm_ppo: ppo.extra: ppo_epochs: [2] does not fit PPOSettings's field ppo_epochs (int)" in message
+
+    # a later round's changed extras are checked too, naming the round (from_round)
+    later = Recipe.model_validate({**base, "rounds": 2, "stages": [
+        {"kind": "dpo", "train": {"extra": {"beta": 0.1}}, "from_round": {2: {"train": {"extra": {"los_type": ["sft"]}}}}}]})
+    with pytest.raises(PreflightError, match=r"stage dpo from round 2: train.extra: 'los_type' is not a field of .*"
+                                             r"did you mean 'loss_type'"):
+        preflight(later)

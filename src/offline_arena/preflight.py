@@ -250,17 +250,20 @@ def _check_trainer_extras(recipe: Recipe, result: Preflight) -> None:
     value of the wrong type would fail only when the stage trains, after its battles were spent. Checked here
     against the installed classes: each key must be one of their fields, and its value must fit the field's
     annotated type (pydantic's lax mode: 0.1 or "0.1" for a float, never "high")."""
-    for stage in recipe.stages:
-        config_name = KINDS[stage.kind].trl_config
-        if stage.train.extra and config_name:
-            import trl
+    for recipe_stage in recipe.stages:  # round 1's settings and each later round's changed ones (from_round)
+        for first in [1] + sorted(r for r in recipe_stage.from_round if r <= recipe.rounds):
+            stage = recipe_stage.for_round(first)
+            where = f"stage {stage.kind}" + (f" from round {first}" if first > 1 else "")
+            config_name = KINDS[stage.kind].trl_config
+            if stage.train.extra and config_name:
+                import trl
 
-            _check_extras(stage.train.extra, getattr(trl, config_name), f"TRL {trl.__version__}'s {config_name}",
-                          f"stage {stage.kind}: train.extra", result)
-        if stage.kind == "rm_ppo" and stage.ppo.extra:
-            from .train.ppo import PPOSettings
+                _check_extras(stage.train.extra, getattr(trl, config_name), f"TRL {trl.__version__}'s {config_name}",
+                              f"{where}: train.extra", result)
+            if stage.kind == "rm_ppo" and stage.ppo.extra:
+                from .train.ppo import PPOSettings
 
-            _check_extras(stage.ppo.extra, PPOSettings, "PPOSettings", f"stage {stage.kind}: ppo.extra", result)
+                _check_extras(stage.ppo.extra, PPOSettings, "PPOSettings", f"{where}: ppo.extra", result)
 
 
 def _check_extras(extra: dict, settings_class, what: str, where: str, result: Preflight) -> None:
