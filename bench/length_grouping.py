@@ -6,6 +6,13 @@ On a CPU padding is compute: the quickstart's answers run from one line to 320 t
 four is padded to its longest. `group_by_length` batches rows of similar length (random megabatches, sorted
 inside); `precompute_ref_log_probs` runs the frozen reference once over the data instead of once per epoch.
 
+Grouping is not free for SFT, though: its loss is averaged over the trained tokens of an optimizer step
+(transformers' `num_items_in_batch`), so a row's tokens weigh 1 / (tokens of its step). In a random step a
+short answer shares the step with long ones and weighs little; in a grouped step it shares it with other
+short answers and weighs several times more. Before timing, the script prints each length quartile's
+expected share of an epoch's SFT gradient weight under both samplers (transformers' own samplers, averaged
+over shuffles; no model runs), `--weights-only` prints only that.
+
     python bench/length_grouping.py RUN_DIR     # a folder of `arena run` (quickstart), round 1 done
 """
 
@@ -21,6 +28,7 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a quickstart run folder holding round1/{sft,dpo}/data.jsonl")
+    parser.add_argument("--weights-only", action="store_true", help="print the SFT weight shares, train nothing")
     args = parser.parse_args()
 
     from offline_arena.cli import resolve_recipe_path
@@ -46,6 +54,11 @@ def main() -> None:
             setattr(trained, name, value)
         return trained
 
+    sft = settings("sft")
+    print_weight_shares(rows("sft"), base, sft.batch_size * sft.grad_accum)
+    if args.weights_only:
+        return
+
     dpo_extra = settings("dpo").extra
     plain_extra = {k: v for k, v in dpo_extra.items() if k != "precompute_ref_log_probs"}
     variants = [
@@ -68,6 +81,50 @@ def main() -> None:
             print(f"{kind} {len(data)} rows, {label}: {seconds[kind, label]:.0f} s ({ratio:.2f}x random), "
                   f"{len(curve)} steps, loss first/mean/last {curve[0]:.3f}/{sum(curve) / len(curve):.3f}/"
                   f"{curve[-1]:.3f}", flush=True)
+
+
+def print_weight_shares(rows: list[dict], model_dir, step_rows: int, shuffles: int = 2000) -> None:
+    """Each answer-length quartile's expected share of an epoch's SFT gradient weight, random steps against
+    length-grouped ones (transformers' `RandomSampler` and `LengthGroupedSampler`, `shuffles` seeds each).
+    A row's weight in a step is its trained (answer) tokens over the step's; rows are grouped by their whole
+    length, prompt included, as the sampler does."""
+    import torch
+    from torch.utils.data import RandomSampler
+    from transformers import AutoTokenizer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def tokens(messages) -> int:
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+    whole = [tokens(row["messages"]) for row in rows]
+    answer = [w - tokens(row["messages"][:-1]) for w, row in zip(whole, rows)]
+
+    def shares(sampler_for) -> list[float]:
+        weight = [0.0] * len(rows)
+        for seed in range(shuffles):
+            order = list(sampler_for(torch.Generator().manual_seed(seed)))
+            for start in range(0, len(order), step_rows):
+                step = order[start:start + step_rows]
+                trained = sum(answer[i] for i in step)
+                for i in step:
+                    weight[i] += answer[i] / trained
+        total = sum(weight)
+        return [w / total for w in weight]
+
+    random_shares = shares(lambda g: RandomSampler(range(len(rows)), generator=g))
+    grouped_shares = shares(lambda g: LengthGroupedSampler(step_rows, lengths=whole, generator=g))
+    by_length = sorted(range(len(rows)), key=lambda i: answer[i])
+    quarter = len(rows) / 4
+    print(f"SFT gradient weight by answer length ({len(rows)} rows, {step_rows} a step, {shuffles} shuffles):")
+    for q in range(4):
+        members = by_length[round(q * quarter):round((q + 1) * quarter)]
+        low, high = answer[members[0]], answer[members[-1]]
+        share_random = sum(random_shares[i] for i in members)
+        share_grouped = sum(grouped_shares[i] for i in members)
+        print(f"  quartile {q + 1}, answers of {low}-{high} tokens: {share_random:.1%} of the weight in random "
+              f"steps, {share_grouped:.1%} grouped ({share_grouped / share_random:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":
