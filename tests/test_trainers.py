@@ -210,7 +210,7 @@ def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_di
     """transformers' length-grouped sampler measures `input_ids`, which DPO's rows do not have: ours measures
     every token-id column. On 32 pairs of 4 to 128 words, one epoch pads to fewer tokens than random batches
     do, and still visits every pair once; and a DPO stage trains with it (and with TRL's precomputed reference
-    log-probabilities, as the quickstart does)."""
+    log-probabilities, which the quickstart uses)."""
     from trl import DPOConfig, DPOTrainer
 
     from offline_arena.train.common import length_grouping, load_policy, trl_args
@@ -228,7 +228,7 @@ def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_di
         epoch[grouped] = padded_tokens(trainer)
     assert epoch[True][0] < 0.9 * epoch[False][0], epoch
     assert sorted(epoch[True][1]) == sorted(epoch[False][1]) and len(set(epoch[True][1])) > 16
-    # as the quickstart trains: grouped, with the reference log-probabilities computed once before training
+    # a grouped stage, with the reference log-probabilities computed once before training (the quickstart's setting)
     stage = settings(group_by_length=True, probe_prompts=0, max_length=512, extra={"precompute_ref_log_probs": True})
     result = train_dpo(pico_model_dir, rows, tmp_path / "stage", stage)
     assert_trained(result, pico_model_dir)

@@ -151,7 +151,9 @@ class Train(Strict):
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")
     group_by_length: bool = Field(False, description=(
         "batch examples of similar length together (transformers' LengthGroupedSampler; sft, dpo, kto, rm): "
-        "less padding, so less compute, at the price of batches that are less random"))
+        "less padding, so less compute, at the price of batches that are less random and, in SFT, of other "
+        "weights: its loss is averaged over a step's tokens, so short answers batched together weigh more "
+        "(bench/length_grouping.py --weights-only)"))
     runaway_tolerance: float = Field(0.1, ge=0, description="allowed rise of the runaway rate before the stage fails")
     probe_prompts: int = Field(12, ge=0, description="stage prompts used to measure the runaway rate before/after")
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")
