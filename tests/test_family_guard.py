@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from offline_arena.config import Recipe
-from offline_arena.evals.family_guard import (FamilyGuardError, enforce, family_guard, mcnemar_worse_p,
-                                              paired_instructions, tarone_tests)
+from offline_arena.evals.family_guard import (ENDS_BY_ITSELF, FamilyGuardError, enforce, family_guard,
+                                              mcnemar_worse_p, paired_instructions, tarone_tests)
 from offline_arena.evals.heldout import score_answers
 from offline_arena.models.base import Completion
 from offline_arena.prompts.sources import Prompt
@@ -83,6 +83,23 @@ def test_fires_on_a_constructed_regression_through_score_answers():
     message = str(error.value)
     assert "punctuation:no_comma strict 12/12 -> 2/12 (10 lost, 0 gained, p = 0.00098)" in message
     assert "worse than base" in message and "lowercase" not in message and "family_guard: warn" in message
+
+
+def test_fires_when_answers_stop_ending_by_themselves():
+    """Stopping is a family too: 12 prompts whose answers all ended, then 8 of them run to their budget (the
+    instructions still pass: only the stop token went) -> "ends by itself 12/12 -> 4/12", named alone; the
+    same answers all ending again pair as no change."""
+    one = [{"id": "punctuation:no_comma", "params": {}}]
+    prompts = [Prompt(f"p{i}", ({"role": "user", "content": "q"},), {"constraints": one}) for i in range(12)]
+    before = score_answers(prompts, [Completion("fine here", True, 3)] * 12, bootstrap_rounds=20)
+    after = score_answers(prompts, [Completion("fine here and on", False, 300)] * 8
+                          + [Completion("fine here", True, 3)] * 4, bootstrap_rounds=20)
+    assert paired_instructions(after, before)[ENDS_BY_ITSELF] == [(True, False)] * 8 + [(True, True)] * 4
+    report = family_guard(json.loads(json.dumps(after)), json.loads(json.dumps(before)))
+    assert [r["id"] for r in report["regressed"]] == [ENDS_BY_ITSELF]
+    with pytest.raises(FamilyGuardError, match=r"ends by itself 12/12 -> 4/12 \(8 lost, 0 gained, p = 0.0039\)"):
+        enforce(report, "fail", "[round 1 dpo]", "r1-sft", print)
+    assert family_guard(before, before)["regressed"] == []
 
 
 @pytest.mark.parametrize("lost", [1, 2, 3, 4])

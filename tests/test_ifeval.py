@@ -406,6 +406,25 @@ def test_ifeval_suite_from_the_cli(pico_model_dir, tmp_path, capsys):
         assert store.count("completions") == 3
 
 
+def test_suite_requests_are_what_the_suite_asks(pico_model_dir, tmp_path):
+    """The pipeline generates IFEval's prompts together with the held-out ones (`suite_requests`) and the
+    suite must then find every answer in the store: generating the requests first leaves it nothing to do."""
+    from offline_arena.evals.suites import run_suite, suite_requests
+    from offline_arena.loading import load_generator
+    from offline_arena.store import Store
+
+    options = {"limit": 3, "max_new_tokens": 4, "batch_size": 8}
+    requests = suite_requests("ifeval", options, seed=0)
+    assert [r.messages[-1]["content"] for r in requests] == [r["prompt"] for r in ifeval.load_ifeval_prompts(3)]
+    assert suite_requests("mtbench", {"limit": 3}) == []  # judged suites are not plain generations
+    with Store(tmp_path / "store.sqlite") as store:
+        answers = load_generator(str(pico_model_dir), store=store, batch_size=16).generate(requests)
+        assert store.count("completions") == 3
+        result = run_suite("ifeval", str(pico_model_dir), store=store, seed=0, **options)
+        assert store.count("completions") == 3  # every answer was a store hit
+    assert [item["response"] for item in result["items"]] == [a.text for a in answers]
+
+
 def test_ifeval_suite_against_a_baseline(pico_model_dir, tmp_path):
     """`baseline=` (a recipe's `evaluation.suites: {ifeval: {baseline: ...}}`): the same model as its own
     baseline gives the same greedy answers, so every paired difference is exactly 0."""

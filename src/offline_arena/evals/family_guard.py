@@ -37,6 +37,11 @@ Tarone: k = 1, bar 0.05: 1/2^d <= 0.05 needs d >= 5: A, B, D -> 3 > 1. k = 2, ba
 -> 2 <= 2, so K = 2 and A, B are tested (C can never be significant, nor D at bar 0.025: 1/32 > 0.025).
 Holm: A 0.00098 <= 0.05 / 2 -> regressed; B 0.34 > 0.05 / 1 -> stop. The guard names A.
 
+Stopping is tested as one more family, ENDS_BY_ITSELF: per held-out prompt, whether the answer ended by
+itself (stop token) before and after. A stage that makes answers run on to their length budget more often
+is named like a family that lost its instructions: the stop-token guard's probes ask the same of 8 prompts
+with a tolerance of two answers; this asks it of every held-out prompt, paired, at the guard's alpha.
+
 Two consequences to check by hand: with alpha = 0.05 a family needs at least 5 discordant instances (1/2^4
 = 0.0625 > 0.05), so a drop of one to four instances never fires; and noise — flips both ways at equal
 odds — fires with probability at most alpha per stage (tests/test_family_guard.py measures it).
@@ -50,6 +55,10 @@ from typing import Callable, Sequence
 MODES = ("fail", "warn", "off")
 
 
+# The pseudo-family of answers that end by themselves (stop token before the length budget).
+ENDS_BY_ITSELF = "ends by itself"
+
+
 class FamilyGuardError(RuntimeError):
     pass
 
@@ -57,13 +66,16 @@ class FamilyGuardError(RuntimeError):
 def paired_instructions(after: dict, before: dict) -> dict[str, list[tuple[bool, bool]]]:
     """family -> (followed before, followed after) of each instruction both held-out results scored: prompts
     matched by id, a prompt's instructions by position (and only where both name the same constraint id).
-    The results are `heldout.score_answers`'s, whose `per_prompt` rows carry `instruction_ids` and `strict`."""
+    The results are `heldout.score_answers`'s, whose `per_prompt` rows carry `instruction_ids` and `strict`
+    (and `stopped`: ENDS_BY_ITSELF pairs whether each prompt's answer ended by itself)."""
     theirs = {p["id"]: p for p in before.get("per_prompt", []) if "instruction_ids" in p}
     pairs: dict[str, list[tuple[bool, bool]]] = {}
     for mine in after.get("per_prompt", []):
         other = theirs.get(mine["id"])
         if other is None or "instruction_ids" not in mine:
             continue
+        if "stopped" in mine and "stopped" in other:
+            pairs.setdefault(ENDS_BY_ITSELF, []).append((bool(other["stopped"]), bool(mine["stopped"])))
         for family, now, family_then, then in zip(mine["instruction_ids"], mine["strict"],
                                                   other["instruction_ids"], other["strict"]):
             if family == family_then:
@@ -123,7 +135,8 @@ def family_guard(after: dict, before: dict, alpha: float = 0.05) -> dict | None:
 
 def describe(row: dict) -> str:
     """One family's change, e.g. "a:b strict 12/12 -> 2/12 (10 lost, 0 gained, p = 0.00098)"."""
-    return (f"{row['id']} strict {row['before']}/{row['n']} -> {row['after']}/{row['n']} "
+    outcome = "" if row["id"] == ENDS_BY_ITSELF else " strict"
+    return (f"{row['id']}{outcome} {row['before']}/{row['n']} -> {row['after']}/{row['n']} "
             f"({row['lost']} lost, {row['gained']} gained, p = {row['p']:.2g})")
 
 

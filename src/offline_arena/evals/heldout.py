@@ -118,11 +118,15 @@ def instruction_type_accuracy(per_prompt: Sequence[dict]) -> list[dict]:
             for family, (n, strict, loose) in sorted(counts.items())]
 
 
+def heldout_requests(prompts: Sequence[Prompt], params: SamplingParams, seed: int = 0) -> list:
+    """One request a prompt, each with its length budget (`with_budget`)."""
+    return [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), seed=seed, context=dict(p.meta))
+            for p in prompts]
+
+
 def evaluate_generator(generator, prompts: Sequence[Prompt], params: SamplingParams, seed: int = 0,
                        bootstrap_rounds: int = 1000) -> tuple[dict, list]:
-    requests = [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), seed=seed, context=dict(p.meta))
-                for p in prompts]
-    answers = generator.generate(requests)
+    answers = generator.generate(heldout_requests(prompts, params, seed))
     return score_answers(prompts, answers, bootstrap_rounds, seed), answers
 
 

@@ -162,13 +162,20 @@ def paired_vs(result: dict, baseline: dict, rounds: int = 1000, seed: int = 0) -
     return out
 
 
-def _answer(model: str, rows: Sequence[dict], params, store, batch_size: int, seed: int) -> list:
-    from ..models import GenerationRequest
+def requests(limit: int | None = None, max_new_tokens: int | None = None, temperature: float = 0.0,
+             seed: int = 0) -> list:
+    """The generation requests `run` answers with these options: one per prompt, the user turn alone."""
+    from ..models import GenerationRequest, SamplingParams
+
+    params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=temperature)
+    return [GenerationRequest.of([{"role": "user", "content": r["prompt"]}], params=params, seed=seed)
+            for r in load_ifeval_prompts(limit)]
+
+
+def _answer(model: str, requests: Sequence, store, batch_size: int) -> list:
     from ..loading import load_generator
 
-    generator = load_generator(model, store=store, batch_size=batch_size)
-    return generator.generate([GenerationRequest.of([{"role": "user", "content": r["prompt"]}], params=params,
-                                                    seed=seed) for r in rows])
+    return load_generator(model, store=store, batch_size=batch_size).generate(requests)
 
 
 def _summary(metrics: dict) -> dict:
@@ -181,19 +188,16 @@ def run(model: str, *, store=None, limit: int | None = None, max_new_tokens: int
     """Answer IFEval's prompts with `model` (any model spec; greedy by default) and score them. With
     `baseline` (another model spec, e.g. the base a checkpoint was trained from), it answers the same
     prompts with the same settings and `vs_baseline` holds the paired differences (`paired_vs`)."""
-    from ..models import SamplingParams
-
     rows = load_ifeval_prompts(limit)
     instruction_registry()  # fail on a missing/broken package before spending time on generation
     punkt_sentence_tokenizer()
-    params = SamplingParams(max_new_tokens=max_new_tokens or DEFAULT_MAX_NEW_TOKENS, temperature=temperature)
-    answers = _answer(model, rows, params, store, batch_size, seed)
+    asked = requests(limit, max_new_tokens, temperature, seed)
+    answers = _answer(model, asked, store, batch_size)
     metrics, scored = score_answers(rows, answers, bootstrap_rounds, seed)
-    result = {"suite": "ifeval", "model": model, "max_new_tokens": params.max_new_tokens, "temperature": temperature,
+    result = {"suite": "ifeval", "model": model, "max_new_tokens": max_new_tokens or DEFAULT_MAX_NEW_TOKENS, "temperature": temperature,
               "limit": limit if limit and limit < PROMPTS else None, **metrics}
     if baseline:
-        base, base_scored = score_answers(rows, _answer(baseline, rows, params, store, batch_size, seed),
-                                          bootstrap_rounds, seed)
+        base, base_scored = score_answers(rows, _answer(baseline, asked, store, batch_size), bootstrap_rounds, seed)
         result["baseline"] = {"model": baseline, **_summary(base)}
         result["vs_baseline"] = paired_vs(result, base, bootstrap_rounds, seed)
         result["types_worse"] = types_worse(scored, base_scored)

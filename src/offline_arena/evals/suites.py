@@ -39,6 +39,22 @@ FORMATTERS: dict[str, Callable[[dict], str]] = {
 }
 
 
+# Suites whose answers are the evaluated model's plain generations, with the requests they will make:
+# a caller that generates other prompts with the same model can ask for these in the same call
+# (`suite_requests`), and the suite finds its answers in the store.
+REQUESTS: dict[str, Callable[..., list]] = {"ifeval": ifeval.requests}
+
+
+def suite_requests(name: str, options: dict | None = None, seed: int = 0) -> list:
+    """The generation requests suite `name` will make with `options` (the suite's own, as `run_suite` takes
+    them) and `seed`; [] for a suite that is not a plain generation of the model (judged pairs, battles)."""
+    function = REQUESTS.get(name)
+    if function is None:
+        return []
+    accepted = inspect.signature(function).parameters
+    return function(**{k: v for k, v in {**(options or {}), "seed": seed}.items() if k in accepted})
+
+
 def suite_function(name: str) -> Callable[..., dict]:
     if name not in SUITES:
         raise ValueError(f"unknown evaluation suite {name!r}; known: {', '.join(SUITES)}")

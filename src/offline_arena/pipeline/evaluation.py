@@ -11,7 +11,7 @@ EVAL_TAG = "eval"
 def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -> dict:
     """`model`'s evaluation, written to the folder's eval.json (read back when it is there already)."""
     from ..battles import play, target_vs_opponents
-    from ..evals.heldout import evaluate_generator
+    from ..evals.heldout import evaluate_generator, heldout_requests
     from ..loading import load_generator
 
     done = read_json(folder.eval)
@@ -25,6 +25,7 @@ def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -
     # Held-out answers and the leaderboard's battles use the same (greedy) answers: one generation each.
     params = ctx.eval_params or ctx.params
     if recipe.evaluation.heldout:
+        _generate_together(generator, heldout_requests(ctx.heldout, params, recipe.seed), recipe)
         out["heldout"], _ = evaluate_generator(generator, ctx.heldout, params, recipe.seed,
                                                recipe.evaluation.bootstrap_rounds)
     if recipe.evaluation.leaderboard:
@@ -41,6 +42,20 @@ def evaluate_stage(ctx, folder: StageFolder, model_name: str, model: str, log) -
                                    store=ctx.store, seed=recipe.seed)
     write_json(folder.eval, out)
     return out
+
+
+def _generate_together(generator, requests: list, recipe) -> None:
+    """Generate the held-out prompts and the suites' plain-generation prompts (IFEval) in one call, into the
+    store, where the held-out scoring and the suites then find them. Rows decoded together share each
+    decode step's fixed cost (on 2 CPU cores ~60 ms a step against ~1.7 ms a row), and the few long-budget
+    rows of one set no longer decode alone at the end: 96 held-out and 64 IFEval prompts took 58.5 s as
+    one batch against 71.4 s as two (bf16, 2-core EPYC; bench/eval_batching.py)."""
+    from ..evals.suites import suite_requests
+
+    suites = recipe.evaluation.suites or {}
+    for name in suites:
+        requests = requests + suite_requests(name, suites.get(name) or {}, recipe.seed)
+    generator.generate(requests)
 
 
 def leaderboard_rows(ctx) -> list[dict]:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 
 def summary_table(stages: list[dict]) -> str:
-    head = f"{'model':<12} {'rows':>5} {'loss first->last':>17} {'EOT':>4} {'runaway b->a':>13} " \
+    """`runaway`: the share of held-out answers that ran to their length budget without stopping (the family
+    guard tests its change per stage as "ends by itself"; the stop-token guard's probe rates, where a recipe
+    probes, are in the stage summary and the report)."""
+    head = f"{'model':<12} {'rows':>5} {'loss first->last':>17} {'EOT':>4} {'runaway':>8} " \
            f"{'prompt-strict [95% CI]':>24} {'vs base [paired 95% CI]':>25} {'instr-loose':>11} {'rating':>7}"
     lines = [head, "-" * len(head)]
     for s in stages:
         train, guard = s.get("train", {}), s.get("train", {}).get("guard", {})
         loss = f"{train['first_loss']:.3f}->{train['last_loss']:.3f}" if "first_loss" in train else "-"
-        runaway = (f"{guard['runaway_before']:.2f}->{guard['runaway_after']:.2f}"
-                   if guard.get("runaway_before") is not None else "-")
         h = s.get("heldout", {})
+        runaway = f"{h['runaway_rate']:.2f}" if "runaway_rate" in h else "-"
         acc = (f"{h['prompt_strict']:.3f} [{h['prompt_strict_ci'][0]:.2f},{h['prompt_strict_ci'][1]:.2f}]"
                if "prompt_strict" in h else "-")
         rating = next((f"{r['rating']:.0f}" for r in s.get("leaderboard", []) if r["model"] == s["model_name"]), "-")
         d = s.get("vs_base", {}).get("prompt_strict")
         vs = f"{d['diff']:+.3f} [{d['ci'][0]:+.2f},{d['ci'][1]:+.2f}]" if d else "-"
         lines.append(f"{s['model_name']:<12} {train.get('rows', '-')!s:>5} {loss:>17} "
-                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>13} {acc:>24} {vs:>25} "
+                     f"{('yes' if guard.get('end_of_turn_in_labels') else '-'):>4} {runaway:>8} {acc:>24} {vs:>25} "
                      f"{h.get('instruction_loose', float('nan')):>11.3f} {rating:>7}")
     return "\n".join(lines + family_lines(stages))
 
