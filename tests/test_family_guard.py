@@ -100,6 +100,11 @@ def test_fires_when_answers_stop_ending_by_themselves():
     with pytest.raises(FamilyGuardError, match=r"ends by itself 12/12 -> 4/12 \(8 lost, 0 gained, p = 0.0039\)"):
         enforce(report, "fail", "[round 1 dpo]", "r1-sft", print)
     assert family_guard(before, before)["regressed"] == []
+    # IFEval's per-type verdict (`types_worse`) is about instruction types only.
+    from offline_arena.evals.ifeval import types_worse
+
+    by_type = types_worse(after["per_prompt"], before["per_prompt"])
+    assert [r["id"] for r in by_type["families"]] == ["punctuation:no_comma"] and by_type["regressed"] == []
 
 
 @pytest.mark.parametrize("lost", [1, 2, 3, 4])

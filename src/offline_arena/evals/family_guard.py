@@ -63,18 +63,18 @@ class FamilyGuardError(RuntimeError):
     pass
 
 
-def paired_instructions(after: dict, before: dict) -> dict[str, list[tuple[bool, bool]]]:
+def paired_instructions(after: dict, before: dict, stopping: bool = True) -> dict[str, list[tuple[bool, bool]]]:
     """family -> (followed before, followed after) of each instruction both held-out results scored: prompts
     matched by id, a prompt's instructions by position (and only where both name the same constraint id).
     The results are `heldout.score_answers`'s, whose `per_prompt` rows carry `instruction_ids` and `strict`
-    (and `stopped`: ENDS_BY_ITSELF pairs whether each prompt's answer ended by itself)."""
+    (and `stopped`: with `stopping`, ENDS_BY_ITSELF pairs whether each prompt's answer ended by itself)."""
     theirs = {p["id"]: p for p in before.get("per_prompt", []) if "instruction_ids" in p}
     pairs: dict[str, list[tuple[bool, bool]]] = {}
     for mine in after.get("per_prompt", []):
         other = theirs.get(mine["id"])
         if other is None or "instruction_ids" not in mine:
             continue
-        if "stopped" in mine and "stopped" in other:
+        if stopping and "stopped" in mine and "stopped" in other:
             pairs.setdefault(ENDS_BY_ITSELF, []).append((bool(other["stopped"]), bool(mine["stopped"])))
         for family, now, family_then, then in zip(mine["instruction_ids"], mine["strict"],
                                                   other["instruction_ids"], other["strict"]):
@@ -101,9 +101,10 @@ def tarone_tests(discordant: Sequence[int], alpha: float) -> int:
     return k
 
 
-def family_guard(after: dict, before: dict, alpha: float = 0.05) -> dict | None:
+def family_guard(after: dict, before: dict, alpha: float = 0.05, stopping: bool = True) -> dict | None:
     """Which families `after` follows significantly worse than `before` (two `score_answers` results on the
-    same held-out prompts), by the test in the module docstring. None when either result lacks the
+    same held-out prompts), by the test in the module docstring; `stopping`: ENDS_BY_ITSELF is one of the
+    families (a stage's guard), or not (instruction types alone). None when either result lacks the
     per-instruction outcomes (an eval.json written before they were recorded): nothing to pair.
 
     Returns {"alpha", "tests": K, "families": one row per family (id, n, before, after = instances
@@ -115,7 +116,7 @@ def family_guard(after: dict, before: dict, alpha: float = 0.05) -> dict | None:
             not any("instruction_ids" in p for p in after.get("per_prompt", [])):
         return None
     rows = []
-    for family, pairs in sorted(paired_instructions(after, before).items()):
+    for family, pairs in sorted(paired_instructions(after, before, stopping).items()):
         lost = sum(then and not now for then, now in pairs)
         gained = sum(now and not then for then, now in pairs)
         rows.append({"id": family, "n": len(pairs), "before": sum(then for then, _ in pairs),

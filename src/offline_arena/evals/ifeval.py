@@ -209,10 +209,11 @@ def types_worse(scored: Sequence[dict], baseline_scored: Sequence[dict], alpha: 
     """Which instruction types `scored` follows significantly worse than `baseline_scored` (both
     `score_answers` rows of the same prompts): the family guard's paired test (exact one-sided McNemar per
     type, Tarone's count of testable types, Holm; evals/family_guard.py), so "no type significantly worse"
-    means the same here as it does for a stage."""
+    means the same here as it does for a stage (where whether answers end is tested too; not here, where
+    only instruction types are)."""
     from .family_guard import family_guard
 
-    return family_guard({"per_prompt": list(scored)}, {"per_prompt": list(baseline_scored)}, alpha)
+    return family_guard({"per_prompt": list(scored)}, {"per_prompt": list(baseline_scored)}, alpha, stopping=False)
 
 
 def format_result(result: dict) -> str:
