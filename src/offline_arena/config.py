@@ -103,7 +103,9 @@ class Generation(Strict):
     temperature: float = Field(0.7, ge=0, description="sampling temperature of battle answers")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
     batch_size: int | None = Field(None, ge=1, description="most prompts per generation batch (transformers backend; "
-                                                           "null: as many as memory and prompt lengths allow, up to 128)")
+                                                           "null: as many as memory and prompt lengths allow, up to 128); "
+                                                           "an evaluation generates its held-out and IFEval prompts in "
+                                                           "one call, so held-out + IFEval rows make them one batch")
     ray: RayGeneration | None = Field(None, description="the target's generation fanned out over Ray actors (extra "
                                                         "[ray]); null: in this process")
 
