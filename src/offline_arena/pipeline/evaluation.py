@@ -48,8 +48,8 @@ def _generate_together(generator, requests: list, recipe) -> None:
     """Generate the held-out prompts and the suites' plain-generation prompts (IFEval) in one call, into the
     store, where the held-out scoring and the suites then find them. Rows decoded together share each
     decode step's fixed cost (on 2 CPU cores ~60 ms a step against ~1.7 ms a row), and the few long-budget
-    rows of one set no longer decode alone at the end: 96 held-out and 64 IFEval prompts took 58.5 s as
-    one batch against 71.4 s as two (bf16, 2-core EPYC; bench/eval_batching.py)."""
+    rows of one set no longer decode alone at the end: 96 held-out and 64 IFEval prompts took 54.7 s in
+    one call against 82.8 s in two (bf16, 2-core EPYC; bench/eval_batching.py)."""
     from ..evals.suites import suite_requests
 
     suites = recipe.evaluation.suites or {}
