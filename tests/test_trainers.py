@@ -237,16 +237,76 @@ def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_di
 def test_dpo_with_the_chosen_answers_nll_keeps_them_likelier(pico_model_dir, tmp_path):
     """The quickstart's DPO adds the chosen answer's NLL to the loss (RPO, Pang et al. 2024; TRL's loss_type
     [sigmoid, sft]): against plain DPO from the same start and the same steps, the chosen answers (whose
-    end-of-turn is what keeps a model stopping) end likelier, and the pairs are still told apart."""
+    end-of-turn is what keeps a model stopping) end likelier, and the pairs are still told apart. The weights
+    are the bundled quickstart's."""
+    from offline_arena.cli import resolve_recipe_path
+    from offline_arena.config import load_recipe
     from offline_arena.train.dpo import train_dpo
 
+    quickstart = next(stage for stage in load_recipe(resolve_recipe_path("quickstart")).stages if stage.kind == "dpo")
+    rpo = {key: quickstart.train.extra[key] for key in ("loss_type", "loss_weights")}
+    assert rpo["loss_type"] == ["sigmoid", "sft"], rpo
     chosen = list(zip(QUESTIONS, GOOD))
     trained = {name: train_dpo(pico_model_dir, preference_rows(), tmp_path / name, settings(probe_prompts=0, extra=extra))
-               for name, extra in (("dpo", {}), ("rpo", {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}))}
+               for name, extra in (("dpo", {}), ("rpo", rpo))}
     assert trained["rpo"].metrics["first_loss"] > trained["dpo"].metrics["first_loss"] + 1  # log 2 + the NLL
     rpo, dpo = answer_logprobs(trained["rpo"].checkpoint, chosen), answer_logprobs(trained["dpo"].checkpoint, chosen)
     assert (rpo > dpo).all(), (rpo.tolist(), dpo.tolist())
     assert_prefers(implicit_reward_margins(trained["rpo"].checkpoint, pico_model_dir), +1)
+
+
+def end_of_turn_logprobs(model_dir, pairs) -> torch.Tensor:
+    """log P(end-of-turn | prompt, answer) for each (question, answer): how likely the model ends its turn
+    right after that answer. Computed here, not by the trainer under test."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from offline_arena.models.chat import end_of_turn_token_id
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+    eot = end_of_turn_token_id(tokenizer)
+    out = []
+    for question, answer in pairs:
+        full = tokenizer.apply_chat_template([*user(question), *assistant(answer)], return_dict=True)["input_ids"]
+        cut = len(full) - 1 - full[::-1].index(eot)  # the answer's tokens end here
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([full[:cut]])).logits[0, -1].float()
+        out.append(torch.log_softmax(logits, dim=-1)[eot])
+    return torch.stack(out)
+
+
+def test_dpo_with_open_rejected_turns_never_scores_their_ending(pico_model_dir, tmp_path):
+    """`rejected_end_of_turn: false` (the quickstart's DPO): the rejected answers reach the loss and the
+    reference without their end-of-turn, the chosen ones with it; so training pushes down what a rejected
+    answer says but not that it ended there — after the same steps, the rejected answers end likelier than
+    under TRL's default, and the pairs are still told apart."""
+    from trl import DPOConfig, DPOTrainer
+
+    from offline_arena.models.chat import end_of_turn_token_id
+    from offline_arena.train.common import load_policy, trl_args
+    from offline_arena.train.dpo import open_rejected_turns, preference_dataset, train_dpo
+
+    reference = {}
+    for scored in (True, False):
+        stage = settings(rejected_end_of_turn=scored, extra={"precompute_ref_log_probs": True})
+        model, tokenizer = load_policy(pico_model_dir)
+        trainer = open_rejected_turns(DPOTrainer, stage)(
+            model=model, args=DPOConfig(max_length=128, **trl_args(stage, tmp_path / str(scored))),
+            train_dataset=preference_dataset(preference_rows()), processing_class=tokenizer)
+        eot = end_of_turn_token_id(tokenizer)
+        assert all(eot in ids for ids in trainer.train_dataset["chosen_ids"])
+        assert all((eot in ids) == scored for ids in trainer.train_dataset["rejected_ids"])
+        reference[scored] = {side: torch.tensor(trainer.train_dataset[f"ref_{side}_logps"]) for side in ("chosen", "rejected")}
+    assert torch.allclose(reference[True]["chosen"], reference[False]["chosen"])
+    assert (reference[False]["rejected"] > reference[True]["rejected"]).all(), reference  # fewer tokens scored
+
+    rejected = list(zip(QUESTIONS, BAD))
+    trained = {scored: train_dpo(pico_model_dir, preference_rows(), tmp_path / f"train-{scored}",
+                                 settings(probe_prompts=0, max_steps=8, rejected_end_of_turn=scored))
+               for scored in (True, False)}
+    ends = {scored: end_of_turn_logprobs(result.checkpoint, rejected) for scored, result in trained.items()}
+    assert (ends[False] > ends[True]).all() and ends[False].mean() > ends[True].mean() + 0.15, ends
+    assert_prefers(implicit_reward_margins(trained[False].checkpoint, pico_model_dir), +1)
 
 
 def test_dpo_on_swapped_pairs_prefers_the_other_answer(pico_model_dir, tmp_path):

@@ -156,6 +156,10 @@ class Train(Strict):
         "less padding, so less compute, at the price of batches that are less random and, in SFT, of other "
         "weights: its loss is averaged over a step's tokens, so short answers batched together weigh more "
         "(bench/length_grouping.py --weights-only)"))
+    rejected_end_of_turn: bool = Field(True, description=(
+        "dpo: the rejected answer's log-probability includes its end-of-turn token (TRL's default); false: the "
+        "rejected turn is left open, so DPO pushes down what it says, never that it ended there (a rejected "
+        "answer that ended by itself would otherwise teach the model to stop less; train/dpo.py)"))
     runaway_tolerance: float = Field(0.1, ge=0, description="allowed rise of the runaway rate before the stage fails")
     probe_prompts: int = Field(12, ge=0, description="stage prompts used to measure the runaway rate before/after")
     extra: dict = Field(default_factory=dict, description="passed to the TRL config as is (e.g. beta for DPO)")

@@ -49,6 +49,7 @@ class TrainSettings:
     probe_prompts: int = train_default("probe_prompts")        # runaway-rate probe size (0: no after-check)
     probe_max_new_tokens: int | list[int] = 64  # token limit of a probe generation (or each probe's own)
     runaway_tolerance: float = train_default("runaway_tolerance")  # allowed rise of the runaway rate
+    rejected_end_of_turn: bool = train_default("rejected_end_of_turn")  # dpo: score the rejected answer's ending
     extra: dict = field(default_factory=dict)  # passed through to the TRL config (e.g. beta for DPO)
 
     @classmethod
