@@ -72,6 +72,7 @@ def open_rejected_turns(trainer_cls, settings: TrainSettings):
                 ids = example["rejected_ids"]
                 if eot in ids:
                     ids = ids[:len(ids) - 1 - ids[::-1].index(eot)]
+                # An empty answer (the builders drop them) would leave no completion token for TRL to score.
                 return {"rejected_ids": ids or example["rejected_ids"][:1]}
 
             return dataset.map(open_turn, desc=f"Leaving the {dataset_name} rejected turns open")
