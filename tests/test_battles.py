@@ -12,6 +12,7 @@ from offline_arena.cli import main
 from offline_arena.models import GenerationRequest, SamplingParams
 from offline_arena.loading import load_generator
 from offline_arena.prompts import load_prompts
+from offline_arena.prompts.budget import with_budget
 from offline_arena.store import Store
 
 
@@ -97,6 +98,28 @@ def test_battles_share_answers_and_rerun_for_free(pico_model_dir, tmp_path):
         run_battles(schedule, contestants, store, params)
         assert target.inner.num_generated - start == 9 and len(store.battles()) == 6
         assert rows[0].answer_a == rows[1].answer_a
+
+
+def test_a_target_and_its_revise_drafts_decode_in_one_call(pico_model_dir, tmp_path):
+    """`target@revise` drafts with the target's own model: a stage's battles ask that model for its answers and
+    for the drafts in one call (one batch here, not two), and the wrapper then finds its drafts stored."""
+    prompts = load_prompts("builtin:verifiable:round1/sft:4")
+    params = SamplingParams(max_new_tokens=6, temperature=0.7)
+    with Store(tmp_path / "s.sqlite") as store:
+        target = load_generator(str(pico_model_dir), store=store, batch_size=8)
+        revise = load_generator(f"{pico_model_dir}@revise", store=store, batch_size=8)
+        model = target.inner
+        assert revise.inner.inner.inner is model  # one loaded model behind both
+        generated, batches = model.num_generated, model.batches_run
+        rows = run_battles(target_vs_opponents("t", ["r"], prompts), {"t": target, "r": revise}, store, params)
+        assert model.num_generated - generated == 8 and model.batches_run - batches == 1
+        requests = [GenerationRequest.of(p.messages, params=with_budget(params, p.meta), context=dict(p.meta))
+                    for p in prompts]
+        draft_model, drafts = revise.inner.drafts(requests)
+        assert set(draft_model.keys(drafts)) <= set(store.get_completions(draft_model.keys(drafts)))
+        assert all("repaired" in row.completion_b.meta for row in rows)
+        assert [row.completion_a.text for row in rows] == [c.text for c in target.generate(requests)]
+        assert model.num_generated - generated == 8  # the wrapper's drafts and the answers were all stored
 
 
 def target_and_best_of(model_dir, store, n: int, params, prompts: int):

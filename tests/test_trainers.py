@@ -234,6 +234,38 @@ def test_group_by_length_batches_preference_rows_of_similar_length(pico_model_di
     assert_trained(result, pico_model_dir)
 
 
+def test_sft_cuts_each_step_into_micro_batches_of_similar_length_and_learns_the_same(pico_model_dir, tmp_path):
+    """Without group_by_length, SFT draws each optimizer step's rows at random and cuts them into micro-batches
+    of similar length (train/sft.balanced_steps). SFT's loss is averaged over a whole step's trained tokens, so
+    that saves padding and changes nothing else: on 32 rows of 4 to 128 words, two accumulated micro-batches
+    a step log the same losses as the same steps taken as one batch of 8 (same rows, same weighting), and an
+    epoch pads to fewer tokens than random micro-batches, every row still seen once."""
+    from trl import SFTConfig, SFTTrainer
+
+    from offline_arena.train.common import load_policy, trl_args
+    from offline_arena.train.sft import balanced_steps, sft_dataset, train_sft
+
+    rows = [{"messages": [*user(" ".join(["word"] * 4 * n)), *assistant("Yes " * 4 * n)]} for n in range(1, 33)]
+    stage = dict(max_steps=-1, epochs=1, probe_prompts=0, max_length=512, seed=3)
+    curves = {accum: train_sft(pico_model_dir, rows, tmp_path / str(accum),
+                               settings(batch_size=8 // accum, grad_accum=accum, **stage)).metrics["loss_curve"]
+              for accum in (1, 2)}
+    assert len(curves[1]) == len(curves[2]) == 4
+    assert curves[2] == pytest.approx(curves[1], rel=0.01), curves
+
+    epoch = {}
+    for balanced in (False, True):
+        trained = settings(batch_size=4, grad_accum=2, **stage)
+        trainer_cls, sampling = balanced_steps(SFTTrainer, trained) if balanced else (SFTTrainer, {})
+        model, tokenizer = load_policy(pico_model_dir)
+        config = SFTConfig(max_length=512, completion_only_loss=True, **trl_args(trained, tmp_path / str(balanced)),
+                           **sampling)
+        trainer = trainer_cls(model=model, args=config, train_dataset=sft_dataset(rows), processing_class=tokenizer)
+        epoch[balanced] = padded_tokens(trainer)
+    assert epoch[True][0] < 0.9 * epoch[False][0], epoch
+    assert sorted(epoch[True][1]) == sorted(epoch[False][1]) and len(set(epoch[True][1])) == 32
+
+
 def test_dpo_with_the_chosen_answers_nll_keeps_them_likelier(pico_model_dir, tmp_path):
     """The quickstart's DPO adds the chosen answer's NLL to the loss (RPO, Pang et al. 2024; TRL's loss_type
     [sigmoid, sft]): against plain DPO from the same start and the same steps, the chosen answers (whose

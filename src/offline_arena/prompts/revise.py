@@ -31,12 +31,19 @@ class Revise:
     def render(self, messages) -> str:
         return self.inner.render(messages)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+    def drafts(self, requests: Sequence[GenerationRequest]) -> tuple[object, list[GenerationRequest]]:
+        """The model the drafts come from, and what it is asked for them. A battle's caller may generate
+        these together with the inner model's own answers (`battles.generate_shared_drafts`): one decode
+        call instead of two when the store caches both."""
         for request in requests:
             if not request.context.get("constraints"):
                 raise ValueError("a @revise model needs prompts with checkable constraints (e.g. "
                                  "builtin:verifiable:...); this prompt has none")
-        drafts = self.inner.generate([independent_request(r, "revise") for r in requests])
+        return self.inner, [independent_request(r, "revise") for r in requests]
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        inner, draft_requests = self.drafts(requests)
+        drafts = inner.generate(draft_requests)
         results = []
         for request, draft in zip(requests, drafts):
             task = request.messages[-1]["content"].split("\n\n")[0]
