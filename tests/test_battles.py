@@ -120,6 +120,8 @@ def test_a_target_and_its_revise_drafts_decode_in_one_call(pico_model_dir, tmp_p
         assert all("repaired" in row.completion_b.meta for row in rows)
         assert [row.completion_a.text for row in rows] == [c.text for c in target.generate(requests)]
         assert model.num_generated - generated == 8  # the wrapper's drafts and the answers were all stored
+        run_battles(target_vs_opponents("t", ["r"], prompts), {"t": target, "r": revise}, store, params)
+        assert model.num_generated - generated == 8 and model.batches_run - batches == 1  # a rerun asks for nothing
 
 
 def target_and_best_of(model_dir, store, n: int, params, prompts: int):

@@ -156,18 +156,21 @@ def generate_shared_drafts(calls: Sequence[tuple[object, list[GenerationRequest]
     """Where one contestant wraps another (`target@revise` drafts with the target itself), ask the inner model
     for its own answers and for the wrapper's drafts in one call, before the contestants are asked one by one:
     a decode step's fixed cost is then shared by both sets (the quickstart's 64 answers and 64 drafts: 48.0 s
-    in one call against 62.4 s in two, bf16 on 2 cores, bench/battle_batching.py). Only where the store caches the inner model's
-    answers, so the calls that follow find them all stored; otherwise (or when the inner model answers nothing
-    here itself) the wrapper asks for its drafts as usual. `calls`: (generator, requests) per contestant."""
+    in one call against 62.4 s in two, bf16 on 2 cores, bench/battle_batching.py). Only where the store caches
+    the inner model's answers, so the calls that follow find them all stored, and only for the wrapper's
+    answers not stored yet (a rerun asks for nothing); otherwise, or when the inner model answers nothing here
+    itself, the wrapper asks for its drafts as usual. `calls`: (generator, requests) per contestant."""
     cached = {generator.fingerprint: (generator, requests) for generator, requests in calls
               if hasattr(generator, "store")}
     together: dict[str, list[GenerationRequest]] = {}
     for generator, requests in calls:
         wrapper = getattr(generator, "inner", None)
-        if not hasattr(wrapper, "drafts"):
+        if not hasattr(wrapper, "drafts") or not hasattr(generator, "store"):
             continue
-        inner, drafts = wrapper.drafts(requests)
-        if inner.fingerprint in cached and hasattr(inner, "store"):
+        keys = generator.keys(requests)
+        stored = generator.store.get_completions(keys)
+        inner, drafts = wrapper.drafts([r for r, key in zip(requests, keys) if key not in stored])
+        if drafts and inner.fingerprint in cached and hasattr(inner, "store"):
             together.setdefault(inner.fingerprint, list(cached[inner.fingerprint][1])).extend(drafts)
     for fingerprint, requests in together.items():
         cached[fingerprint][0].generate(requests)
