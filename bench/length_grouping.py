@@ -11,7 +11,8 @@ Grouping is not free for SFT, though: its loss is averaged over the trained toke
 short answer shares the step with long ones and weighs little; in a grouped step it shares it with other
 short answers and weighs several times more. Before timing, the script prints each length quartile's
 expected share of an epoch's SFT gradient weight under both samplers (transformers' own samplers, averaged
-over shuffles; no model runs), `--weights-only` prints only that.
+over shuffles; no model runs), and the padded tokens of SFT's steps cut by length (train/sft.py) against random
+micro-batches; `--weights-only` prints only those.
 
     python bench/length_grouping.py RUN_DIR     # a folder of `arena run` (quickstart), round 1 done
 """
@@ -56,6 +57,7 @@ def main() -> None:
 
     sft = settings("sft")
     print_weight_shares(rows("sft"), base, sft.batch_size * sft.grad_accum)
+    print_balanced_padding(rows("sft"), base, sft.batch_size, sft.grad_accum, int(sft.epochs))
     if args.weights_only:
         return
 
@@ -125,6 +127,35 @@ def print_weight_shares(rows: list[dict], model_dir, step_rows: int, shuffles: i
         share_grouped = sum(grouped_shares[i] for i in members)
         print(f"  quartile {q + 1}, answers of {low}-{high} tokens: {share_random:.1%} of the weight in random "
               f"steps, {share_grouped:.1%} grouped ({share_grouped / share_random:.2f}x)", flush=True)
+
+
+def print_balanced_padding(rows: list[dict], model_dir, batch_size: int, grad_accum: int, epochs: int,
+                           shuffles: int = 50) -> None:
+    """Padded tokens of SFT's micro-batches when each optimizer step's rows are cut by length (transformers'
+    `BatchRebalanceSampler`, what train/sft.py uses without group_by_length) against random micro-batches
+    (`RandomSampler`), over `epochs` epochs, averaged over `shuffles` seeds. Same rows per step either way in
+    distribution, and SFT's loss is averaged over the step's tokens, so only the padding differs."""
+    import torch
+    from torch.utils.data import RandomSampler
+    from transformers import AutoTokenizer
+    from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lengths = [len(tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
+               for row in rows]
+    balanced = randomly = 0
+    for seed in range(shuffles):
+        for epoch in range(epochs):
+            sampler = BatchRebalanceSampler(lengths, batch_size * grad_accum, 1, grad_accum, seed=seed)
+            sampler.set_epoch(epoch)
+            balanced += sum(len(batch) * max(lengths[i] for i in batch) for batch in sampler)
+            shuffled = torch.Generator().manual_seed(seed * epochs + epoch)
+            order = list(RandomSampler(range(len(rows)), generator=shuffled))
+            randomly += sum(len(b) * max(lengths[i] for i in b)
+                            for b in (order[k:k + batch_size] for k in range(0, len(order), batch_size)))
+    print(f"SFT padded tokens over {epochs} epochs ({len(rows)} rows, {sum(lengths) * epochs} real, {shuffles} "
+          f"shuffles): random micro-batches {randomly / shuffles:.0f}, steps cut by length {balanced / shuffles:.0f} "
+          f"({randomly / balanced:.2f}x fewer)", flush=True)
 
 
 if __name__ == "__main__":

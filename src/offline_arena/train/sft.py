@@ -55,7 +55,8 @@ def balanced_steps(trainer_cls, settings: TrainSettings):
     their number (transformers' `num_items_in_batch`, across gradient-accumulation micro-batches and ranks), so
     which of a step's rows share a micro-batch changes only the padding, not the gradient. With
     `grad_accum: 2` and 4 rows a micro-batch, the quickstart's 64 SFT rows (one seed-0 run's) are padded to
-    30.1K tokens over their two epochs instead of 35.6K (24.1K real; mean over 50 shuffles). Not for DPO:
+    30.1K tokens over their two epochs instead of 35.6K (24.1K real; mean over 50 shuffles; `python
+    bench/length_grouping.py RUN_DIR --weights-only`). Not for DPO:
     its NLL term is averaged over a micro-batch's tokens."""
 
     class BalancedSteps(trainer_cls):
