@@ -244,17 +244,48 @@ def test_a_stage_changes_its_settings_from_the_round_its_recipe_says():
     assert not third.from_round
 
 
+def test_a_stage_runs_only_in_the_rounds_it_does_not_skip(tmp_path):
+    from offline_arena.plan import format_plan, plan
+    from offline_arena.shards import file_slots
+
+    path = write_recipe(tmp_path / "r.yaml", rounds=3, prompts={"source": "p.jsonl", "per_stage": 5, "heldout": 7},
+                        stages=[{"kind": "sft", "from_round": {2: {"skip": True}}},
+                                {"kind": "dpo"},
+                                {"kind": "rm_ppo", "skip": True, "from_round": {3: {"skip": False}}}])
+    recipe = load_recipe(path)
+    assert [[s.kind for s in recipe.stages_in_round(r)] for r in (1, 2, 3)] == [["sft", "dpo"], ["dpo"], ["dpo", "rm_ppo"]]
+    p = plan(recipe)
+    assert p["training_stages"] == 5 and p["evaluated_checkpoints"] == 6  # and the base
+    assert "round 1: sft -> dpo; round 2: dpo; round 3: dpo -> rm_ppo (5 training stages)" in format_plan(p)
+    assert [row["stage"] for row in p["rows"] if not row["stage"].startswith("eval")] == [
+        "round1/sft", "round1/dpo", "round2/dpo", "round3/dpo", "round3/rm_ppo"]
+    # A prompt file is dealt only to the stages that run: no slot is kept for round 2's SFT.
+    assert file_slots(recipe) == [("heldout", 7), ("round1/sft", 5), ("round1/dpo", 5), ("round2/dpo", 5),
+                                  ("round3/dpo", 5), ("round3/rm", 5)]  # rm_ppo's prompt slot
+    never = write_recipe(tmp_path / "never.yaml", stages=[{"kind": "sft", "skip": True}])
+    assert load_recipe(never).stages_in_round(1) == []
+
+
 def test_a_run_trains_later_rounds_with_their_changed_settings(tmp_path, pico_model_dir, pico_reward_dir):
     keep = {"require_stopped": False, "require_passing": False}
     tiny = {"max_steps": 1, "batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "runaway_tolerance": 1.0}
     recipe = write_recipe(
         tmp_path / "r.yaml", target=str(pico_model_dir), judge=f"rm:{pico_reward_dir}", rounds=2,
         prompts={"per_stage": 8, "heldout": 4}, generation={"max_new_tokens": 8, "batch_size": 8},
-        stages=[{"kind": "sft", "train": tiny, "min_rows": 1, "data": keep, "from_round": {2: {"min_rows": 1000}}}],
+        stages=[{"kind": "sft", "train": tiny, "min_rows": 1, "data": keep, "from_round": {2: {"min_rows": 1000}}},
+                {"kind": "dpo", "train": tiny, "min_rows": 1, "data": keep, "skip": True,
+                 "from_round": {2: {"skip": False}}}],
         evaluation={"bootstrap_rounds": 10, "leaderboard": False})
     run = subprocess.run([sys.executable, "-m", "offline_arena.cli", "run", str(recipe), "--run-dir",
                           str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    first, second = json.loads((tmp_path / "run" / "summary.json").read_text())["stages"][1:]
+    stages = json.loads((tmp_path / "run" / "summary.json").read_text())["stages"]
+    assert [s["model_name"] for s in stages] == ["base", "r1-sft", "r2-sft", "r2-dpo"]  # no r1-dpo: it skips round 1
+    assert not (tmp_path / "run" / "round1" / "dpo").exists()
+    first, second, dpo = stages[1:]
     assert not first["train"].get("skipped")  # round 1: its own min_rows (1)
     assert second["train"].get("skipped") and "(< min_rows 1000)" in run.stdout  # round 2: the changed one
+    # Round 2's DPO starts from the model round 2's SFT passed on (r1-sft's checkpoint, SFT skipped training),
+    # and its family guard compares it with that stage.
+    assert not dpo["train"].get("skipped") and second["checkpoint"] == first["checkpoint"]
+    assert "[round 2 dpo] family guard vs r2-sft" in run.stdout

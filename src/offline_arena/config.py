@@ -266,7 +266,8 @@ class Merge(Strict):
         return self
 
 
-ROUND_SETTINGS = {"train", "ppo", "data", "min_rows"}  # what `from_round` may change: how a stage trains, not what it is
+# What `from_round` may change: how a stage trains, not what it is, and whether it runs in that round at all.
+ROUND_SETTINGS = {"train", "ppo", "data", "min_rows", "skip"}
 
 
 def _merged(base: dict, change: dict) -> dict:
@@ -285,9 +286,13 @@ class Stage(Strict):
     prompts: int | None = Field(None, ge=1, description="fresh prompts this stage battles on (null: prompts.per_stage)")
     teacher: str | None = Field(None, description="distill only: the teacher model spec; it must share the target's tokenizer")
     merge: Merge = Field(default_factory=Merge, description="merge only: what is merged, how, and what becomes of it")
+    skip: bool = Field(False, description=(
+        "the stage does not run (no battles, no training, no evaluation); with from_round it runs in some rounds "
+        "only: SFT in round 1 alone is `from_round: {2: {skip: true}}`, a stage from round 2 on is `skip: true, "
+        "from_round: {2: {skip: false}}`"))
     from_round: dict[int, dict] = Field(default_factory=dict, description=(
-        "settings that change in later rounds: {R: {train: {...}, ppo: ..., data: ..., min_rows: N}} applies "
-        "from round R on, merged over the stage's own (dicts key by key, anything else replaced)"))
+        "settings that change in later rounds: {R: {train: {...}, ppo: ..., data: ..., min_rows: N, skip: B}} "
+        "applies from round R on, merged over the stage's own (dicts key by key, anything else replaced)"))
 
     @model_validator(mode="after")
     def _later_rounds(self) -> "Stage":
@@ -452,6 +457,12 @@ class Recipe(Strict):
             if stage.kind == "merge":
                 _check_merge_inputs(stage.merge, index)
         return self
+
+    def stages_in_round(self, round_index: int) -> list[Stage]:
+        """The stages that run in `round_index`, in order, each with its `from_round` changes merged in; a
+        stage that skips the round is left out."""
+        stages = [stage.for_round(round_index) for stage in self.stages]
+        return [stage for stage in stages if not stage.skip]
 
 
 def _check_merge_inputs(merge: Merge, index: int) -> None:

@@ -52,7 +52,7 @@ def plan(recipe: Recipe) -> dict:
     # The opponents answer the held-out prompts once; each evaluated checkpoint adds its own answers.
     add("eval base (held-out)", recipe.prompts.heldout)
     for r in range(1, recipe.rounds + 1):
-        for stage in recipe.stages:
+        for stage in recipe.stages_in_round(r):
             kind = KINDS[stage.kind]
             if kind.battles:
                 add(f"round{r}/{stage.kind}", stage_prompt_count(recipe, stage.kind))
@@ -75,20 +75,26 @@ def plan(recipe: Recipe) -> dict:
                             ("opponent_cost", cached_cost)):
             row[key] -= amount
             totals[key] -= amount
-    training_stages = recipe.rounds * sum(KINDS[s.kind].trains for s in recipe.stages)
+    rounds = [recipe.stages_in_round(r) for r in range(1, recipe.rounds + 1)]
+    training_stages = sum(KINDS[s.kind].trains for stages_of_round in rounds for s in stages_of_round)
     gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
     cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
             "gpu": gpu_hours * recipe.prices.gpu_hour}
     cost["total"] = sum(cost.values())
     return {"recipe": recipe.name, "rounds": recipe.rounds, "stages_per_round": [s.kind for s in recipe.stages],
+            "stages_by_round": [[s.kind for s in stages_of_round] for stages_of_round in rounds],
             "training_stages": training_stages, "rows": stages, "totals": totals, "gpu_hours": gpu_hours,
             "cost": cost, "suites": dict(recipe.evaluation.suites),
-            "evaluated_checkpoints": 1 + recipe.rounds * len(recipe.stages)}
+            "evaluated_checkpoints": 1 + sum(len(stages_of_round) for stages_of_round in rounds)}
 
 
 def format_plan(p: dict) -> str:
-    lines = [f"recipe {p['recipe']}: {p['rounds']} round(s) of {' -> '.join(p['stages_per_round'])} "
-             f"({p['training_stages']} training stages)",
+    by_round = p["stages_by_round"]
+    if all(kinds == p["stages_per_round"] for kinds in by_round):
+        shape = f"{p['rounds']} round(s) of {' -> '.join(p['stages_per_round'])}"
+    else:  # some stage skips some rounds (skip / from_round)
+        shape = "; ".join(f"round {r}: {' -> '.join(kinds) or 'nothing'}" for r, kinds in enumerate(by_round, 1))
+    lines = [f"recipe {p['recipe']}: {shape} ({p['training_stages']} training stages)",
              f"{'stage':<28} {'prompts':>7} {'battles':>7} {'generations':>11} {'judge calls':>11} {'max tokens':>11}"]
     for row in p["rows"]:
         lines.append(f"{row['stage']:<28} {row['prompts']:>7} {row['battles']:>7} {row['generations']:>11} "

@@ -57,7 +57,7 @@ def _splits(recipe: Recipe) -> list[tuple[str, str, object]]:
 
     splits = [("heldout", "evaluation", lambda: (heldout_prompts(recipe), None))]
     for r in range(1, recipe.rounds + 1):
-        for stage in recipe.stages:
+        for stage in recipe.stages_in_round(r):
             if KINDS[stage.kind].prompt_slot is not None:
                 splits.append((f"round{r}/{stage.kind}", stage.kind,
                                lambda r=r, kind=stage.kind: stage_shard(recipe, r, kind)))

@@ -78,12 +78,17 @@ def _split(recipe: Recipe, split: str, n: int) -> list:
 
 def file_slots(recipe: Recipe) -> list[tuple[str, int]]:
     """(split, size) of a prompt file's shards in dealing order: held-out first, then round by round the
-    recipe's stages that take prompts, in the table's order. Only the recipe's stages take prompts: a file
+    recipe's stages that take prompts, in the table's order. Only the stages that run take prompts: a file
     of Arena Learning's size (276K prompts, 9 stages of ~30K) is dealt whole, not into slots for kinds the
-    run never has. Held-out and round 1's first stage are the same for every recipe over a file."""
-    kinds = [k for k in KINDS.values() if k.prompt_slot is not None and any(s.kind == k.name for s in recipe.stages)]
+    run never has, nor for a stage in a round it skips. Held-out and round 1's first stage are the same for
+    every recipe over a file."""
+    def kinds(round_index: int) -> list:
+        running = {s.kind for s in recipe.stages_in_round(round_index)}
+        return [k for k in KINDS.values() if k.prompt_slot is not None and k.name in running]
+
     return [(HELDOUT, recipe.prompts.heldout)] + [
-        (f"round{r}/{k.prompt_slot}", stage_prompt_count(recipe, k.name)) for r in range(1, recipe.rounds + 1) for k in kinds]
+        (f"round{r}/{k.prompt_slot}", stage_prompt_count(recipe, k.name)) for r in range(1, recipe.rounds + 1)
+        for k in kinds(r)]
 
 
 def file_split(source: str, split: str, n: int, recipe: Recipe) -> list:

@@ -89,8 +89,8 @@ def _run_locked(recipe: Recipe, folder: RunFolder, log, decontamination: dict | 
         current_name, current_model = BASE_NAME, recipe.target
         for round_index in range(1, recipe.rounds + 1):
             ctx.round_starts[round_index] = current_model
-            for stage in recipe.stages:
-                summary = run_stage(ctx, round_index, stage.for_round(round_index), current_name, current_model, log)
+            for stage in recipe.stages_in_round(round_index):
+                summary = run_stage(ctx, round_index, stage, current_name, current_model, log)
                 history.append(summary)
                 if summary.get("promoted", True):  # a merge may only join the leaderboard
                     current_name, current_model = summary["model_name"], summary["checkpoint"]

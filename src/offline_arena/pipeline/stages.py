@@ -165,7 +165,7 @@ def started_from(ctx, folder: StageFolder) -> tuple[str, StageFolder]:
     """The name and folder of the model the stage in `folder` started from: the last stage before it (in
     round and recipe order) whose done.json says its model was promoted, else the base. Read from the run
     folder, so a resumed run finds it as the first run did."""
-    order = [(r, s.kind) for r in range(1, ctx.recipe.rounds + 1) for s in ctx.recipe.stages]
+    order = [(r, s.kind) for r in range(1, ctx.recipe.rounds + 1) for s in ctx.recipe.stages_in_round(r)]
     for round_index, kind in reversed(order[:order.index((folder.round, folder.kind))]):
         prior = ctx.folder.stage(round_index, kind)
         done = read_json(prior.done)

@@ -84,10 +84,21 @@ def collect_run_files(run_dir: str | Path) -> RunFiles:
                                       summary=summary if isinstance(summary, dict) else None,
                                       curves=training_curves(folder)))
     rounds = int((recipe or {}).get("rounds") or 0)
-    planned = [stage_folder_name(r, kind) for r in range(1, rounds + 1) for kind in recipe_stages]
+    stages = (recipe or {}).get("stages", [])
+    planned = [stage_folder_name(r, s.get("kind")) for r in range(1, rounds + 1) for s in stages if not _skips(s, r)]
     board = read_json(run.leaderboard_json)
     return RunFiles(run_dir, recipe if isinstance(recipe, dict) else None, checkpoints, in_progress, done_stages, planned,
                     board if isinstance(board, list) else None)
+
+
+def _skips(stage: dict, round_index: int) -> bool:
+    """Whether a stage of the saved recipe.json skips `round_index` (config.Stage.for_round, on the saved
+    dict: the report reads a run folder without validating its recipe)."""
+    skip = bool(stage.get("skip", False))
+    for first, change in sorted((int(k), v) for k, v in (stage.get("from_round") or {}).items()):
+        if first <= round_index and isinstance(change, dict) and "skip" in change:
+            skip = bool(change["skip"])
+    return skip
 
 
 def training_curves(folder: StageFolder) -> list[TrainingCurve]:
