@@ -21,7 +21,7 @@ from offline_arena.config import RecipeError, load_recipe
 def test_dry_run_of_bundled_recipes(capsys):
     assert main(["run", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "recipe quickstart: 1 round(s) of sft -> dpo -> rm_ppo" in out
+    assert "recipe quickstart: round 1: sft -> dpo (2 training stages)" in out  # its RM + PPO is skipped
     # The reference recipe plans Arena Learning's scale and needs the user's prompt file: the plan and its
     # budget are printed, then what is missing.
     assert main(["run", "arena-learning-7b", "--dry-run"]) == 2
