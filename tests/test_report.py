@@ -187,6 +187,19 @@ def test_report_of_a_partly_finished_run(pico_run, tmp_path):
     assert "round2/sft" in data["tags"]  # its battles are browsable already
 
 
+def test_a_report_plans_only_the_stages_that_run_in_each_round(pico_run, tmp_path):
+    """A stage that skips a round (`skip`, changed per round by `from_round`) is not counted as planned there:
+    with a DPO stage that runs from round 2 on, the pico run (two rounds of SFT) plans three stages, not four."""
+    partial = tmp_path / "partial"
+    shutil.copytree(pico_run, partial, ignore=shutil.ignore_patterns("checkpoint", "report.html", "*.png"))
+    recipe = json.loads((partial / "recipe.json").read_text())
+    recipe["stages"].append({"kind": "dpo", "skip": True, "from_round": {"2": {"skip": False}}})
+    (partial / "recipe.json").write_text(json.dumps(recipe))
+    (partial / "summary.json").unlink()
+    html = write_report(partial).read_text()
+    assert "2 of 3 stages done" in html
+
+
 def test_report_of_a_big_store_stays_small(tmp_path):
     """3,000 battles with long answers, no recipe (an `arena battle` folder): the browser keeps the latest
     ones, answers are cut to the shared budget, and ratings are fitted from the battles themselves."""
