@@ -51,8 +51,9 @@ def plan(recipe: Recipe) -> dict:
 
     # The opponents answer the held-out prompts once; each evaluated checkpoint adds its own answers.
     add("eval base (held-out)", recipe.prompts.heldout)
-    for r in range(1, recipe.rounds + 1):
-        for stage in recipe.stages_in_round(r):
+    rounds = [recipe.stages_in_round(r) for r in range(1, recipe.rounds + 1)]
+    for r, stages_of_round in enumerate(rounds, 1):
+        for stage in stages_of_round:
             kind = KINDS[stage.kind]
             if kind.battles:
                 add(f"round{r}/{stage.kind}", stage_prompt_count(recipe, stage.kind))
@@ -75,7 +76,6 @@ def plan(recipe: Recipe) -> dict:
                             ("opponent_cost", cached_cost)):
             row[key] -= amount
             totals[key] -= amount
-    rounds = [recipe.stages_in_round(r) for r in range(1, recipe.rounds + 1)]
     training_stages = sum(KINDS[s.kind].trains for stages_of_round in rounds for s in stages_of_round)
     gpu_hours = training_stages * recipe.gpu_hours_per_stage * recipe.prices.gpus
     cost = {"opponents": totals["opponent_cost"], "judge": totals["judge_tokens"] / 1000 * recipe.prices.judge_per_1k_tokens,
